@@ -1,0 +1,53 @@
+"""bertkit: BERT end to end, with the names users already type.
+
+    from bertkit import BertTokenizer, BertModel
+    tokenizer = BertTokenizer.from_pretrained("path/to/folder")
+
+Names are imported lazily so that `import bertkit` (and the CLI's --help) does not pay for torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC: dict[str, str] = {
+    # tokenizer
+    "BertTokenizer": "bertkit.tokenizer",
+    "BertTokenizerFast": "bertkit.tokenizer",
+    "AutoTokenizer": "bertkit.tokenizer",
+    "BatchEncoding": "bertkit.tokenizer",
+    "train_wordpiece": "bertkit.tokenizer.trainer",
+    # model
+    "BertConfig": "bertkit.model",
+    "BertModel": "bertkit.model",
+    "BertForMaskedLM": "bertkit.model",
+    "BertForNextSentencePrediction": "bertkit.model",
+    "BertForPreTraining": "bertkit.model",
+    "BertForSequenceClassification": "bertkit.model",
+    "BertForTokenClassification": "bertkit.model",
+    "BertForQuestionAnswering": "bertkit.model",
+    "BertForMultipleChoice": "bertkit.model",
+    "AutoModel": "bertkit.model",
+    "AutoModelForMaskedLM": "bertkit.model",
+    "AutoModelForSequenceClassification": "bertkit.model",
+    "AutoModelForTokenClassification": "bertkit.model",
+    "AutoModelForQuestionAnswering": "bertkit.model",
+    # pipelines
+    "pipeline": "bertkit.pipelines",
+    "FillMaskPipeline": "bertkit.pipelines",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bertkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__ + ["__version__"]
