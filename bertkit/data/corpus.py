@@ -1,0 +1,498 @@
+"""`bertkit prepare-corpus`: raw text -> memory-mapped token shards for pretraining.
+
+    bertkit prepare-corpus wiki.tar.xz more.txt --tokenizer path/to/vocab-folder --out data/shards
+
+Inputs (auto-detected, or `--format`):
+- lines: one sentence per line, blank lines between documents (`.txt`, also `.xz`/`.gz`/`.bz2` compressed);
+- jsonl: one JSON object per line with the document in a text field (`--text-field`, default "text");
+- wikiextractor: `<doc ...>` title, paragraphs `</doc>` (plain files or a `.tar[.xz|.gz]` of them);
+  title-only documents (redirects, stubs) are skipped and paragraphs are split into sentences.
+
+Output folder:
+
+    corpus.json                      header: dtype, vocab size, special ids, the shards of each split
+    tokenizer/                       the tokenizer the ids belong to (pretraining reloads it from here)
+    train-00000.tokens.bin           token ids, uint16 (uint32 when the vocabulary needs it), back to back
+    train-00000.sentences.bin        int64 offsets: sentence i is tokens[s[i]:s[i+1]]
+    train-00000.documents.bin        int64 offsets: document j is sentences d[j]..d[j+1]
+    valid-00000.*                    held-out documents (`--valid-fraction`), for evaluation
+
+Everything is streamed: documents are read, tokenized in small batches and appended to the files, so
+memory stays bounded by one chunk (`chunk_tokens`) whatever the corpus size. `corpus.json` is written
+last (atomically), so a folder with a header is complete.
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+HEADER = "corpus.json"
+FORMAT_NAME = "bertkit-token-shards"
+FORMATS = ("auto", "lines", "jsonl", "wikiextractor")
+
+# ------------------------------------------------------------------ sentence splitting
+# A light rule-based splitter for paragraphs (WikiExtractor, JSONL): split after . ! ? followed by space and
+# an upper-case letter, digit or opening quote, unless the word before the period is a known abbreviation
+# or a single initial ("J. R. R. Tolkien").
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "no", "vs", "etc", "inc", "ltd", "co", "corp",
+    "gen", "col", "lt", "sgt", "capt", "rev", "gov", "sen", "rep", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "e.g", "i.e", "u.s", "u.k", "approx", "est", "fig", "vol", "pp", "op",
+}
+_BOUNDARY = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split a paragraph into sentences (rule-based; good enough for encyclopedic text)."""
+    sentences: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(paragraph):
+        end = match.end(1)
+        words = paragraph[start:match.start(1) + 1].split()
+        last = words[-1].rstrip(".").lower() if words else ""
+        if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            continue
+        sentence = paragraph[start:end].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = match.end()
+    tail = paragraph[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+# ------------------------------------------------------------------ readers: files -> documents (lists of sentences)
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file, transparently decompressing .xz / .gz / .bz2."""
+    name = path.name.lower()
+    if name.endswith(".xz"):
+        return lzma.open(path, "rt", encoding="utf-8", errors="replace")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def read_lines_documents(lines: Iterable[str], split: bool = False) -> Iterator[list[str]]:
+    """One sentence per line, documents separated by blank lines (`split=True`: lines are paragraphs)."""
+    doc: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            if doc:
+                yield doc
+                doc = []
+            continue
+        doc.extend(split_sentences(line) if split else [line])
+    if doc:
+        yield doc
+
+
+def read_jsonl_documents(lines: Iterable[str], text_field: str = "text", source: str = "") -> Iterator[list[str]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}:{number}: not valid JSON ({error.msg}); JSONL needs one object per line") from None
+        if not isinstance(record, dict) or text_field not in record:
+            raise ValueError(f"{source}:{number}: no {text_field!r} field; pass --text-field with the name of the text field")
+        doc = [s for paragraph in str(record[text_field]).splitlines() for s in split_sentences(paragraph)]
+        if doc:
+            yield doc
+
+
+def read_wikiextractor_documents(lines: Iterable[str]) -> Iterator[list[str]]:
+    """WikiExtractor output: `<doc ...>`, the title line, paragraphs, `</doc>`; title-only documents skipped."""
+    doc: list[str] | None = None
+    title_pending = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("<doc ") or stripped == "<doc>":
+            doc, title_pending = [], True
+            continue
+        if stripped == "</doc>":
+            if doc:
+                yield doc
+            doc = None
+            continue
+        if doc is None or not stripped:
+            continue
+        if title_pending:  # the first non-empty line repeats the title
+            title_pending = False
+            continue
+        doc.extend(split_sentences(stripped))
+    if doc:
+        yield doc
+
+
+def _sniff(first_line: str, name: str) -> str:
+    if name.endswith((".jsonl", ".jsonl.xz", ".jsonl.gz", ".json", ".ndjson")):
+        return "jsonl"
+    head = first_line.lstrip()
+    if head.startswith("<doc"):
+        return "wikiextractor"
+    if head.startswith("{"):
+        return "jsonl"
+    return "lines"
+
+
+def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field: str) -> Iterator[list[str]]:
+    first = next(lines, None)
+    if first is None:
+        return
+    if fmt == "auto":
+        fmt = _sniff(first, name.lower())
+    stream = _chain([first], lines)
+    if fmt == "lines":
+        yield from read_lines_documents(stream)
+    elif fmt == "jsonl":
+        yield from read_jsonl_documents(stream, text_field, source=name)
+    elif fmt == "wikiextractor":
+        yield from read_wikiextractor_documents(stream)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
+
+
+def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_field: str = "text") -> Iterator[list[str]]:
+    """Every document (a list of sentence strings) of the inputs, streamed in order.
+
+    A folder means its files (sorted, recursively); a tar archive means its members (sorted).
+    """
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"input {path} does not exist; pass text files, JSONL files, folders or tar archives")
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not files:
+                raise ValueError(f"folder {path} holds no files")
+            yield from iter_documents(files, fmt, text_field)
+        elif ".tar" in path.name.lower() or path.name.lower().endswith(".tgz"):
+            with tarfile.open(path, "r:*") as archive:
+                members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
+                for member in members:
+                    handle = archive.extractfile(member)
+                    if handle is None:
+                        continue
+                    with io.TextIOWrapper(handle, encoding="utf-8", errors="replace") as text:
+                        yield from _documents_from_stream(iter(text), fmt, member.name, text_field)
+        else:
+            with open_text(path) as text:
+                yield from _documents_from_stream(iter(text), fmt, path.name, text_field)
+
+
+# ------------------------------------------------------------------ tokenization
+def encode_sentences(tokenizer: Any, sentences: list[str]) -> list[list[int]]:
+    """Token ids of each sentence, without special tokens."""
+    encoded = tokenizer(sentences, add_special_tokens=False)
+    return list(encoded["input_ids"])
+
+
+# ------------------------------------------------------------------ writing shards
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
+
+
+@dataclass
+class _OpenShard:
+    name: str
+    tokens_file: Any
+    sentences_file: Any
+    documents_file: Any
+    n_tokens: int = 0
+    n_sentences: int = 0
+    n_documents: int = 0
+    pending_tokens: list = field(default_factory=list)
+    pending_sentence_starts: list = field(default_factory=list)
+    pending_document_starts: list = field(default_factory=list)
+    pending_count: int = 0
+
+
+class ShardWriter:
+    """Appends documents (lists of id arrays) to `{split}-NNNNN.*.bin` files, flushing every `chunk_tokens`."""
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, shard_tokens: int, chunk_tokens: int) -> None:
+        self.folder, self.split, self.dtype = folder, split, dtype
+        self.shard_tokens, self.chunk_tokens = shard_tokens, chunk_tokens
+        self.shards: list[dict[str, Any]] = []
+        self._open: _OpenShard | None = None
+
+    def add_document(self, sentences: list[np.ndarray]) -> None:
+        if self._open is None:
+            name = f"{self.split}-{len(self.shards):05d}"
+            self._open = _OpenShard(
+                name,
+                open(self.folder / f"{name}.tokens.bin", "wb"),
+                open(self.folder / f"{name}.sentences.bin", "wb"),
+                open(self.folder / f"{name}.documents.bin", "wb"),
+            )
+        shard = self._open
+        shard.pending_document_starts.append(shard.n_sentences)
+        for ids in sentences:
+            shard.pending_sentence_starts.append(shard.n_tokens)
+            shard.pending_tokens.append(ids.astype(self.dtype, copy=False))
+            shard.n_tokens += len(ids)
+            shard.n_sentences += 1
+            shard.pending_count += len(ids)
+        shard.n_documents += 1
+        if shard.pending_count >= self.chunk_tokens:
+            self._flush(shard)
+        if shard.n_tokens >= self.shard_tokens:
+            self._close_shard()
+
+    def _flush(self, shard: _OpenShard) -> None:
+        if shard.pending_tokens:
+            shard.tokens_file.write(np.concatenate(shard.pending_tokens).tobytes())
+        shard.sentences_file.write(np.asarray(shard.pending_sentence_starts, dtype=np.int64).tobytes())
+        shard.documents_file.write(np.asarray(shard.pending_document_starts, dtype=np.int64).tobytes())
+        shard.pending_tokens, shard.pending_sentence_starts, shard.pending_document_starts = [], [], []
+        shard.pending_count = 0
+
+    def _close_shard(self) -> None:
+        shard = self._open
+        if shard is None:
+            return
+        self._flush(shard)
+        # closing offsets: the end of the last sentence / document
+        shard.sentences_file.write(np.asarray([shard.n_tokens], dtype=np.int64).tobytes())
+        shard.documents_file.write(np.asarray([shard.n_sentences], dtype=np.int64).tobytes())
+        for f in (shard.tokens_file, shard.sentences_file, shard.documents_file):
+            f.close()
+        self.shards.append({"name": shard.name, "tokens": shard.n_tokens, "sentences": shard.n_sentences,
+                            "documents": shard.n_documents})
+        self._open = None
+
+    def close(self) -> list[dict[str, Any]]:
+        self._close_shard()
+        return self.shards
+
+
+def prepare_corpus(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    tokenizer: Any,
+    fmt: str = "auto",
+    text_field: str = "text",
+    valid_fraction: float = 0.01,
+    shard_tokens: int = 50_000_000,
+    chunk_tokens: int = 1 << 20,
+    batch_sentences: int = 256,
+    max_documents: int | None = None,
+    min_sentences: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Tokenize the inputs into shards under `out_dir`; returns the header (also written to corpus.json).
+
+    `valid_fraction` of the documents (chosen at random with `seed`) go to the held-out `valid` split.
+    """
+    from tqdm.auto import tqdm
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / HEADER).exists():
+        (out / HEADER).unlink()  # the folder is incomplete until the new header is written
+    for old in out.glob("*.bin"):
+        old.unlink()
+    vocab_size = len(tokenizer)  # includes added tokens
+    dtype = token_dtype(vocab_size)
+    writers = {split: ShardWriter(out, split, dtype, shard_tokens, chunk_tokens) for split in ("train", "valid")}
+    rng = np.random.default_rng(seed)
+    counts = {"documents": 0, "skipped_documents": 0, "tokens": 0}
+
+    def flush_batch(docs: list[list[str]]) -> None:
+        flat = [s for doc in docs for s in doc]
+        ids = encode_sentences(tokenizer, flat) if flat else []
+        position = 0
+        for doc in docs:
+            sentences = [np.asarray(x, dtype=np.int64) for x in ids[position:position + len(doc)]]
+            position += len(doc)
+            sentences = [s for s in sentences if len(s)]
+            if len(sentences) < min_sentences:
+                counts["skipped_documents"] += 1
+                continue
+            split = "valid" if valid_fraction and rng.random() < valid_fraction else "train"
+            writers[split].add_document(sentences)
+            counts["documents"] += 1
+            counts["tokens"] += sum(len(s) for s in sentences)
+
+    batch: list[list[str]] = []
+    batch_size = 0
+    bar = tqdm(desc="prepare-corpus", unit="doc", disable=not progress, dynamic_ncols=True)
+    seen = 0
+    for doc in iter_documents(inputs, fmt, text_field):
+        if max_documents is not None and seen >= max_documents:
+            break
+        seen += 1
+        batch.append(doc)
+        batch_size += len(doc)
+        if batch_size >= batch_sentences:
+            flush_batch(batch)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=f"{counts['tokens']:,}", refresh=False)
+            batch, batch_size = [], 0
+    if batch:
+        flush_batch(batch)
+        bar.update(len(batch))
+        bar.set_postfix(tokens=f"{counts['tokens']:,}", refresh=False)
+    bar.close()
+    if counts["documents"] == 0:
+        raise ValueError(f"no documents with text found in {', '.join(map(str, inputs))}; check --format and the files")
+
+    splits = {split: writer.close() for split, writer in writers.items()}
+    tokenizer.save_pretrained(out / "tokenizer")
+    header = {
+        "format": FORMAT_NAME,
+        "version": 1,
+        "dtype": dtype.name,
+        "vocab_size": vocab_size,
+        "special_ids": {name: int(getattr(tokenizer, f"{name}_token_id"))
+                        for name in ("cls", "sep", "mask", "pad", "unk")},
+        "tokenizer": "tokenizer",
+        "sources": [str(p) for p in inputs],
+        "documents": counts["documents"],
+        "skipped_documents": counts["skipped_documents"],
+        "tokens": counts["tokens"],
+        "splits": {k: v for k, v in splits.items()},
+    }
+    tmp = out / (HEADER + ".tmp")
+    tmp.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / HEADER)
+    return header
+
+
+# ------------------------------------------------------------------ reading shards
+@dataclass
+class Shard:
+    """One shard, memory-mapped: tokens, sentence offsets (n_sentences + 1), document offsets (n_documents + 1)."""
+
+    name: str
+    tokens: np.ndarray
+    sentence_offsets: np.ndarray
+    document_offsets: np.ndarray
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.document_offsets) - 1
+
+    def document_token_range(self, doc: int) -> tuple[int, int]:
+        first, last = self.document_offsets[doc], self.document_offsets[doc + 1]
+        return int(self.sentence_offsets[first]), int(self.sentence_offsets[last])
+
+    def sentences(self, doc: int) -> list[np.ndarray]:
+        first, last = int(self.document_offsets[doc]), int(self.document_offsets[doc + 1])
+        offs = self.sentence_offsets[first:last + 1]
+        return [self.tokens[offs[i]:offs[i + 1]] for i in range(last - first)]
+
+
+class TokenShards:
+    """The shards of one split of a prepared corpus folder."""
+
+    def __init__(self, folder: str | os.PathLike, split: str = "train") -> None:
+        self.folder = Path(folder)
+        header_path = self.folder / HEADER
+        if not header_path.is_file():
+            raise FileNotFoundError(
+                f"{self.folder} is not a prepared corpus (no {HEADER}); run `bertkit prepare-corpus ... --out {self.folder}`"
+            )
+        self.header = json.loads(header_path.read_text(encoding="utf-8"))
+        if self.header.get("format") != FORMAT_NAME:
+            raise ValueError(f"{header_path} is not a bertkit corpus header")
+        if split not in self.header["splits"]:
+            raise ValueError(f"split {split!r} not in {self.folder}; it has {', '.join(self.header['splits'])}")
+        self.split = split
+        dtype = np.dtype(self.header["dtype"])
+        self.shards: list[Shard] = []
+        for info in self.header["splits"][split]:
+            name = info["name"]
+            tokens = _memmap(self.folder / f"{name}.tokens.bin", dtype, info["tokens"])
+            sentences = _memmap(self.folder / f"{name}.sentences.bin", np.int64, info["sentences"] + 1)
+            documents = _memmap(self.folder / f"{name}.documents.bin", np.int64, info["documents"] + 1)
+            self.shards.append(Shard(name, tokens, sentences, documents))
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(self.header["special_ids"])
+
+    @property
+    def tokenizer_folder(self) -> Path:
+        return self.folder / self.header.get("tokenizer", "tokenizer")
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(s.tokens) for s in self.shards)
+
+    @property
+    def num_documents(self) -> int:
+        return sum(s.num_documents for s in self.shards)
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+
+def _memmap(path: Path, dtype: Any, count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=dtype)
+    if not path.is_file():
+        raise FileNotFoundError(f"shard file {path} is missing; re-run prepare-corpus")
+    expected = count * np.dtype(dtype).itemsize
+    if path.stat().st_size != expected:
+        raise ValueError(f"shard file {path} has {path.stat().st_size} bytes, the header says {expected}; re-run prepare-corpus")
+    return np.memmap(path, dtype=dtype, mode="r", shape=(count,))
+
+
+# ------------------------------------------------------------------ command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="text / JSONL / WikiExtractor files, folders or tar archives")
+    parser.add_argument("--out", required=True, help="output folder for the shards")
+    parser.add_argument("--tokenizer", required=True, help="folder with vocab.txt (and tokenizer_config.json)")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="input format (default: detect)")
+    parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
+    parser.add_argument("--valid-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)")
+    parser.add_argument("--shard-tokens", type=int, default=50_000_000, help="tokens per shard (default 50M)")
+    parser.add_argument("--max-documents", type=int, default=None, help="stop after this many documents")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.tokenizer import BertTokenizer
+
+    folder = Path(args.tokenizer)
+    if not folder.exists():
+        raise FileNotFoundError(f"tokenizer folder {folder} does not exist; pass a folder with vocab.txt")
+    tokenizer = BertTokenizer.from_pretrained(str(folder))
+    header = prepare_corpus(
+        args.inputs, args.out, tokenizer, fmt=args.format, text_field=args.text_field,
+        valid_fraction=args.valid_fraction, shard_tokens=args.shard_tokens, max_documents=args.max_documents,
+        seed=args.seed, progress=not args.no_progress,
+    )
+    train = sum(s["tokens"] for s in header["splits"]["train"])
+    valid = sum(s["tokens"] for s in header["splits"]["valid"])
+    print(f"{header['documents']:,} documents, {train:,} train tokens, {valid:,} held-out tokens -> {args.out}")
+    return 0

@@ -1,0 +1,482 @@
+"""The BERT encoder (Devlin et al. 2018), in plain PyTorch.
+
+    ids -> BertEmbeddings (token + segment + learned position, LayerNorm, dropout)
+        -> BertLayer x N  (self-attention -> add & LayerNorm -> GELU feed-forward -> add & LayerNorm)
+        -> last_hidden_state, and BertPooler (dense + tanh on [CLS]) -> pooler_output
+
+Module names are HuggingFace's (`embeddings.word_embeddings`, `encoder.layer.3.attention.self.query`, ...), so a
+HF state dict loads 1:1. Two ways through the encoder give the same numbers on real tokens:
+  * padded (the reference, what HF does): every layer works on [batch, seq, hidden];
+  * unpadded (`unpad=True`): the token-wise layers (projections, feed-forward, LayerNorms) run on the real tokens
+    only, [tokens, hidden], and only attention sees the padded [batch, heads, seq, head_dim] layout. On batches of
+    mixed lengths this skips the work HF spends on padding. Padding positions of the output are zeros.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .config import BertConfig
+from .outputs import BaseModelOutputWithPooling, ModelOutput
+
+
+def activation(name: str) -> nn.Module:
+    """HF's hidden_act names -> modules ("gelu" is the exact erf GELU of the original BERT)."""
+    if name == "gelu":
+        return nn.GELU()
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return nn.GELU(approximate="tanh")
+    if name in ("silu", "swish"):
+        return nn.SiLU()
+    return {"relu": nn.ReLU, "tanh": nn.Tanh}[name]()
+
+
+def attention_bias(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """[batch, seq] 1/0 mask -> additive bias [batch, 1, 1, seq] (0 keep, dtype-min drop), or None if nothing is
+    masked. A large negative number rather than -inf keeps an all-padding row finite, as HF does."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    keep = attention_mask[:, None, None, :].to(torch.bool)
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+class Unpadding:
+    """Where the real tokens of a padded [batch, seq] batch sit: `unpad` gathers them into [tokens, ...],
+    `pad` scatters [tokens, ...] back into [batch, seq, ...] with zeros on the padding."""
+
+    def __init__(self, attention_mask: Tensor) -> None:
+        self.batch_size, self.seq_len = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat positions of real tokens
+
+    def unpad(self, x: Tensor) -> Tensor:
+        return x.reshape(self.batch_size * self.seq_len, *x.shape[2:]).index_select(0, self.index)
+
+    def pad(self, x: Tensor) -> Tensor:
+        out = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:])
+        out.index_copy_(0, self.index, x)
+        return out.view(self.batch_size, self.seq_len, *x.shape[1:])
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch_size, seq_len = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
+        x = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention. Through SDPA normally; when the attention maps are wanted it
+    computes softmax(QK^T / sqrt(d) + mask) explicitly so they can be returned."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def forward(
+        self, x: Tensor, bias: Tensor | None, unpadding: Unpadding | None = None, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        if unpadding is not None:  # [tokens, hidden] -> [batch, seq, hidden]: attention needs the sequences
+            q, k, v = unpadding.pad(torch.cat([q, k, v], dim=-1)).chunk(3, dim=-1)
+        batch_size, seq_len, hidden = q.shape
+        q, k, v = (t.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        dropout_p = self.dropout_prob if self.training else 0.0
+
+        probs = None
+        if output_attentions:
+            scores = q @ k.transpose(-1, -2) * self.head_dim**-0.5
+            if bias is not None:
+                scores = scores + bias
+            probs = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)
+            context = probs @ v
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+
+        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden)
+        if unpadding is not None:
+            context = unpadding.unpad(context)
+        return context, probs
+
+
+class BertResidualOutput(nn.Module):
+    """dense -> dropout -> add the residual -> LayerNorm (post-LN). HF calls it BertSelfOutput after attention
+    and BertOutput after the feed-forward; it is one idea, so one class."""
+
+    def __init__(self, in_features: int, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertResidualOutput(config.hidden_size, config)
+
+    def forward(
+        self, x: Tensor, bias: Tensor | None, unpadding: Unpadding | None = None, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        context, probs = self.self(x, bias, unpadding, output_attentions)
+        return self.output(context, x), probs
+
+
+class BertIntermediate(nn.Module):
+    """The feed-forward's expansion: dense to intermediate_size, then GELU."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation(config.hidden_act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.intermediate_act_fn(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertResidualOutput(config.intermediate_size, config)
+
+    def forward(
+        self, x: Tensor, bias: Tensor | None, unpadding: Unpadding | None = None, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        x, probs = self.attention(x, bias, unpadding, output_attentions)
+        return self.output(self.intermediate(x), x), probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        x: Tensor,
+        bias: Tensor | None,
+        unpadding: Unpadding | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        hidden_states, attentions = [], []
+        for layer in self.layer:
+            if output_hidden_states:
+                hidden_states.append(x)
+            if self.gradient_checkpointing and self.training:
+                # recompute the layer in backward instead of storing its activations: memory for compute
+                x, probs = checkpoint(layer, x, bias, unpadding, output_attentions, use_reentrant=False)
+            else:
+                x, probs = layer(x, bias, unpadding, output_attentions)
+            if output_attentions:
+                attentions.append(probs)
+        if output_hidden_states:
+            hidden_states.append(x)
+        return x, hidden_states, attentions
+
+
+class BertPooler(nn.Module):
+    """dense + tanh on the [CLS] vector: the sentence representation the NSP and classification heads read."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class BertPreTrainedModel(nn.Module):
+    """What every BERT model shares: the config, HF's weight init, weight tying, from_pretrained/save_pretrained."""
+
+    config_class = BertConfig
+    base_model_prefix = "bert"
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise ValueError(
+                f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}: "
+                f"use {type(self).__name__}(BertConfig(...)) or {type(self).__name__}.from_pretrained(folder)"
+            )
+        config.validate()
+        self.config = config
+
+    # init and tying -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """HF's init: normal(0, initializer_range) for dense and embedding weights, zero biases, LayerNorm = 1/0."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+
+    def post_init(self) -> None:
+        """Initialise every weight, then tie the MLM decoder to the word embeddings (call at the end of __init__)."""
+        self.apply(self._init_weights)  # (the MLM output bias is the decoder's bias: zeroed as a Linear bias)
+        self.tie_weights()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return getattr(self, self.base_model_prefix).embeddings.word_embeddings
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        return None
+
+    def tie_weights(self) -> None:
+        """The MLM decoder shares the word-embedding matrix (and its bias is `cls.predictions.bias`)."""
+        decoder = self.get_output_embeddings()
+        if decoder is not None and self.config.tie_word_embeddings:
+            decoder.weight = self.get_input_embeddings().weight
+
+    # conveniences -------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        """Parameter count (tied matrices counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+
+    def gradient_checkpointing_enable(self) -> None:
+        for module in self.modules():
+            if isinstance(module, BertEncoder):
+                module.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        for module in self.modules():
+            if isinstance(module, BertEncoder):
+                module.gradient_checkpointing = False
+
+    def _return(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+    # checkpoints --------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> "BertPreTrainedModel":
+        """Load a HuggingFace-layout folder (config.json + safetensors/bin, sharded or not); keyword arguments
+        that name config fields override config.json (num_labels=3, output_hidden_states=True, ...).
+        Also: config=, torch_dtype= (or dtype=), device=, ignore_mismatched_sizes=, local_files_only=."""
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, folder: str | os.PathLike, max_shard_size: int | str | None = None) -> None:
+        """Write config.json + model.safetensors (or shards with an index when max_shard_size is given)."""
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, folder, max_shard_size=max_shard_size)
+
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder: last_hidden_state [batch, seq, hidden] and pooler_output [batch, hidden]."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def _check_inputs(self, input_ids: Tensor | None, token_type_ids: Tensor | None, inputs_embeds: Tensor | None) -> None:
+        """Clear errors instead of torch's 'index out of range in self' (checked on CPU only: on GPU the check
+        would force a device sync every batch)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        if len(shape) != 2:
+            raise ValueError(
+                f"input_ids must be [batch, seq], got shape {tuple(shape)}: add a batch dimension "
+                "(tokenizer(..., return_tensors='pt') does) or use unsqueeze(0)"
+            )
+        if shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {shape[1]} is longer than max_position_embeddings="
+                f"{self.config.max_position_embeddings}: truncate the input (tokenizer(..., truncation=True, "
+                f"max_length={self.config.max_position_embeddings}))"
+            )
+        for name, ids, rows in (("input_ids", input_ids, self.config.vocab_size),
+                                ("token_type_ids", token_type_ids, self.config.type_vocab_size)):
+            if ids is None or ids.device.type != "cpu" or ids.numel() == 0:
+                continue
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= rows:
+                bad = high if high >= rows else low
+                hint = ("the tokenizer's vocabulary does not match this model's embedding matrix: load the tokenizer "
+                        "saved with the model" if name == "input_ids" else "segment ids must be 0 or 1")
+                raise ValueError(f"{name} contains {bad}, outside the model's {rows} embedding rows; {hint}")
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        unpad: bool = False,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """unpad=True: run the token-wise layers on the real tokens only (same values on real tokens; padding
+        positions of last_hidden_state / hidden_states are zeros instead of HF's unused values)."""
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        self._check_inputs(input_ids, token_type_ids, inputs_embeds)
+
+        x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        bias = attention_bias(attention_mask, x.dtype)
+        unpadding = Unpadding(attention_mask) if unpad and bias is not None else None
+        if unpadding is not None:
+            x = unpadding.unpad(x)
+
+        x, hidden_states, attentions = self.encoder(x, bias, unpadding, output_attentions, output_hidden_states)
+        if unpadding is not None:
+            x = unpadding.pad(x)
+            hidden_states = [unpadding.pad(h) for h in hidden_states]
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=x,
+            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+        return self._return(output, return_dict)
+
+
+def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Lists of ids (unpadded), or a tokenizer's output (padded lists/tensors + attention_mask) -> unpadded lists."""
+    mask = None
+    if hasattr(inputs, "keys"):  # dict / BatchEncoding
+        mask = inputs.get("attention_mask")
+        token_type_ids = inputs.get("token_type_ids") if token_type_ids is None else token_type_ids
+        inputs = inputs["input_ids"]
+    def to_list(rows: Any) -> list[list[int]]:
+        rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+        if any(not isinstance(row, (list, tuple)) for row in rows):
+            raise ValueError("encode_batches takes a batch: a list of token-id lists (or a tokenizer's batch output)")
+        return [list(row) for row in rows]
+
+    ids = to_list(inputs)
+    types = to_list(token_type_ids) if token_type_ids is not None else None
+    if mask is not None:
+        mask = to_list(mask)
+        lengths = [sum(row) for row in mask]
+        if any(not all(row[:n]) or any(row[n:]) for row, n in zip(mask, lengths)):
+            raise ValueError("encode_batches expects right padding (attention_mask = 1...1 0...0); "
+                             "tokenize with padding_side='right' or pass unpadded id lists")
+        ids = [row[:n] for row, n in zip(ids, lengths)]
+        types = [row[:n] for row, n in zip(types, lengths)] if types is not None else None
+    return ids, types
+
+
+@torch.inference_mode()
+def encode_batches(
+    model: BertPreTrainedModel,
+    input_ids: Any,
+    token_type_ids: Any = None,
+    batch_size: int = 32,
+    output_hidden_states: bool = False,
+    unpad: bool = True,
+    progress: bool = False,
+) -> list[BaseModelOutputWithPooling]:
+    """Encode many sequences fast, with the same numbers as one padded batch through `model`.
+
+    Sorts the sequences by length so each batch pads only to its own longest (length bucketing), runs the
+    encoder with unpad=True (token-wise layers on real tokens only), and returns one output per input, in input
+    order, without padding: last_hidden_state [len_i, hidden], pooler_output [hidden] (None if the model has no
+    pooler), hidden_states (embeddings + every layer, each [len_i, hidden]) when asked.
+
+    input_ids: a list of token-id lists, or a tokenizer's batch output (dict with input_ids, attention_mask and
+    token_type_ids, padded on the right). A head model (BertFor...) is encoded through its `.bert`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    encoder: BertModel = getattr(model, "bert", model)
+    ids, types = _as_sequences(input_ids, token_type_ids)
+    if any(len(row) == 0 for row in ids):
+        raise ValueError("encode_batches got an empty sequence; every input needs at least one token ([CLS])")
+    if types is not None and [len(t) for t in types] != [len(r) for r in ids]:
+        raise ValueError("token_type_ids must have one entry per token of input_ids")
+    device, pad = encoder.device, encoder.config.pad_token_id
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    results: list[BaseModelOutputWithPooling | None] = [None] * len(ids)
+
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="encoding", unit="batch")
+    for batch in batches:
+        width = len(ids[batch[0]])  # longest first
+        input_batch = torch.full((len(batch), width), pad, dtype=torch.long)
+        type_batch = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            n = len(ids[i])
+            input_batch[row, :n] = torch.tensor(ids[i])
+            if types is not None:
+                type_batch[row, :n] = torch.tensor(types[i])
+            mask[row, :n] = 1
+        out = encoder(input_batch.to(device), mask.to(device), type_batch.to(device),
+                      output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False, return_dict=True)
+        for row, i in enumerate(batch):
+            n = len(ids[i])
+            results[i] = BaseModelOutputWithPooling(
+                last_hidden_state=out.last_hidden_state[row, :n],
+                pooler_output=out.pooler_output[row] if out.pooler_output is not None else None,
+                hidden_states=tuple(h[row, :n] for h in out.hidden_states) if output_hidden_states else None,
+            )
+    return results  # type: ignore[return-value]

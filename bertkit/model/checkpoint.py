@@ -1,0 +1,330 @@
+"""HuggingFace checkpoints in and out.
+
+Reads a folder holding config.json and the weights as model.safetensors, pytorch_model.bin, or shards listed in
+model.safetensors.index.json / pytorch_model.bin.index.json; keys with or without the `bert.` prefix; legacy
+LayerNorm `gamma`/`beta` names. Loading into another head logs, as HF does, which checkpoint weights were not used
+and which model weights are newly initialised. Writes config.json + model.safetensors (sharded on request) that
+`transformers` loads as its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .config import BertConfig
+
+logger = logging.getLogger("bertkit")
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+TORCH_WEIGHTS = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, TORCH_WEIGHTS, TORCH_INDEX)  # in order of preference
+HUB_FILES = ["config.json", "*.safetensors", "*.json", "*.txt", "pytorch_model.bin*"]
+PREFIX = "bert."
+BASE_MODULES = ("embeddings.", "encoder.", "pooler.")
+
+# from_pretrained keywords that are about loading, not config fields
+_LOADER_KEYS = {"config", "torch_dtype", "dtype", "device", "ignore_mismatched_sizes", "local_files_only",
+                "output_loading_info", "state_dict", "cache_dir", "revision", "token", "add_pooling_layer",
+                "low_cpu_mem_usage", "trust_remote_code", "use_safetensors", "force_download"}
+
+
+# --- locating the folder ----------------------------------------------------------------------------------
+def _network_available(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_folder(name_or_path: str | os.PathLike, local_files_only: bool = False, **hub_kwargs: Any) -> Path:
+    """A local folder as is; otherwise a Hugging Face Hub name, downloaded only when huggingface_hub is installed
+    and the network works (or found in its cache)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file():
+        raise ValueError(f"{path} is a file; from_pretrained takes the folder that holds config.json and the weights")
+    name = str(name_or_path)
+    how = (f"Point from_pretrained at a local folder in HuggingFace layout (config.json + model.safetensors or "
+           f"pytorch_model.bin), e.g. BertModel.from_pretrained('/path/to/{Path(name).name}'). To get one, run "
+           f"`huggingface-cli download {name} --local-dir {Path(name).name}` on a machine with network access "
+           "and copy the folder here.")
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise FileNotFoundError(f"{name!r} is not a local folder and huggingface_hub is not installed. {how}") from None
+    try:  # already in the local hub cache?
+        return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True, **hub_kwargs))
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        pass
+    if local_files_only or not _network_available():
+        raise FileNotFoundError(f"{name!r} is not a local folder, and there is no network to fetch it from the "
+                                f"Hugging Face Hub. {how}")
+    try:
+        return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, **hub_kwargs))
+    except Exception as err:  # noqa: BLE001 - repository missing, gated, network error...
+        raise FileNotFoundError(f"{name!r} is not a local folder and downloading it from the Hugging Face Hub "
+                                f"failed ({type(err).__name__}: {err}). {how}") from err
+
+
+# --- reading weights --------------------------------------------------------------------------------------
+def _read_file(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} is missing: the folder is incomplete, copy it again")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - safetensors/pickle raise many kinds on a bad file
+        raise ValueError(f"could not read weights file {path} ({type(err).__name__}: {err}); the file is truncated "
+                         "or corrupt: copy or download it again") from err
+
+
+def read_state_dict(folder: Path) -> tuple[dict[str, Tensor], Path]:
+    """All tensors of the folder's checkpoint (single file or shards) and the file they came from."""
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if not name.endswith(".index.json"):
+            return _read_file(path), path
+        try:
+            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a valid shard index ({err}); restore the file") from err
+        state: dict[str, Tensor] = {}
+        for shard in sorted(set(weight_map.values())):
+            state.update(_read_file(folder / shard))
+        missing = sorted(set(weight_map) - set(state))
+        if missing:
+            raise ValueError(f"{path} lists tensors that no shard holds: {missing[:5]}; the shards are incomplete")
+        return state, path
+    found = sorted(p.name for p in folder.iterdir())
+    raise FileNotFoundError(f"no weights in {folder} (looked for {', '.join(WEIGHT_FILES)}; found {found}). "
+                            "Save the model with save_pretrained or copy its weights file into the folder.")
+
+
+def normalize_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Legacy names -> today's: LayerNorm.gamma/beta -> weight/bias; drop position_ids buffers (old HF saved them)."""
+    out = {}
+    for key, tensor in state.items():
+        if key.endswith("position_ids"):
+            continue
+        key = re.sub(r"\.gamma$", ".weight", key)
+        key = re.sub(r"\.beta$", ".bias", key)
+        out[key] = tensor
+    return out
+
+
+def tied_aliases(model: nn.Module) -> set[str]:
+    """State-dict keys that are another key's tensor (the MLM decoder's weight and bias): saved and loaded once."""
+    seen: set[int] = set()
+    aliases = set()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:
+            aliases.add(key)
+        seen.add(id(tensor))
+    return aliases
+
+
+def _match_prefix(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Checkpoints of BertModel have no `bert.` prefix, those of heads do; map them onto this model's names."""
+    model_has_prefix = hasattr(model, PREFIX[:-1])
+    state_has_prefix = any(k.startswith(PREFIX) for k in state)
+    if model_has_prefix and not state_has_prefix:
+        return {PREFIX + k if k.startswith(BASE_MODULES) else k: v for k, v in state.items()}
+    if not model_has_prefix and state_has_prefix:
+        return {k[len(PREFIX):] if k.startswith(PREFIX) else k: v for k, v in state.items()}
+    return state
+
+
+def _layer_count(keys: list[str]) -> int:
+    layers = {int(m.group(1)) for k in keys if (m := re.search(r"encoder\.layer\.(\d+)\.", k))}
+    return max(layers) + 1 if layers else 0
+
+
+def _check_fits(state: dict[str, Tensor], config: BertConfig, source: Path) -> None:
+    """Errors that name the real cause when config.json and the weights disagree."""
+    for key, tensor in state.items():
+        if key.endswith("embeddings.word_embeddings.weight") and tensor.shape[0] != config.vocab_size:
+            raise ValueError(
+                f"{source}: {key} has {tensor.shape[0]} rows (a vocabulary of {tensor.shape[0]}) but the config says "
+                f"vocab_size={config.vocab_size}; set vocab_size to {tensor.shape[0]} in config.json (or do not "
+                "override it), and use the tokenizer that was saved with these weights"
+            )
+    layers = _layer_count(list(state))
+    if layers and layers != config.num_hidden_layers:
+        raise ValueError(
+            f"{source} holds weights for {layers} encoder layers but the config says num_hidden_layers="
+            f"{config.num_hidden_layers}; the config does not fit these weights: fix config.json"
+        )
+
+
+def _parse_dtype(value: Any, config: BertConfig, state: dict[str, Tensor]) -> torch.dtype | None:
+    if value is None:
+        return None
+    if value == "auto":
+        value = getattr(config, "torch_dtype", None) or next(
+            (t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
+    if isinstance(value, str):
+        value = getattr(torch, value.replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"torch_dtype must be a floating torch dtype or 'auto' (e.g. torch.bfloat16), got {value!r}")
+    return value
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
+    """Build `cls` from a folder's config.json (+ overrides) and load its weights; see BertPreTrainedModel.from_pretrained."""
+    loader = {k: kwargs.pop(k) for k in list(kwargs) if k in _LOADER_KEYS}
+    hub_kwargs = {k: loader[k] for k in ("cache_dir", "revision", "token") if loader.get(k) is not None}
+    folder = resolve_folder(name_or_path, loader.get("local_files_only", False), **hub_kwargs)
+
+    config = loader.get("config")
+    if config is None:
+        config = BertConfig.from_pretrained(folder)
+    elif not isinstance(config, BertConfig):
+        raise ValueError(f"config= must be a BertConfig, got {type(config).__name__}")
+    else:
+        config = BertConfig.from_dict(config.to_dict())  # do not mutate the caller's object
+    config.update(kwargs)  # num_labels=..., id2label=..., output_hidden_states=...; unknown names raise
+
+    if loader.get("state_dict") is not None:
+        state, source = dict(loader["state_dict"]), folder
+    else:
+        state, source = read_state_dict(folder)
+    state = _match_prefix(normalize_keys(state), _prefix_probe(cls))
+    _check_fits(state, config, source)
+
+    model_kwargs = {"add_pooling_layer": loader["add_pooling_layer"]} if "add_pooling_layer" in loader else {}
+    model = cls(config, **model_kwargs)
+    info = load_state(model, state, str(name_or_path), loader.get("ignore_mismatched_sizes", False))
+    model.eval()  # like HF: dropout off until the caller trains
+
+    dtype = _parse_dtype(loader.get("torch_dtype", loader.get("dtype")), config, state)
+    if dtype is not None:
+        model.to(dtype)
+    if loader.get("device") is not None:
+        model.to(loader["device"])
+    model.name_or_path = str(name_or_path)
+    return (model, info) if loader.get("output_loading_info") else model
+
+
+def _prefix_probe(cls: type) -> nn.Module:
+    """A stand-in with the class's prefix layout (`bert` submodule or not) without building the whole model."""
+    from .bert import BertModel
+
+    probe = nn.Module()
+    if not issubclass(cls, BertModel):
+        probe.bert = nn.Module()
+    return probe
+
+
+def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str,
+               ignore_mismatched_sizes: bool = False) -> dict[str, list[str]]:
+    """Copy matching tensors into `model`; log (as HF does) what was unused and what is newly initialised."""
+    aliases = tied_aliases(model)
+    expected = {k: v for k, v in model.state_dict().items() if k not in aliases}
+    to_load, mismatched = {}, []
+    for key, tensor in state.items():
+        if key not in expected:
+            continue
+        if tensor.shape != expected[key].shape:
+            if not ignore_mismatched_sizes:
+                raise ValueError(
+                    f"{source}: {key} has shape {list(tensor.shape)} but the model built from the config expects "
+                    f"{list(expected[key].shape)}; the config does not fit these weights (check hidden_size, "
+                    "intermediate_size, num_labels ... in config.json), or pass ignore_mismatched_sizes=True to "
+                    "re-initialise such weights (e.g. a classifier loaded with a different num_labels)"
+                )
+            mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(expected[key].shape)}")
+            continue
+        to_load[key] = tensor
+    model.load_state_dict(to_load, strict=False)
+
+    name = type(model).__name__
+    unexpected = sorted(k for k in state if k not in expected and k not in aliases)
+    missing = sorted(k for k in expected if k not in to_load)
+    if unexpected:
+        logger.warning(f"Some weights of the model checkpoint at {source} were not used when initializing {name}: "
+                       f"{unexpected}")
+    if missing:
+        logger.warning(f"Some weights of {name} were not initialized from the model checkpoint at {source} and are "
+                       f"newly initialized: {missing}\nYou should probably TRAIN this model on a down-stream task to "
+                       "be able to use it for predictions and inference.")
+    if mismatched:
+        logger.warning(f"Some weights of {name} were re-initialized because their shapes did not match the "
+                       f"checkpoint at {source}: {mismatched}")
+    return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched}
+
+
+# --- saving -----------------------------------------------------------------------------------------------
+def _parse_size(size: int | str) -> int:
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)I?B?\s*", str(size).upper())
+    if not match:
+        raise ValueError(f"max_shard_size={size!r}: give bytes as an int or a string like '500MB' or '2GB'")
+    return int(float(match.group(1)) * {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}[match.group(2)])
+
+
+def _save_file(tensors: dict[str, Tensor], path: Path) -> None:
+    """Write via a temporary file and rename, so an interrupted save never leaves a truncated checkpoint."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})  # transformers requires format=pt
+    os.replace(tmp, path)
+
+
+def save_pretrained(model: nn.Module, folder: str | os.PathLike, max_shard_size: int | str | None = None) -> None:
+    folder = Path(folder)
+    if folder.is_file():
+        raise ValueError(f"{folder} is a file; save_pretrained needs a folder path")
+    folder.mkdir(parents=True, exist_ok=True)
+    aliases = tied_aliases(model)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in aliases}
+
+    for stale in [*folder.glob("model-*-of-*.safetensors"), folder / SAFE_WEIGHTS, folder / SAFE_INDEX]:
+        stale.unlink(missing_ok=True)  # a previous save with other sharding would otherwise shadow this one
+    limit = _parse_size(max_shard_size) if max_shard_size is not None else None
+    if limit is None:
+        _save_file(tensors, folder / SAFE_WEIGHTS)
+    else:
+        shards: list[dict[str, Tensor]] = [{}]
+        size = 0
+        for key, tensor in tensors.items():
+            nbytes = tensor.numel() * tensor.element_size()
+            if shards[-1] and size + nbytes > limit:
+                shards.append({})
+                size = 0
+            shards[-1][key] = tensor
+            size += nbytes
+        weight_map = {}
+        for i, shard in enumerate(shards, start=1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            _save_file(shard, folder / name)
+            weight_map.update({key: name for key in shard})
+        total = sum(t.numel() * t.element_size() for t in tensors.values())
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        (folder / SAFE_INDEX).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+    config: BertConfig = model.config
+    config.architectures = [type(model).__name__]
+    config.torch_dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    config.save_pretrained(folder)

@@ -1,0 +1,74 @@
+"""`pipeline(task, model=..., tokenizer=...)`: a pretrained or fine-tuned model, ready to call.
+
+    from bertkit import pipeline
+    unmasker = pipeline("fill-mask", model="path/to/folder")
+    unmasker("Paris is the [MASK] of France.", top_k=3)
+
+Task names are HuggingFace's; "next-sentence-prediction" is ours (HuggingFace has no such pipeline).
+Each task's module is imported only when that task is asked for.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bertkit.pipelines.base import Pipeline
+
+# task name -> (module, class)
+TASKS: dict[str, tuple[str, str]] = {
+    "fill-mask": ("bertkit.pipelines.fill_mask", "FillMaskPipeline"),
+    "next-sentence-prediction": ("bertkit.pipelines.next_sentence", "NextSentencePredictionPipeline"),
+    "feature-extraction": ("bertkit.pipelines.feature_extraction", "FeatureExtractionPipeline"),
+    "text-classification": ("bertkit.pipelines.text_classification", "TextClassificationPipeline"),
+    "token-classification": ("bertkit.pipelines.token_classification", "TokenClassificationPipeline"),
+    "question-answering": ("bertkit.pipelines.question_answering", "QuestionAnsweringPipeline"),
+}
+ALIASES: dict[str, str] = {
+    "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
+    "nsp": "next-sentence-prediction",
+    "embeddings": "feature-extraction",
+}
+
+
+def pipeline_class(task: str) -> type[Pipeline]:
+    name = ALIASES.get(task, task)
+    if name not in TASKS:
+        known = ", ".join(sorted([*TASKS, *ALIASES]))
+        raise ValueError(f"unknown task {task!r}; known tasks: {known}")
+    module_name, class_name = TASKS[name]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def pipeline(
+    task: str,
+    model: str | Path | torch.nn.Module | None = None,
+    tokenizer: Any = None,
+    device: str | int | torch.device | None = None,
+    **kwargs: Any,
+) -> Pipeline:
+    """Build the pipeline for `task` from a model folder or object (tokenizer defaults to the model folder).
+
+    Extra keywords are the pipeline's defaults (e.g. `top_k=3`, `batch_size=32`, `pooling="mean"`).
+    """
+    cls = pipeline_class(task)
+    if model is None:
+        raise ValueError(
+            f"pipeline({task!r}) needs model=<folder or model object>: bertkit downloads nothing, "
+            "so point it at a local folder in HuggingFace layout (config.json + weights + vocab.txt)"
+        )
+    return cls(model=model, tokenizer=tokenizer, device=device, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # FillMaskPipeline (and the other pipeline classes) without importing every task module up front
+    for module_name, class_name in TASKS.values():
+        if class_name == name:
+            return getattr(importlib.import_module(module_name), class_name)
+    raise AttributeError(f"module 'bertkit.pipelines' has no attribute {name!r}")
+
+
+__all__ = ["pipeline", "pipeline_class", "Pipeline", "FillMaskPipeline", "TASKS"]

@@ -1,0 +1,201 @@
+"""The base every bertkit pipeline builds on: model + tokenizer + device, batching, eval/no-grad.
+
+How a pipeline works (one input or a list of inputs in, plain Python results out):
+
+    results = pipe(inputs, **params)
+        -> the inputs are split into batches of `batch_size`
+        -> for each batch: encoded = pipe.preprocess(batch, **params)      # tokenizer -> tensors
+                           outputs = pipe.forward(encoded, **params)       # model, under inference_mode
+                           pipe.postprocess(encoded, outputs, batch, **params) -> one result per input
+        -> a single input (anything that is not a list) gives a single result, a list gives a list
+
+Writing a pipeline (the fine-tuning and serving code does exactly this):
+
+    class MyPipeline(Pipeline):
+        model_class = "BertForSequenceClassification"   # what a model *folder* is loaded as (bertkit.model)
+        parameters = ("top_k",)                          # call/constructor keywords it accepts
+
+        def preprocess(self, batch, **params):           # list of inputs -> dict of tensors
+            return self.tokenize(batch)                  # padded, truncated to the model's window
+        def postprocess(self, encoded, outputs, batch, **params):   # -> list, one result per input
+            ...
+
+`forward` (calls `run_model`: inputs to the device, model under inference_mode) and `__call__`
+(batching) rarely need overriding; a pipeline whose single input is itself a list overrides `is_batch`.
+
+Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, **params)`.
+- `model`: a bertkit model object, or a folder in HuggingFace layout (loaded as `model_class`).
+- `tokenizer`: a tokenizer object or a folder; defaults to the model folder.
+- `device`: None (the model's own device, CPU for a folder), "cpu", "cuda", "cuda:1", an int
+  (HuggingFace's convention: -1 is CPU, 0 is cuda:0) or a torch.device.
+- `**params`: defaults for the call keywords (e.g. `pipeline("fill-mask", model=..., top_k=3)`);
+  unknown keywords are a ValueError that lists the accepted ones.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+# what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def resolve_device(device: str | int | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
+    """HuggingFace's device conventions -> a torch.device (None keeps the model where it is)."""
+    if device is None:
+        if model is not None:
+            parameter = next(model.parameters(), None)
+            if parameter is not None:
+                return parameter.device
+        return torch.device("cpu")
+    if isinstance(device, int):
+        device = "cpu" if device < 0 else f"cuda:{device}"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use device='cpu'")
+    return device
+
+
+def load_model(model: Any, model_class: str) -> torch.nn.Module:
+    """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`."""
+    if isinstance(model, (str, Path)):
+        folder = Path(model)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"model folder {str(folder)!r} does not exist; pass a folder with config.json and weights "
+                "(HuggingFace layout) or a model object"
+            )
+        return getattr(importlib.import_module("bertkit.model"), model_class).from_pretrained(folder)
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a folder path or a bertkit model object, got {type(model).__name__}")
+    return model
+
+
+def load_tokenizer(tokenizer: Any, model: Any) -> Any:
+    """A tokenizer object is used as is; a folder (by default the model's own folder) is loaded."""
+    if tokenizer is None:
+        tokenizer = model if isinstance(model, (str, Path)) else model_folder(model)
+        if tokenizer is None:
+            raise ValueError(
+                "no tokenizer given and the model object does not say which folder it came from; "
+                "pass tokenizer=<folder or tokenizer object>"
+            )
+    if isinstance(tokenizer, (str, Path)):
+        folder = Path(tokenizer)
+        if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
+            raise FileNotFoundError(
+                f"no tokenizer in {str(folder)!r} (expected vocab.txt or tokenizer.json); pass tokenizer=<folder>"
+            )
+        return importlib.import_module("bertkit.tokenizer").BertTokenizer.from_pretrained(folder)
+    return tokenizer
+
+
+def model_folder(model: torch.nn.Module) -> str | None:
+    """The folder a model was loaded from, if it remembers it (HuggingFace keeps it as name_or_path)."""
+    for owner in (model, getattr(model, "config", None)):
+        for attribute in ("name_or_path", "_name_or_path"):
+            value = getattr(owner, attribute, None)
+            if value and Path(value).is_dir():
+                return str(value)
+    return None
+
+
+class Pipeline:
+    """Model + tokenizer + device; turns inputs into batches, runs the model without gradients."""
+
+    model_class: ClassVar[str] = "BertModel"
+    parameters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        device: str | int | torch.device | None = None,
+        batch_size: int = 8,
+        **params: Any,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.tokenizer = load_tokenizer(tokenizer, model)
+        model = load_model(model, self.model_class)
+        self.device = resolve_device(device, model)
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.check_parameters(params)
+        self.default_params = params
+
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            accepted = ", ".join(self.parameters) or "none"
+            raise ValueError(f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts: {accepted}")
+
+    def is_batch(self, inputs: Any) -> bool:
+        return isinstance(inputs, list)
+
+    def __call__(self, inputs: Any, batch_size: int | None = None, **params: Any) -> Any:
+        self.check_parameters(params)
+        params = {**self.default_params, **params}
+        batch = self.is_batch(inputs)
+        items = list(inputs) if batch else [inputs]
+        if not items:
+            return []
+        batch_size = batch_size or self.batch_size
+        results: list[Any] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            encoded = self.preprocess(chunk, **params)
+            outputs = self.forward(encoded, **params)
+            results.extend(self.postprocess(encoded, outputs, chunk, **params))
+        return results if batch else results[0]
+
+    def tokenize(self, texts: list[str], text_pairs: list[str] | None = None, **tokenizer_kwargs: Any) -> Any:
+        """Padded, truncated to the model's window, as tensors (keywords override these defaults)."""
+        kwargs = {"padding": True, "truncation": True, "max_length": self.max_length, "return_tensors": "pt"}
+        kwargs.update(tokenizer_kwargs)
+        if text_pairs is None:
+            return self.tokenizer(texts, **kwargs)
+        return self.tokenizer(texts, text_pairs, **kwargs)
+
+    @property
+    def max_length(self) -> int:
+        """The longest input the model takes (its position table), capped by the tokenizer's limit if it has one."""
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", 512)
+        tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < limit:
+            limit = tokenizer_limit
+        return limit
+
+    def forward(self, encoded: Any, **params: Any) -> Any:
+        """Run the model on one batch; a pipeline that needs extra outputs (hidden states) overrides this."""
+        return self.run_model(encoded)
+
+    def run_model(self, encoded: Any, **model_kwargs: Any) -> Any:
+        inputs = {name: encoded[name].to(self.device) for name in MODEL_INPUTS if name in encoded}
+        with torch.inference_mode():
+            return self.model(**inputs, **model_kwargs)
+
+    def preprocess(self, batch: list[Any], **params: Any) -> Any:
+        raise NotImplementedError
+
+    def postprocess(self, encoded: Any, outputs: Any, batch: list[Any], **params: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={type(self.model).__name__}, device={self.device})"
+
+
+def read_texts(texts: list[str], file: str | None) -> list[str]:
+    """The commands' input: texts from the command line, then one per non-empty line of `file`."""
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {file!r} does not exist")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts = [*texts, *(line.strip() for line in lines if line.strip())]
+    if not texts:
+        raise ValueError("no input text: give it on the command line or with --file")
+    return texts

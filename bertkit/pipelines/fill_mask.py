@@ -1,0 +1,147 @@
+"""Fill-mask: what the masked-language-model head predicts for each [MASK].
+
+    unmasker = pipeline("fill-mask", model="path/to/folder")
+    unmasker("Love is like the [MASK]. You can't see it but you can feel it", top_k=3)
+    # [{'score': 0.75, 'token': 3103, 'token_str': 'sun', 'sequence': "love is like the sun. ..."}, ...]
+
+Outputs are HuggingFace's: one list of top_k dicts per text; with several masks in one text, one
+list per mask (each mask scored on its own, as HuggingFace does), and the sequences keep the special
+tokens so the other masks stay visible. Also the `bertkit fill-mask` command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from typing import Any
+
+import torch
+
+from bertkit.pipelines.base import Pipeline, read_texts
+
+
+def prediction_logits(outputs: Any) -> torch.Tensor:
+    """MLM logits of a BertForMaskedLM (`logits`) or a BertForPreTraining (`prediction_logits`) output."""
+    logits = getattr(outputs, "logits", None)
+    return logits if logits is not None else outputs.prediction_logits
+
+
+class FillMaskPipeline(Pipeline):
+    model_class = "BertForMaskedLM"
+    parameters = ("top_k", "targets")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if getattr(self.tokenizer, "mask_token_id", None) is None:
+            raise ValueError("the tokenizer has no mask token; fill-mask needs a vocabulary with [MASK]")
+
+    def __call__(self, inputs: str | list[str], **params: Any) -> list[dict] | list[list[dict]]:
+        results = super().__call__(inputs, **params)
+        # HuggingFace's convention: a list holding one text gives that text's result, not a list of one
+        if isinstance(inputs, list) and len(inputs) == 1:
+            return results[0]
+        return results
+
+    def preprocess(self, batch: list[str], **params: Any) -> dict:
+        for text in batch:
+            if not isinstance(text, str):
+                raise ValueError(f"fill-mask takes a text or a list of texts, got {type(text).__name__}")
+        # no truncation: cutting the text could cut off the [MASK] we are asked about
+        encoded = self.tokenize(batch, truncation=False, max_length=None)
+        has_mask = (encoded["input_ids"] == self.tokenizer.mask_token_id).any(dim=1)
+        for text, ok in zip(batch, has_mask.tolist()):
+            if not ok:
+                mask = self.tokenizer.mask_token
+                raise ValueError(f"no {mask} token in {text!r}; put {mask} where the word to predict goes")
+        if encoded["input_ids"].shape[1] > self.max_length:
+            raise ValueError(
+                f"a text is {encoded['input_ids'].shape[1]} tokens long but the model takes at most "
+                f"{self.max_length}; shorten it around the {self.tokenizer.mask_token}"
+            )
+        return encoded
+
+    def target_ids(self, targets: str | list[str]) -> list[int]:
+        """Vocabulary ids of the target words; a word outside the vocabulary stands for its first piece."""
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        vocab = self.tokenizer.vocab
+        ids: list[int] = []
+        for target in targets:
+            if target in vocab:
+                ids.append(vocab[target])
+                continue
+            pieces = self.tokenizer.tokenize(target)
+            if not pieces:
+                warnings.warn(f"target {target!r} gives no token with this vocabulary; ignoring it")
+                continue
+            warnings.warn(f"target {target!r} is not in the vocabulary; scoring its first piece {pieces[0]!r}")
+            ids.append(self.tokenizer.convert_tokens_to_ids(pieces[0]))
+        ids = sorted(set(ids))
+        if not ids:
+            raise ValueError(f"none of the targets {targets} can be scored with this vocabulary")
+        return ids
+
+    def postprocess(
+        self, encoded: dict, outputs: Any, batch: list[str], top_k: int = 5, targets: Any = None, **params: Any
+    ) -> list[list[dict]]:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        target_ids = torch.tensor(self.target_ids(targets)) if targets is not None else None
+        if target_ids is not None:
+            top_k = min(top_k, len(target_ids))
+        logits = prediction_logits(outputs).float().cpu()
+        results = []
+        for row, input_ids in enumerate(encoded["input_ids"]):
+            input_ids = input_ids[encoded["attention_mask"][row].bool()]  # drop the padding
+            mask_positions = (input_ids == self.tokenizer.mask_token_id).nonzero().squeeze(-1)
+            probs = logits[row, mask_positions].softmax(dim=-1)
+            if target_ids is not None:
+                probs = probs[:, target_ids]
+            scores, predictions = probs.topk(top_k)
+            single_mask = len(mask_positions) == 1
+            per_mask = []
+            for position, mask_scores, mask_predictions in zip(mask_positions, scores.tolist(), predictions.tolist()):
+                candidates = []
+                for score, prediction in zip(mask_scores, mask_predictions):
+                    token = int(target_ids[prediction]) if target_ids is not None else prediction
+                    filled = input_ids.clone()
+                    filled[position] = token
+                    candidates.append({
+                        "score": score,
+                        "token": token,
+                        "token_str": self.tokenizer.decode([token]),
+                        "sequence": self.tokenizer.decode(filled.tolist(), skip_special_tokens=single_mask),
+                    })
+                per_mask.append(candidates)
+            results.append(per_mask[0] if single_mask else per_mask)
+        return results
+
+
+# ---- the `bertkit fill-mask` command ----
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model folder (HuggingFace layout, with an MLM head and vocab.txt)")
+    parser.add_argument("text", nargs="*", help="text(s) with [MASK]; or use --file")
+    parser.add_argument("--file", help="read one text per line from this file")
+    parser.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
+    parser.add_argument("--targets", nargs="+", help="score only these words")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    texts = read_texts(args.text, args.file)
+    unmasker = FillMaskPipeline(args.model, device=args.device)
+    results = [unmasker(text, top_k=args.top_k, targets=args.targets) for text in texts]
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], ensure_ascii=False, indent=2))
+        return 0
+    for text, result in zip(texts, results):
+        print(text)
+        per_mask = result if isinstance(result[0], list) else [result]
+        for index, candidates in enumerate(per_mask, start=1):
+            if len(per_mask) > 1:
+                print(f"  mask {index}:")
+            for candidate in candidates:
+                print(f"  {candidate['score']:.4f}  {candidate['token_str']:<15} {candidate['sequence']}")
+    return 0
+

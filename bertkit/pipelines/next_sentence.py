@@ -1,0 +1,116 @@
+"""Next-sentence prediction: does sentence B follow sentence A? (BERT's second pretraining task)
+
+    nsp = pipeline("next-sentence-prediction", model="path/to/folder")
+    nsp("I am going outside.", "I will be back after 6.")
+    # {'label': 'IsNext', 'score': 0.98, 'probabilities': {'IsNext': 0.98, 'NotNext': 0.02}}
+
+A pair is given as two arguments, a (A, B) tuple, or {"text": A, "text_pair": B}; a list of pairs gives
+a list of results. Class 0 is IsNext and 1 is NotNext, as in HuggingFace's BertForNextSentencePrediction
+(and Google's checkpoints). HuggingFace has no NSP pipeline; the name is ours. Also `bertkit nsp`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bertkit.pipelines.base import Pipeline
+
+LABELS = ("IsNext", "NotNext")
+
+
+def relationship_logits(outputs: Any):
+    """NSP logits of a BertForNextSentencePrediction (`logits`) or BertForPreTraining output."""
+    logits = getattr(outputs, "seq_relationship_logits", None)
+    return logits if logits is not None else outputs.logits
+
+
+def as_pair(item: Any) -> tuple[str, str]:
+    if isinstance(item, dict) and "text" in item and "text_pair" in item:
+        item = (item["text"], item["text_pair"])
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(text, str) for text in item):
+        return item[0], item[1]
+    raise ValueError(
+        f"next-sentence prediction takes a sentence pair: nsp(A, B), nsp((A, B)) or "
+        f"nsp({{'text': A, 'text_pair': B}}), or a list of pairs; got {item!r}"
+    )
+
+
+class NextSentencePredictionPipeline(Pipeline):
+    model_class = "BertForNextSentencePrediction"
+
+    def __call__(self, inputs: Any, text_pair: str | list[str] | None = None, **params: Any) -> dict | list[dict]:
+        if text_pair is not None:  # nsp(A, B) or nsp([A1, A2], [B1, B2])
+            if isinstance(inputs, list) != isinstance(text_pair, list):
+                raise ValueError("give text and text_pair both as strings or both as lists of the same length")
+            if isinstance(inputs, list):
+                if len(inputs) != len(text_pair):
+                    raise ValueError(f"{len(inputs)} first sentences but {len(text_pair)} second sentences")
+                inputs = list(zip(inputs, text_pair))
+            else:
+                inputs = (inputs, text_pair)
+        return super().__call__(inputs, **params)
+
+    def preprocess(self, batch: list[Any], **params: Any) -> dict:
+        pairs = [as_pair(item) for item in batch]
+        return self.tokenize([a for a, _ in pairs], [b for _, b in pairs])
+
+    def postprocess(self, encoded: dict, outputs: Any, batch: list[Any], **params: Any) -> list[dict]:
+        probabilities = relationship_logits(outputs).float().softmax(dim=-1).cpu().tolist()
+        results = []
+        for row in probabilities:
+            best = max(range(len(LABELS)), key=lambda index: row[index])
+            results.append({
+                "label": LABELS[best],
+                "score": row[best],
+                "probabilities": dict(zip(LABELS, row)),
+            })
+        return results
+
+
+# ---- the `bertkit nsp` command ----
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model folder (HuggingFace layout, with an NSP head and vocab.txt)")
+    parser.add_argument("sentence_a", nargs="?", help="first sentence")
+    parser.add_argument("sentence_b", nargs="?", help="second sentence: does it follow the first?")
+    parser.add_argument("--file", help="read pairs from a TSV file: sentence A <tab> sentence B per line")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+
+
+def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    pairs = []
+    if args.sentence_a is not None:
+        if args.sentence_b is None:
+            raise ValueError("give two sentences: bertkit nsp MODEL 'sentence A' 'sentence B'")
+        pairs.append((args.sentence_a, args.sentence_b))
+    if args.file:
+        from pathlib import Path
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {args.file!r} does not exist")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise ValueError(f"{args.file}:{number}: expected 'sentence A<TAB>sentence B', got {len(fields)} field(s)")
+            pairs.append((fields[0].strip(), fields[1].strip()))
+    if not pairs:
+        raise ValueError("no sentence pair: give two sentences or --file pairs.tsv")
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    pairs = read_pairs(args)
+    nsp = NextSentencePredictionPipeline(args.model, device=args.device)
+    results = nsp(pairs)
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], ensure_ascii=False, indent=2))
+        return 0
+    for (a, b), result in zip(pairs, results):
+        chances = "  ".join(f"{label} {p:.4f}" for label, p in result["probabilities"].items())
+        print(f"A: {a}\nB: {b}\n  -> {result['label']}  ({chances})")
+    return 0

@@ -1,0 +1,110 @@
+"""The JSON bodies of the server's endpoints (pydantic models: they validate and make the OpenAPI schema).
+
+Every text endpoint takes `inputs`: one text or a list of texts (HuggingFace's Inference API name),
+and answers `{"results": [...]}` with one result per input, in order. Unknown fields are refused,
+so a typo such as `input` gets a clear error instead of being ignored.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+Texts = Union[StrictStr, list[StrictStr]]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextsRequest(Request):
+    inputs: Texts = Field(description="a text or a list of texts")
+    truncate: Optional[StrictBool] = Field(
+        None, description="cut texts longer than the limit instead of refusing them (default: the server's --truncate)"
+    )
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class TokenizeRequest(Request):
+    inputs: Texts = Field(description="a text or a list of texts")
+    text_pair: Optional[Texts] = Field(None, description="second text(s): one per text in inputs")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "He got bit by Python."}]})
+
+
+class EmbedRequest(TextsRequest):
+    pooling: Optional[Literal["mean", "cls", "max", "pooler"]] = Field(
+        None, description="how token vectors become one sentence vector (default: the model folder's setting, else mean)"
+    )
+    normalize: Optional[StrictBool] = Field(None, description="L2-normalize the vectors (default: the model folder's setting)")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": ["I love Paris.", "Paris is lovely."]}]})
+
+
+class FillMaskRequest(TextsRequest):
+    top_k: int = Field(5, ge=1, le=100, strict=True, description="predictions per [MASK]")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "Paris is the [MASK] of France.", "top_k": 3}]})
+
+
+class SentencePair(Request):
+    text: StrictStr
+    text_pair: StrictStr
+
+
+class NextSentenceRequest(Request):
+    inputs: Union[SentencePair, list[SentencePair]] = Field(description="a sentence pair or a list of pairs")
+    truncate: Optional[StrictBool] = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"inputs": {"text": "I am going outside.", "text_pair": "I will be back after 6."}}]
+    })
+
+    def pairs(self) -> list[SentencePair]:
+        return [self.inputs] if isinstance(self.inputs, SentencePair) else list(self.inputs)
+
+
+class ClassifyRequest(TextsRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "A gripping, funny film."}]})
+
+
+class NerRequest(TextsRequest):
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] = Field(
+        "simple", description="how word pieces are merged into entities (HuggingFace's strategies)"
+    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "Elon Musk founded Tesla in California."}]})
+
+
+class Question(Request):
+    question: StrictStr
+    context: StrictStr
+
+
+class QaRequest(Request):
+    inputs: Union[Question, list[Question]] = Field(description="a question with its context, or a list of them")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"inputs": {"question": "Where is the Eiffel Tower?", "context": "The Eiffel Tower is in Paris."}}]
+    })
+
+    def questions(self) -> list[Question]:
+        return [self.inputs] if isinstance(self.inputs, Question) else list(self.inputs)
+
+
+class AttentionRequest(Request):
+    inputs: StrictStr = Field(description="one text")
+    text_pair: Optional[StrictStr] = Field(None, description="an optional second sentence")
+    layer: Optional[int] = Field(None, strict=True, description="only this layer (default: every layer)")
+    truncate: Optional[StrictBool] = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "He got bit by Python."}]})
+
+
+class Results(BaseModel):
+    results: list[Any] = Field(description="one result per input, in the order of the inputs")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="a stable name: malformed_json, invalid_request, empty_input, too_many_texts, "
+                                   "text_too_long, no_mask, task_not_supported, not_found, not_ready, internal_error")
+    message: str = Field(description="what was wrong and what to do")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

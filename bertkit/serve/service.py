@@ -1,0 +1,277 @@
+"""What the server serves: one model folder, loaded once, and the tasks its heads support.
+
+`ModelService` knows nothing of HTTP. It decides the tasks from the checkpoint's `architectures`,
+builds one bertkit pipeline per task on the *same* model object (no second copy of the weights),
+checks inputs against the limits (raising `ServeError`, which the app turns into a JSON error), and
+gives the batcher one `run_<task>(items)` function per task: a list of inputs in, one result each out.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+
+# Every model serves these (they need only the encoder).
+ENCODER_TASKS = ("tokenize", "embed", "attention")
+# checkpoint class (config.json "architectures") -> the tasks its head adds
+HEAD_TASKS: dict[str, tuple[str, ...]] = {
+    "BertModel": (),
+    "BertForMaskedLM": ("fill-mask",),
+    "BertForNextSentencePrediction": ("next-sentence",),
+    "BertForPreTraining": ("fill-mask", "next-sentence"),
+    "BertForSequenceClassification": ("classify",),
+    "BertForTokenClassification": ("ner",),
+    "BertForQuestionAnswering": ("qa",),
+}
+ALL_TASKS = ("tokenize", "embed", "fill-mask", "next-sentence", "classify", "ner", "qa", "attention")
+# server task -> bertkit pipeline task (attention and tokenize need no pipeline)
+PIPELINE_TASKS = {
+    "embed": "feature-extraction",
+    "fill-mask": "fill-mask",
+    "next-sentence": "next-sentence-prediction",
+    "classify": "text-classification",
+    "ner": "token-classification",
+    "qa": "question-answering",
+}
+# the head a task needs, for the error that says which checkpoint would serve it
+TASK_HEADS = {
+    "fill-mask": "a masked-LM head (BertForMaskedLM or BertForPreTraining)",
+    "next-sentence": "a next-sentence head (BertForNextSentencePrediction or BertForPreTraining)",
+    "classify": "a sequence-classification head (BertForSequenceClassification; `bertkit finetune classify`)",
+    "ner": "a token-classification head (BertForTokenClassification; `bertkit finetune ner`)",
+    "qa": "a question-answering head (BertForQuestionAnswering; `bertkit finetune qa`)",
+}
+# A QA context is split into windows by the pipeline; allow this many windows' worth of tokens.
+QA_CONTEXT_WINDOWS = 8
+# A token covers at most this many characters (WordPiece gives [UNK] to longer words): a cheap bound
+# that rejects (or pre-cuts) a huge text before spending time tokenizing it.
+MAX_CHARS_PER_TOKEN = 100
+
+
+class ServeError(Exception):
+    """A request the server will not run: `status` is the HTTP status, `code` a stable machine name."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Item(NamedTuple):
+    """One input for the batcher: the pipeline input and the call parameters (hashable, for grouping)."""
+
+    payload: Any
+    params: tuple = ()
+
+
+@dataclass
+class Limits:
+    max_texts: int = 32  # inputs per request
+    max_length: int | None = None  # tokens per input, special tokens included (None: the model's positions)
+    truncate: bool = False  # cut over-long inputs instead of refusing them
+
+
+def group_by_params(call: Callable[..., Sequence[Any]]) -> Callable[[list[Item]], list[Any]]:
+    """A batch function over `Item`s: one `call(payloads, **params)` per distinct parameter set."""
+
+    def run_batch(items: list[Item]) -> list[Any]:
+        groups: dict[tuple, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(item.params, []).append(index)
+        results: list[Any] = [None] * len(items)
+        for params, indices in groups.items():
+            for index, result in zip(indices, call([items[i].payload for i in indices], **dict(params))):
+                results[index] = result
+        return results
+
+    return run_batch
+
+
+def run_pipeline(pipe: Any, inputs: list[Any], **params: Any) -> list[Any]:
+    """One result per input, all in one forward pass (the batcher already chose the batch)."""
+    # The base class's __call__: some pipelines unwrap a one-item list (HuggingFace's habit).
+    base = importlib.import_module("bertkit.pipelines.base").Pipeline
+    return base.__call__(pipe, inputs, batch_size=max(1, len(inputs)), **params)
+
+
+class ModelService:
+    """A model folder loaded once, with a pipeline for each task its heads support."""
+
+    def __init__(self, model_dir: str | Path, limits: Limits | None = None, device: str | None = None) -> None:
+        folder = Path(model_dir)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{str(folder)!r} is not a model folder (no config.json); pass --model <folder in HuggingFace "
+                "layout: config.json + model.safetensors + vocab.txt>"
+            )
+        from bertkit import model as models
+        from bertkit.tokenizer import BertTokenizer
+
+        self.folder = folder
+        self.name = folder.name
+        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or ["BertModel"]
+        self.architecture = next((a for a in architectures if a in HEAD_TASKS), "BertModel")
+        self.tokenizer = BertTokenizer.from_pretrained(folder)
+        self.model = getattr(models, self.architecture).from_pretrained(folder).eval()
+        if device is not None:
+            self.model.to(device)
+        self.encoder = getattr(self.model, "bert", self.model)  # the BertModel inside a head model
+        config = self.model.config
+        self.num_layers, self.num_heads = config.num_hidden_layers, config.num_attention_heads
+        self.labels = [config.id2label[i] for i in sorted(config.id2label)] if hasattr(config, "id2label") else []
+
+        self.limits = limits or Limits()
+        if self.limits.max_length is None:
+            self.limits.max_length = config.max_position_embeddings
+        if self.limits.max_length > config.max_position_embeddings:
+            raise ValueError(
+                f"--max-length {self.limits.max_length} is longer than the model's "
+                f"{config.max_position_embeddings} positions; use --max-length {config.max_position_embeddings} or less"
+            )
+
+        self.pipelines: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}  # task -> why this model cannot serve it
+        wanted = set(ENCODER_TASKS) | set(HEAD_TASKS[self.architecture])
+        for task in ALL_TASKS:
+            if task not in wanted:
+                self.unavailable[task] = (
+                    f"this model ({self.architecture}) cannot serve {task}: it needs {TASK_HEADS[task]}"
+                )
+            elif task in PIPELINE_TASKS:
+                self._build_pipeline(task)
+        self.tasks = [task for task in ALL_TASKS if task not in self.unavailable]
+
+    def _build_pipeline(self, task: str) -> None:
+        from bertkit.pipelines import pipeline
+
+        model = self.encoder if task == "embed" else self.model
+        defaults: dict[str, Any] = {}
+        if task == "embed":
+            from bertkit.pipelines.feature_extraction import sentence_transformers_settings
+
+            settings = sentence_transformers_settings(self.folder)
+            defaults = {"pooling": settings.get("pooling", "mean"), "normalize": settings.get("normalize", False)}
+        try:
+            self.pipelines[task] = pipeline(PIPELINE_TASKS[task], model=model, tokenizer=self.tokenizer, **defaults)
+        except ImportError as error:  # a pipeline module this install lacks
+            self.unavailable[task] = f"the {PIPELINE_TASKS[task]} pipeline is not available: {error}"
+
+    # -- what the page and /info show ---------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "architecture": self.architecture,
+            "tasks": self.tasks,
+            "unavailable": self.unavailable,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "labels": self.labels if self.architecture in ("BertForSequenceClassification", "BertForTokenClassification") else [],
+            "mask_token": self.tokenizer.mask_token,
+            "limits": {"max_texts": self.limits.max_texts, "max_length": self.limits.max_length, "truncate": self.limits.truncate},
+        }
+
+    def require(self, task: str) -> None:
+        if task in self.unavailable:
+            raise ServeError(404, "task_not_supported", f"{self.unavailable[task]}. This server serves: {', '.join(self.tasks)}")
+
+    # -- input checks ------------------------------------------------------------------------
+    def check_count(self, inputs: Sequence[Any], what: str = "texts") -> None:
+        if not inputs:
+            raise ServeError(422, "empty_input", f"no {what} given: send at least one")
+        if len(inputs) > self.limits.max_texts:
+            raise ServeError(
+                413, "too_many_texts",
+                f"{len(inputs)} {what} in one request; the limit is {self.limits.max_texts} "
+                "(split the request, or start the server with a larger --max-texts)",
+            )
+
+    def fit(
+        self, texts: list[str], pairs: list[str] | None = None, truncate: bool | None = None, limit: int | None = None
+    ) -> tuple[list[str], list[str] | None, list[int]]:
+        """Check each text (and pair) against the token limit; cut them when truncating.
+
+        Returns the texts (cut if needed) and their token counts, special tokens included.
+        """
+        truncate = self.limits.truncate if truncate is None else truncate
+        limit = limit or self.limits.max_length
+        for name, column in (("text", texts), ("text_pair", pairs or [])):
+            for index, text in enumerate(column):
+                if not text.strip():
+                    raise ServeError(422, "empty_input", f"{name} {index} is empty: send some text")
+        max_chars = limit * MAX_CHARS_PER_TOKEN
+        texts = [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(texts)]
+        pairs = None if pairs is None else [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(pairs)]
+        encoded = self.tokenizer(texts, pairs, return_offsets_mapping=True) if pairs else self.tokenizer(texts, return_offsets_mapping=True)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        for index, length in enumerate(lengths):
+            if length <= limit:
+                continue
+            if not truncate:
+                raise ServeError(
+                    413, "text_too_long",
+                    f"text {index} is {length} tokens long; the limit is {limit} "
+                    "(shorten it, send truncate=true, or start the server with --truncate)",
+                )
+            texts[index], pair = self._truncate(encoded, index, texts[index], pairs[index] if pairs else None, limit)
+            if pairs:
+                pairs[index] = pair
+            lengths[index] = limit
+        return texts, pairs, lengths
+
+    def _cap_chars(self, text: str, max_chars: int, truncate: bool, index: int) -> str:
+        if len(text) <= max_chars:
+            return text
+        if truncate:
+            return text[:max_chars]
+        raise ServeError(
+            413, "text_too_long",
+            f"text {index} is {len(text)} characters long, far over the {self.limits.max_length}-token limit "
+            "(shorten it, send truncate=true, or start the server with --truncate)",
+        )
+
+    def _truncate(self, encoded: Any, index: int, text: str, pair: str | None, limit: int) -> tuple[str, str | None]:
+        """Cut the text (or the longer of a pair, a token at a time) at a token boundary to fit `limit`."""
+        sequence_ids = encoded.sequence_ids(index)
+        offsets = encoded["offset_mapping"][index]
+        spans = [[o for o, s in zip(offsets, sequence_ids) if s == side] for side in (0, 1)]
+        keep = [len(spans[0]), len(spans[1])]
+        budget = limit - (len(sequence_ids) - keep[0] - keep[1])  # what the special tokens leave
+        while keep[0] + keep[1] > budget:  # longest first, like the tokenizer's truncation
+            keep[0 if keep[0] >= keep[1] else 1] -= 1
+        cut = lambda s, spans_, n: s[: spans_[n - 1][1]] if n > 0 else ""  # noqa: E731
+        return cut(text, spans[0], keep[0]), (cut(pair, spans[1], keep[1]) if pair is not None else None)
+
+    # -- the tasks ---------------------------------------------------------------------------
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:
+        encoded = self.tokenizer(texts, pairs, return_offsets_mapping=True) if pairs else self.tokenizer(texts, return_offsets_mapping=True)
+        results = []
+        for index, ids in enumerate(encoded["input_ids"]):
+            results.append({
+                "tokens": self.tokenizer.convert_ids_to_tokens(ids),
+                "input_ids": list(ids),
+                "token_type_ids": list(encoded["token_type_ids"][index]),
+                "offsets": [list(span) for span in encoded["offset_mapping"][index]],
+            })
+        return results
+
+    def count_masks(self, text: str) -> int:
+        return text.count(self.tokenizer.mask_token)
+
+    def batch_function(self, task: str) -> Callable[[list[Item]], list[Any]]:
+        """What the batcher calls for `task`: a list of `Item`s in, one result each out."""
+        if task == "attention":
+            return group_by_params(self._attention)
+        pipe = self.pipelines[task]
+        if task == "qa":  # the QA pipeline batches the windows of its contexts itself
+            return group_by_params(lambda pairs, **params: pipe(
+                [{"question": q, "context": c} for q, c in pairs], batch_size=max(1, len(pairs)), **params))
+        if task == "classify":  # every label, best first (HuggingFace's top_k=None)
+            return group_by_params(lambda texts, **params: run_pipeline(pipe, texts, top_k=None, **params))
+        return group_by_params(lambda inputs, **params: run_pipeline(pipe, inputs, **params))
+
+    def _attention(self, inputs: list[tuple[str, str | None]], layer: int | None = None) -> list[dict[str, Any]]:
+        from bertkit.serve.attention import attention_data
+
+        return [attention_data(self.encoder, self.tokenizer, text, pair, layer=layer) for text, pair in inputs]

@@ -1,0 +1,11 @@
+"""The WordPiece tokenizer: BERT normalization, greedy WordPiece, HuggingFace's BertTokenizer surface.
+
+`train_wordpiece` lives in bertkit.tokenizer.trainer (imported lazily by `bertkit`).
+"""
+from __future__ import annotations
+
+from bertkit.tokenizer.encoding import BatchEncoding, Encoding
+from bertkit.tokenizer.normalize import BertPreTokenizer
+from bertkit.tokenizer.tokenizer import AutoTokenizer, BertTokenizer, BertTokenizerFast
+
+__all__ = ["AutoTokenizer", "BatchEncoding", "BertPreTokenizer", "BertTokenizer", "BertTokenizerFast", "Encoding"]

@@ -1,0 +1,208 @@
+"""BERT normalization and pre-tokenization, character for character as HuggingFace's Rust tokenizer does it.
+
+The text is cut into *chunks* at whitespace first (a regex over the raw text, so it runs in C). Each chunk is
+then normalized one character at a time, through a per-character table that is filled on first sight:
+
+    delete control / format / private-use characters, keep CJK ideographs as words of their own,
+    strip accents (NFD, drop nonspacing marks), lowercase, split off punctuation.
+
+Every normalized character remembers which original character it came from, so each word knows its span
+in the original text. The tokenizer caches whole chunks, so this module only runs on chunks it has not
+seen before.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Rust's `char::is_whitespace` (the Unicode White_Space property) without the characters that BERT's text
+# cleaning deletes first as control characters (\x0b, \x0c, \x1c-\x1f, \x85).
+WHITESPACE_CLASS = "\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+CHUNK_PATTERN = re.compile(f"[^{WHITESPACE_CLASS}]+")
+# Characters that make Python's str.split() disagree with the chunk pattern above: text holding none of
+# them can be cut with the much faster str.split().
+SPLIT_UNSAFE = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+
+# CJK ideograph blocks, as HuggingFace's Rust tokenizer has them (Extension E starts at U+2B920 there,
+# Google's original code has U+2B820).
+CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)
+# Format characters that Python's Unicode 14 tables know but HuggingFace's older tables do not: HF keeps them.
+KEPT_FORMAT_CHARS = frozenset(map(chr, (0x890, 0x891, 0x8E2, 0x110CD, *range(0x13430, 0x13439))))
+DELETED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs"})  # control, format, private use, surrogates
+
+# HuggingFace's Rust tokenizer classifies characters with older Unicode tables than Python's `unicodedata`.
+# These code points (hex ranges) are where the two disagree; tests/test_tokenizer_unicode.py checks every
+# code point against HuggingFace, so regenerate the ranges from its failures if Python's tables move on.
+def _code_points(ranges: str) -> frozenset[str]:
+    chars = []
+    for item in ranges.split():
+        low, _, high = item.partition("-")
+        chars.extend(map(chr, range(int(low, 16), int(high or low, 16) + 1)))
+    return frozenset(chars)
+
+
+# nonspacing marks (Mn) in Python's tables that HuggingFace does not strip
+KEPT_MARKS = _code_points(
+    "7FD 898-89F 8CA-8E1 9FE AFA-AFF B55 C04 C3C D00 D3B-D3C D81 EBA 180F 1885-1886 1ABF-1ACE 1DF6-1DFB "
+    "A82C A8C5 A8FF A9BD 10D24-10D27 10EAB-10EAC 10F46-10F50 10F82-10F85 11070 11073-11074 110C2 111C9 "
+    "111CF 1123E 1133B 11438-1143F 11442-11444 11446 1145E 1182F-11837 11839-1183A 11938 1193B-1193C "
+    "1193E 11943 119D4-119D7 119DA-119DB 119E0 11A01-11A0A 11A33-11A38 11A3B-11A3E 11A47 11A51-11A56 "
+    "11A59-11A5B 11A8A-11A96 11A98-11A99 11C30-11C36 11C38-11C3D 11C3F 11C92-11CA7 11CAA-11CB0 "
+    "11CB2-11CB3 11CB5-11CB6 11D31-11D36 11D3A 11D3C-11D3D 11D3F-11D45 11D47 11D90-11D91 11D95 11D97 "
+    "11EF3-11EF4 16F4F 16FE4 1CF00-1CF2D 1CF30-1CF46 1E000-1E006 1E008-1E018 1E01B-1E021 1E023-1E024 "
+    "1E026-1E02A 1E130-1E136 1E2AE 1E2EC-1E2EF 1E944-1E94A "
+)
+EXTRA_MARKS = _code_points("1734")  # stripped by HuggingFace though Python calls it a spacing mark
+# punctuation in Python's tables that HuggingFace leaves inside words
+NOT_PUNCTUATION = _code_points(
+    "61D 9FD A76 C77 C84 1B7D-1B7E 2E43-2E4F 2E52-2E5D 10EAD 10F55-10F59 10F86-10F89 1144B-1144F "
+    "1145A-1145B 1145D 11660-1166C 116B9 1183B 11944-11946 119E2 11A3F-11A46 11A9A-11A9C 11A9E-11AA2 "
+    "11C41-11C45 11C70-11C71 11EF7-11EF8 11FFF 12FF1-12FF2 16E97-16E9A 16FE2 1E95E-1E95F "
+)
+EXTRA_PUNCTUATION = _code_points("166D 111C9")  # split by HuggingFace though Python calls them symbols
+
+
+def is_chinese_char(char: str) -> bool:
+    cp = ord(char)
+    return any(low <= cp <= high for low, high in CJK_RANGES)
+
+
+def is_deleted_char(char: str) -> bool:
+    """Text cleaning: NUL, U+FFFD and control-like characters vanish (tab, newline, return are whitespace)."""
+    if char in "\t\n\r":
+        return False
+    if char in "\x00\ufffd":
+        return True
+    return unicodedata.category(char) in DELETED_CATEGORIES and char not in KEPT_FORMAT_CHARS
+
+
+def is_punctuation(char: str) -> bool:
+    """All ASCII symbols BERT counts as punctuation (!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~) and Unicode P*."""
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    if char in NOT_PUNCTUATION or char in EXTRA_PUNCTUATION:
+        return char in EXTRA_PUNCTUATION
+    return unicodedata.category(char).startswith("P")
+
+
+def is_accent(char: str) -> bool:
+    """A nonspacing mark, which accent stripping removes after NFD."""
+    if char in KEPT_MARKS or char in EXTRA_MARKS:
+        return char in EXTRA_MARKS
+    return unicodedata.category(char) == "Mn"
+
+
+# How a character's normalized form joins the words around it.
+JOIN, ISOLATE, MIXED = 0, 1, 2  # part of the word / a word of its own / per character (some punctuation)
+
+Word = tuple[str, int, int]
+
+
+class BertPreTokenizer:
+    """BERT's BasicTokenizer: clean, split CJK, strip accents, lowercase, split on whitespace and punctuation.
+
+    `strip_accents=None` follows `lowercase` (BERT's rule). `keep_hangul=True` (Korean mode) strips accents
+    only from characters whose decomposition holds a nonspacing mark and recomposes the rest (NFC), so
+    Hangul syllables stay whole while `é` still becomes `e`.
+    """
+
+    def __init__(
+        self,
+        lowercase: bool = True,
+        strip_accents: bool | None = None,
+        keep_hangul: bool = False,
+        tokenize_chinese_chars: bool = True,
+    ) -> None:
+        self.lowercase = bool(lowercase)
+        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
+        self.keep_hangul = bool(keep_hangul)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self._chars: dict[str, tuple[str, int]] = {}  # original char -> (normalized chars, JOIN/ISOLATE/MIXED)
+
+    def __repr__(self) -> str:
+        return (f"BertPreTokenizer(lowercase={self.lowercase}, strip_accents={self.strip_accents}, "
+                f"keep_hangul={self.keep_hangul}, tokenize_chinese_chars={self.tokenize_chinese_chars})")
+
+    def normalize_char(self, char: str) -> tuple[str, int]:
+        """The normalized form of one character and how it joins its neighbours (memoized)."""
+        info = self._chars.get(char)
+        if info is None:
+            info = self._chars[char] = self._normalize_char(char)
+        return info
+
+    def _normalize_char(self, char: str) -> tuple[str, int]:
+        if is_deleted_char(char):
+            return "", JOIN
+        chinese = self.tokenize_chinese_chars and is_chinese_char(char)
+        out = char
+        if self.strip_accents and not char.isascii():
+            decomposed = unicodedata.normalize("NFD", char)
+            out = "".join(c for c in decomposed if not is_accent(c))
+            if self.keep_hangul:
+                out = unicodedata.normalize("NFC", out)
+        if self.lowercase:
+            out = "".join(c.lower() for c in out)  # per character: no final-sigma rule, as in Rust
+        if chinese:
+            return out, ISOLATE
+        punct = [is_punctuation(c) for c in out]
+        if not any(punct):
+            return out, JOIN
+        return out, ISOLATE if len(out) == 1 else MIXED
+
+    def split_chunk(self, chunk: str) -> list[tuple[str, list[int], list[int]]]:
+        """Normalize one whitespace-free chunk into words; each normalized char has its original span.
+
+        Returns (word, starts, ends) with starts[k]/ends[k] the span in `chunk` of the character that the
+        word's k-th normalized character came from.
+        """
+        words: list[tuple[str, list[int], list[int]]] = []
+        chars: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+
+        def flush() -> None:
+            if chars:
+                words.append(("".join(chars), starts.copy(), ends.copy()))
+                chars.clear(), starts.clear(), ends.clear()
+
+        table = self._chars
+        for i, char in enumerate(chunk):
+            info = table.get(char) or self.normalize_char(char)
+            out, join = info
+            if not out:
+                continue
+            if join == JOIN:
+                chars.append(out)
+                starts.extend([i] * len(out))
+                ends.extend([i + 1] * len(out))
+            elif join == ISOLATE:
+                flush()
+                words.append((out, [i] * len(out), [i + 1] * len(out)))
+            else:
+                for c in out:
+                    if is_punctuation(c):
+                        flush()
+                        words.append((c, [i], [i + 1]))
+                    else:
+                        chars.append(c), starts.append(i), ends.append(i + 1)
+        flush()
+        return words
+
+    def pre_tokenize(self, text: str) -> list[Word]:
+        """The normalized words of `text` with their (start, end) character offsets in `text`."""
+        if not isinstance(text, str):
+            raise TypeError(f"pre_tokenize expects a str, got {type(text).__name__}")
+        words: list[Word] = []
+        for match in CHUNK_PATTERN.finditer(text):
+            base = match.start()
+            for word, starts, ends in self.split_chunk(match.group()):
+                words.append((word, base + starts[0], base + ends[-1]))
+        return words
+
+    def normalize(self, text: str) -> str:
+        """The normalized text, words separated by single spaces (handy for inspection and training)."""
+        return " ".join(word for word, _, _ in self.pre_tokenize(text))

@@ -1,0 +1,914 @@
+"""BertTokenizer: HuggingFace's BertTokenizer(Fast) surface over our normalizer and WordPiece.
+
+text -> chunks (split at whitespace) -> cached per chunk: normalized words -> WordPiece ids
+     -> truncation windows -> [CLS] A [SEP] (B [SEP]) rows -> padding -> BatchEncoding
+
+The hot path is one dict lookup per whitespace-separated chunk (`_chunk_ids`), so repeated words cost
+nothing but the lookup. Offsets and word ids go through a second, richer cache and are only computed when
+asked for (directly or through `BatchEncoding.word_ids()`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any
+
+import re
+
+from bertkit.tokenizer.encoding import BatchEncoding, Encoding
+from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
+from bertkit.tokenizer.wordpiece import WordPiece
+
+VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
+SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+CACHE_SIZE = 200_000  # chunks kept per cache; the oldest half goes when full
+
+
+class _ChunkCache(dict):
+    """chunk -> value, computed on a miss by `compute` (called from C through dict.__getitem__)."""
+
+    def __init__(self, compute: Any, max_size: int = CACHE_SIZE) -> None:
+        super().__init__()
+        self.compute = compute
+        self.max_size = max_size
+
+    def __missing__(self, chunk: str) -> Any:
+        if len(self) >= self.max_size:
+            for old in list(islice(self, self.max_size // 2)):
+                del self[old]
+        value = self[chunk] = self.compute(chunk)
+        return value
+
+
+@dataclass
+class _Tokens:
+    """The tokens of one text, before special tokens; offsets and word ids only when tracked."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]] | None = None
+    word_ids: list[int] | None = None
+
+    def window(self, start: int, stop: int) -> _Tokens:
+        return _Tokens(self.ids[start:stop],
+                       None if self.offsets is None else self.offsets[start:stop],
+                       None if self.word_ids is None else self.word_ids[start:stop])
+
+
+def load_vocab(path: str | os.PathLike) -> dict[str, int]:
+    """vocab.txt: one token per line, the line number is the id."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    vocab: dict[str, int] = {}
+    for index, token in enumerate(lines):
+        if token in vocab:
+            raise ValueError(f"{path} lists {token!r} twice (lines {vocab[token] + 1} and {index + 1}); "
+                             "each token must appear once, since its line number is its id")
+        vocab[token] = index
+    if not vocab:
+        raise ValueError(f"{path} is empty: a vocabulary needs at least the special tokens and [UNK]")
+    return vocab
+
+
+class BertTokenizer:
+    """BERT's WordPiece tokenizer with HuggingFace's API, id for id with HuggingFace's BertTokenizerFast.
+
+        tokenizer = BertTokenizer.from_pretrained("path/to/folder")   # vocab.txt (+ tokenizer_config.json)
+        batch = tokenizer(["I love Paris", "short"], padding=True, return_tensors="pt")
+
+    `keep_hangul=True` (Korean mode) strips Latin accents but keeps Hangul syllables whole.
+    """
+
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    is_fast = True
+    padding_side = "right"
+    truncation_side = "right"
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike | dict[str, int] | None = None,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        keep_hangul: bool = False,
+        unk_token: str = "[UNK]",
+        sep_token: str = "[SEP]",
+        pad_token: str = "[PAD]",
+        cls_token: str = "[CLS]",
+        mask_token: str = "[MASK]",
+        additional_special_tokens: Sequence[str] = (),
+        model_max_length: int | None = None,
+        max_input_chars_per_word: int = 100,
+        clean_up_tokenization_spaces: bool = False,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        name_or_path: str = "",
+        vocab: dict[str, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if vocab is None:
+            if vocab_file is None:
+                raise ValueError("BertTokenizer needs a vocabulary: pass vocab_file='vocab.txt' or vocab={token: id}")
+            vocab = dict(vocab_file) if isinstance(vocab_file, dict) else load_vocab(vocab_file)
+        if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) for t, i in vocab.items()):
+            raise TypeError("vocab must be a dict mapping token strings to integer ids")
+        if len(set(vocab.values())) != len(vocab):
+            raise ValueError("the vocabulary gives two tokens the same id; ids must be unique")
+        for side, name in ((padding_side, "padding_side"), (truncation_side, "truncation_side")):
+            if side not in ("left", "right"):
+                raise ValueError(f"{name} must be 'left' or 'right', got {side!r}")
+        self.vocab = vocab
+        self.ids_to_tokens = {i: t for t, i in vocab.items()}
+        self.do_lower_case = bool(do_lower_case)
+        self.strip_accents = strip_accents
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.keep_hangul = bool(keep_hangul)
+        self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
+        self.cls_token, self.mask_token = cls_token, mask_token
+        self.additional_special_tokens = list(additional_special_tokens or ())
+        self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        self.padding_side, self.truncation_side = padding_side, truncation_side
+        self.name_or_path = str(name_or_path)
+        self.init_kwargs = kwargs
+
+        self.pre_tokenizer = BertPreTokenizer(self.do_lower_case, strip_accents, self.keep_hangul,
+                                              self.tokenize_chinese_chars)
+        self.wordpiece = WordPiece(vocab, unk_token, "##", max_input_chars_per_word)
+        # Special tokens are matched in the raw text before normalization and never split. Those missing from
+        # the vocabulary get ids after it, as HuggingFace's added tokens do.
+        self.added_tokens_encoder: dict[str, int] = {}
+        for token in self.all_special_tokens:
+            if token not in vocab and token not in self.added_tokens_encoder:
+                self.added_tokens_encoder[token] = len(vocab) + len(self.added_tokens_encoder)
+        for token, token_id in self.added_tokens_encoder.items():
+            self.ids_to_tokens[token_id] = token
+        longest_first = sorted(set(self.all_special_tokens), key=len, reverse=True)
+        self._special_pattern = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+        self._chunk_ids = _ChunkCache(lambda chunk: self._chunk_details(chunk)[0])
+        self._chunk_detail_cache = _ChunkCache(self._chunk_details)
+
+    # ----------------------------------------------------------------------------------------- vocabulary
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab) + len(self.added_tokens_encoder)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {**self.vocab, **self.added_tokens_encoder}
+
+    def __repr__(self) -> str:
+        return (f"BertTokenizer(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size}, "
+                f"do_lower_case={self.do_lower_case}, strip_accents={self.strip_accents}, "
+                f"keep_hangul={self.keep_hangul}, model_max_length={self.model_max_length})")
+
+    def _token_id(self, token: str) -> int:
+        token_id = self.vocab.get(token)
+        if token_id is None:
+            token_id = self.added_tokens_encoder.get(token, self.unk_token_id)
+        return token_id
+
+    @property
+    def unk_token_id(self) -> int:
+        return self.vocab[self.unk_token]
+
+    @property
+    def sep_token_id(self) -> int:
+        return self._token_id(self.sep_token)
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._token_id(self.pad_token)
+
+    @property
+    def cls_token_id(self) -> int:
+        return self._token_id(self.cls_token)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self._token_id(self.mask_token)
+
+    @property
+    def pad_token_type_id(self) -> int:
+        return 0
+
+    @property
+    def special_tokens_map(self) -> dict[str, Any]:
+        tokens: dict[str, Any] = {name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}
+        if self.additional_special_tokens:
+            tokens["additional_special_tokens"] = list(self.additional_special_tokens)
+        return tokens
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        tokens = [getattr(self, name) for name in SPECIAL_TOKEN_NAMES] + self.additional_special_tokens
+        return list(dict.fromkeys(t for t in tokens if t))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self._token_id(t) for t in self.all_special_tokens]
+
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
+        """Token -> id ([UNK]'s id for unknown tokens); a list gives a list."""
+        if isinstance(tokens, str):
+            return self._token_id(tokens)
+        return [self._token_id(t) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
+        """Id -> token; a list gives a list (ids outside the vocabulary are dropped, as HuggingFace does)."""
+        if isinstance(ids, int) or (hasattr(ids, "ndim") and ids.ndim == 0):
+            token = self.ids_to_tokens.get(int(ids))
+            if token is None:
+                raise ValueError(f"id {int(ids)} is outside the vocabulary (0..{len(self) - 1})")
+            return token
+        special = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self.ids_to_tokens[i] for i in _as_int_list(ids) if i in self.ids_to_tokens and i not in special]
+
+    # ----------------------------------------------------------------------------------------- tokenizing
+    def _chunk_details(self, chunk: str) -> tuple[list[int], list[int], list[int], list[int], int]:
+        """One whitespace-free chunk -> (ids, starts, ends, word index per token, number of words)."""
+        ids, starts, ends, words = [], [], [], []
+        pieces = self.pre_tokenizer.split_chunk(chunk)
+        for word_index, (word, char_starts, char_ends) in enumerate(pieces):
+            for token_id, start, end in self.wordpiece.tokenize(word):
+                ids.append(token_id)
+                starts.append(char_starts[start])
+                ends.append(char_ends[end - 1])
+                words.append(word_index)
+        return ids, starts, ends, words, len(pieces)
+
+    def _segments(self, text: str) -> list[tuple[str, int, int | None]]:
+        """Split out special tokens: (piece, offset in text, special token id or None)."""
+        if self._special_pattern is None or not self._special_pattern.search(text):
+            return [(text, 0, None)]
+        segments, position = [], 0
+        for match in self._special_pattern.finditer(text):
+            if match.start() > position:
+                segments.append((text[position:match.start()], position, None))
+            segments.append((match.group(), match.start(), self._token_id(match.group())))
+            position = match.end()
+        if position < len(text):
+            segments.append((text[position:], position, None))
+        return segments
+
+    def _ids_of(self, text: str) -> list[int]:
+        """The fast path: ids only, one cached lookup per chunk, all in C."""
+        chunks = CHUNK_PATTERN.findall(text) if SPLIT_UNSAFE.search(text) else text.split()
+        return list(chain.from_iterable(map(self._chunk_ids.__getitem__, chunks)))
+
+    def _encode_text(self, text: str, track: bool, first_word: int = 0) -> tuple[_Tokens, int]:
+        """Tokens of one text (no special tokens) and the number of words seen; word ids start at first_word."""
+        if not track:
+            segments = self._segments(text)
+            if len(segments) == 1 and segments[0][2] is None:
+                return _Tokens(self._ids_of(text)), 0
+            ids: list[int] = []
+            for piece, _, special_id in segments:
+                if special_id is None:
+                    ids.extend(self._ids_of(piece))
+                else:
+                    ids.append(special_id)
+            return _Tokens(ids), 0
+        tokens = _Tokens([], [], [])
+        word = first_word
+        for piece, base, special_id in self._segments(text):
+            if special_id is not None:
+                tokens.ids.append(special_id)
+                tokens.offsets.append((base, base + len(piece)))
+                tokens.word_ids.append(word)
+                word += 1
+                continue
+            for match in CHUNK_PATTERN.finditer(piece):
+                ids, starts, ends, words, n_words = self._chunk_detail_cache[match.group()]
+                start = base + match.start()
+                tokens.ids.extend(ids)
+                tokens.offsets.extend((start + s, start + e) for s, e in zip(starts, ends))
+                tokens.word_ids.extend(word + w for w in words)
+                word += n_words
+        return tokens, word - first_word
+
+    def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: bool) -> _Tokens:
+        if not is_split_into_words:
+            return self._encode_text(text, track)[0]
+        # Pre-split words: each is tokenized on its own; its tokens carry its index and offsets inside it.
+        merged = _Tokens([], [] if track else None, [] if track else None)
+        for index, word in enumerate(text):
+            tokens, _ = self._encode_text(word, track)
+            merged.ids.extend(tokens.ids)
+            if track:
+                merged.offsets.extend(tokens.offsets)
+                merged.word_ids.extend([index] * len(tokens.ids))
+        return merged
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False,
+                 is_split_into_words: bool = False, **kwargs: Any) -> list[str]:
+        """The WordPiece tokens of `text` (and `pair`), without [CLS]/[SEP] unless add_special_tokens."""
+        if not isinstance(text, str) and not is_split_into_words:
+            raise TypeError(f"tokenize expects a str, got {type(text).__name__}")
+        ids = self.encode(text, pair, add_special_tokens=add_special_tokens,
+                          is_split_into_words=is_split_into_words, **kwargs)
+        return [self.ids_to_tokens[i] for i in ids]
+
+    # ----------------------------------------------------------------------------------------- the call
+    def __call__(
+        self,
+        text: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        text_pair: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        return_length: bool = False,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> BatchEncoding:
+        """Encode one text, a pair, or batches of them (HuggingFace's call signature and results)."""
+        if kwargs:
+            raise TypeError(f"unexpected keyword argument(s) {sorted(kwargs)} for the tokenizer call")
+        batched, firsts = _as_batch(text, is_split_into_words, "text")
+        seconds = None
+        if text_pair is not None:
+            pair_batched, seconds = _as_batch(text_pair, is_split_into_words, "text_pair")
+            if pair_batched != batched or len(seconds) != len(firsts):
+                raise ValueError(f"text and text_pair must both be single inputs or batches of the same size "
+                                 f"(got {len(firsts)} and {len(seconds)})")
+        padding, truncation, max_length = self._strategies(padding, truncation, max_length)
+        padding_side = padding_side or self.padding_side
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length,
+                       stride=stride, overflow=return_overflowing_tokens, split=is_split_into_words)
+
+        rows, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping, **options)
+        pad_to = self._pad_length([len(r["input_ids"]) for r in rows], padding, max_length, pad_to_multiple_of)
+        for row in rows:
+            self._pad_row(row, pad_to, padding_side)
+
+        data: dict[str, Any] = {"input_ids": [r["input_ids"] for r in rows]}
+        if return_token_type_ids is not False:
+            data["token_type_ids"] = [r["token_type_ids"] for r in rows]
+        if return_attention_mask is not False:
+            data["attention_mask"] = [r["attention_mask"] for r in rows]
+        if return_special_tokens_mask:
+            data["special_tokens_mask"] = [r["special_tokens_mask"] for r in rows]
+        if return_offsets_mapping:
+            data["offset_mapping"] = [r["offsets"] for r in rows]
+        if return_length:
+            data["length"] = [len(r["input_ids"]) for r in rows]
+        if return_overflowing_tokens:
+            data["overflow_to_sample_mapping"] = sample_of_row
+
+        def details() -> list[Encoding]:  # redo the call with offsets and word ids tracked
+            tracked, _ = self._rows(firsts, seconds, track=True, **options)
+            for row in tracked:
+                self._pad_row(row, pad_to, padding_side)
+            return [self._to_encoding(row) for row in tracked]
+
+        if not batched and return_tensors is None and not return_overflowing_tokens:
+            data = {key: value[0] for key, value in data.items()}
+        encoding = BatchEncoding(data, details, n_sequences=1 if seconds is None else 2)
+        if return_tensors is not None:
+            encoding.convert_to_tensors(return_tensors)
+        return encoding
+
+    encode_plus = __call__
+    batch_encode_plus = __call__
+
+    def encode(self, text: str | Sequence[str], text_pair: str | Sequence[str] | None = None,
+               add_special_tokens: bool = True, padding: bool | str = False, truncation: bool | str | None = None,
+               max_length: int | None = None, stride: int = 0, return_tensors: str | None = None,
+               **kwargs: Any) -> list[int] | Any:
+        """The ids of one text or pair (HuggingFace's `encode`)."""
+        if text is None or (not isinstance(text, str) and not kwargs.get("is_split_into_words")):
+            raise TypeError(f"encode expects a str (use the tokenizer call for batches), got {type(text).__name__}")
+        encoding = self(text, text_pair, add_special_tokens=add_special_tokens, padding=padding,
+                        truncation=truncation, max_length=max_length, stride=stride,
+                        return_tensors=return_tensors, return_token_type_ids=False,
+                        return_attention_mask=False, **kwargs)
+        return encoding["input_ids"]
+
+    def _strategies(self, padding: Any, truncation: Any, max_length: int | None) -> tuple[str | None, str | None, int | None]:
+        """HuggingFace's rules for padding/truncation/max_length defaults."""
+        if padding is True or padding == "longest":
+            padding = "longest"
+        elif padding is False or padding is None or padding == "do_not_pad":
+            padding = None
+        elif padding != "max_length":
+            raise ValueError(f"padding must be True/'longest', 'max_length' or False, got {padding!r}")
+        if truncation is None:
+            # HuggingFace: a max_length without padding means truncate to it.
+            truncation = "longest_first" if max_length is not None and padding is None else None
+        elif truncation is True:
+            truncation = "longest_first"
+        elif truncation is False or truncation == "do_not_truncate":
+            truncation = None
+        elif truncation not in TRUNCATION_STRATEGIES:
+            raise ValueError(f"truncation must be True, False or one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
+            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+        if max_length is None and (truncation is not None or padding == "max_length"):
+            if self.model_max_length < VERY_LARGE_INTEGER:
+                max_length = self.model_max_length
+            elif padding == "max_length":
+                raise ValueError("padding='max_length' needs max_length= (this tokenizer has no model_max_length)")
+            else:
+                truncation = None  # no limit known: nothing to truncate to
+        return padding, truncation, max_length
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 3 if pair else 2
+
+    def _rows(self, firsts: list, seconds: list | None, *, track: bool, add_special_tokens: bool,
+              truncation: str | None, max_length: int | None, stride: int, overflow: bool,
+              split: bool) -> tuple[list[dict[str, list]], list[int]]:
+        """Encode every sample, truncate it into windows and assemble the rows (unpadded)."""
+        rows, sample_of_row = [], []
+        for sample, first in enumerate(firsts):
+            a = self._encode_input(first, split, track)
+            b = None if seconds is None else self._encode_input(seconds[sample], split, track)
+            windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
+            if not overflow:
+                windows = windows[:1]
+            for a_window, b_window in windows:
+                rows.append(self._assemble(a_window, b_window, add_special_tokens, track))
+                sample_of_row.append(sample)
+        return rows, sample_of_row
+
+    def _truncate(self, a: _Tokens, b: _Tokens | None, strategy: str | None, max_length: int | None,
+                  stride: int, add_special_tokens: bool) -> list[tuple[_Tokens, _Tokens | None]]:
+        """The (first, second) windows of one sample, main window first, in HuggingFace's overflow order."""
+        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
+        if strategy is None or max_length is None:
+            return [(a, b)]
+        n_special = self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0
+        if max_length < n_special:
+            raise ValueError(f"max_length={max_length} is too small: the special tokens alone need {n_special} "
+                             f"positions; use max_length >= {n_special + 1}")
+        budget = max_length - n_special
+        keep_a, keep_b = n_a, n_b
+        if budget == 0:
+            keep_a = keep_b = 0
+        elif n_a + n_b > budget:
+            if strategy == "longest_first":
+                if b is None:
+                    keep_a = budget
+                else:  # HuggingFace's rule: the shorter keeps what it can; odd leftovers go to the longer
+                    short, long = sorted((n_a, n_b))
+                    long_keep = short if short > budget else max(short, budget - short)
+                    short_keep = short
+                    if short_keep + long_keep > budget:
+                        short_keep = budget // 2
+                        long_keep = short_keep + budget % 2
+                    keep_a, keep_b = (short_keep, long_keep) if n_a <= n_b else (long_keep, short_keep)
+            else:
+                if strategy == "only_second" and b is None:
+                    raise ValueError("truncation='only_second' needs a text_pair; use 'only_first' or True "
+                                     "for single texts")
+                target = n_a if strategy == "only_first" else n_b
+                excess = n_a + n_b - budget
+                if target <= excess:
+                    which = "first" if strategy == "only_first" else "second"
+                    raise ValueError(f"truncation={strategy!r} cannot fit max_length={max_length}: the {which} "
+                                     f"text has {target} tokens but {excess} must go; use truncation="
+                                     "'longest_first' or a larger max_length")
+                if strategy == "only_first":
+                    keep_a = n_a - excess
+                else:
+                    keep_b = n_b - excess
+        a_windows = [a.window(s, e) for s, e in self._windows(n_a, keep_a, stride)]
+        if b is None:
+            return [(w, None) for w in a_windows]
+        b_windows = [b.window(s, e) for s, e in self._windows(n_b, keep_b, stride)]
+        # HuggingFace's Encoding.merge_with order: (a0, b0); each later a with b0 then with every later b;
+        # then a0 with every later b.
+        pairs = [(a_windows[0], b_windows[0])]
+        for a_window in a_windows[1:]:
+            pairs.extend((a_window, b_window) for b_window in b_windows)
+        pairs.extend((a_windows[0], b_window) for b_window in b_windows[1:])
+        return pairs
+
+    def _windows(self, length: int, keep: int, stride: int) -> list[tuple[int, int]]:
+        """Windows of `keep` tokens overlapping by `stride` tokens, the first one kept, the rest overflow."""
+        if keep >= length:
+            return [(0, length)]
+        if keep == 0:
+            return [(0, 0), (0, length)]
+        if not 0 <= stride < keep:
+            raise ValueError(f"stride={stride} must be smaller than the {keep} tokens a window holds for this "
+                             "text (max_length minus special tokens, shared by a pair); lower stride or raise "
+                             "max_length")
+        step = keep - stride
+        windows = []
+        if self.truncation_side == "right":
+            for start in range(0, length, step):
+                stop = min(start + keep, length)
+                windows.append((start, stop))
+                if stop == length:
+                    break
+        else:  # keep the end: windows walk backwards from the last token
+            for stop in range(length, 0, -step):
+                start = max(stop - keep, 0)
+                windows.append((start, stop))
+                if start == 0:
+                    break
+        return windows
+
+    def _assemble(self, a: _Tokens, b: _Tokens | None, add_special_tokens: bool, track: bool) -> dict[str, list]:
+        """[CLS] a [SEP] (b [SEP]) with its type ids, masks, offsets, word and sequence ids."""
+        cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
+        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
+        ids = cls + a.ids + sep
+        type_ids = [0] * len(ids)
+        special = [1] * len(cls) + [0] * n_a + [1] * len(sep)
+        if b is not None:
+            ids += b.ids + sep
+            type_ids += [1] * (n_b + len(sep))
+            special += [0] * n_b + [1] * len(sep)
+        row = {"input_ids": ids, "token_type_ids": type_ids, "attention_mask": [1] * len(ids),
+               "special_tokens_mask": special}
+        if track:
+            none_cls, none_sep = [None] * len(cls), [None] * len(sep)
+            zero_cls, zero_sep = [(0, 0)] * len(cls), [(0, 0)] * len(sep)
+            row["offsets"] = zero_cls + a.offsets + zero_sep + ([] if b is None else b.offsets + zero_sep)
+            row["word_ids"] = none_cls + a.word_ids + none_sep + ([] if b is None else b.word_ids + none_sep)
+            row["sequence_ids"] = (none_cls + [0] * n_a + none_sep + ([] if b is None else [1] * n_b + none_sep))
+        return row
+
+    def _pad_length(self, lengths: list[int], padding: str | None, max_length: int | None,
+                    multiple: int | None) -> int | None:
+        if padding is None or not lengths:
+            return None
+        target = max(lengths) if padding == "longest" else max_length
+        if multiple and target % multiple:
+            target += multiple - target % multiple
+        return target
+
+    def _pad_row(self, row: dict[str, list], length: int | None, side: str) -> None:
+        if length is None or len(row["input_ids"]) >= length:
+            return
+        n = length - len(row["input_ids"])
+        fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
+                "special_tokens_mask": 1, "offsets": (0, 0), "word_ids": None, "sequence_ids": None}
+        for key, values in row.items():
+            pad = [fill[key]] * n
+            row[key] = values + pad if side == "right" else pad + values
+
+    def _to_encoding(self, row: dict[str, list]) -> Encoding:
+        return Encoding(ids=row["input_ids"], tokens=[self.ids_to_tokens[i] for i in row["input_ids"]],
+                        type_ids=row["token_type_ids"], attention_mask=row["attention_mask"],
+                        special_tokens_mask=row["special_tokens_mask"], offsets=row["offsets"],
+                        word_ids=row["word_ids"], sequence_ids=row["sequence_ids"])
+
+    # ----------------------------------------------------------------------------------------- helpers
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+        ids = [self.cls_token_id] + list(token_ids_0) + [self.sep_token_id]
+        return ids if token_ids_1 is None else ids + list(token_ids_1) + [self.sep_token_id]
+
+    def create_token_type_ids_from_sequences(self, token_ids_0: list[int],
+                                             token_ids_1: list[int] | None = None) -> list[int]:
+        first = [0] * (len(token_ids_0) + 2)
+        return first if token_ids_1 is None else first + [1] * (len(token_ids_1) + 1)
+
+    def get_special_tokens_mask(self, token_ids_0: list[int], token_ids_1: list[int] | None = None,
+                                already_has_special_tokens: bool = False) -> list[int]:
+        if already_has_special_tokens:
+            special = set(self.all_special_ids)
+            return [1 if i in special else 0 for i in token_ids_0]
+        mask = [1] + [0] * len(token_ids_0) + [1]
+        return mask if token_ids_1 is None else mask + [0] * len(token_ids_1) + [1]
+
+    def pad(self, encoded_inputs: dict[str, Any] | list[dict[str, Any]], padding: bool | str = True,
+            max_length: int | None = None, pad_to_multiple_of: int | None = None,
+            return_attention_mask: bool | None = None, return_tensors: str | None = None,
+            padding_side: str | None = None, **kwargs: Any) -> BatchEncoding:
+        """Pad already-encoded rows (a dict of lists or a list of dicts), as data collators do."""
+        if isinstance(encoded_inputs, (list, tuple)):
+            if not encoded_inputs or not all(isinstance(e, dict) for e in encoded_inputs):
+                raise ValueError("pad expects a dict of lists or a non-empty list of dicts of encoded inputs")
+            encoded_inputs = {key: [e[key] for e in encoded_inputs] for key in encoded_inputs[0]}
+        if "input_ids" not in encoded_inputs:
+            raise ValueError(f"pad needs 'input_ids' among the inputs, got {sorted(encoded_inputs)}")
+        rows_ids = [_as_int_list(r) for r in encoded_inputs["input_ids"]]
+        single = bool(rows_ids) and not isinstance(encoded_inputs["input_ids"][0], (list, tuple)) and \
+            not hasattr(encoded_inputs["input_ids"][0], "__len__")
+        if single:
+            encoded_inputs = {k: [v] for k, v in encoded_inputs.items()}
+            rows_ids = [_as_int_list(encoded_inputs["input_ids"][0])]
+        padding_strategy, _, max_length = self._strategies(padding, False, max_length)
+        pad_to = self._pad_length([len(r) for r in rows_ids], padding_strategy, max_length, pad_to_multiple_of)
+        side = padding_side or self.padding_side
+        fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
+                "special_tokens_mask": 1}
+        data: dict[str, list] = {}
+        for key, rows in encoded_inputs.items():
+            rows = [_as_int_list(r) if key in fill or key == "labels" else list(r) for r in rows]
+            if key not in fill or pad_to is None:
+                data[key] = rows
+                continue
+            data[key] = [r + [fill[key]] * (pad_to - len(r)) if side == "right" else
+                         [fill[key]] * (pad_to - len(r)) + r for r in rows]
+        if "attention_mask" not in data and return_attention_mask is not False:
+            data["attention_mask"] = [[1] * len(r) + [0] * ((pad_to or len(r)) - len(r)) if side == "right" else
+                                      [0] * ((pad_to or len(r)) - len(r)) + [1] * len(r) for r in rows_ids]
+        if single and return_tensors is None:
+            data = {k: v[0] for k, v in data.items()}
+        encoding = BatchEncoding(data)
+        if return_tensors is not None:
+            encoding.convert_to_tensors(return_tensors)
+        return encoding
+
+    # ----------------------------------------------------------------------------------------- decoding
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Join WordPiece tokens: '##' pieces glue to the previous one, others get a space."""
+        return " ".join(tokens).replace(" ##", "").strip()
+
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> str:
+        """Ids back to text, as HuggingFace's WordPiece decoder writes it (lowercased if the vocab is)."""
+        tokens = self.convert_ids_to_tokens(_as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
+        pieces = []
+        for i, token in enumerate(tokens):
+            if i and token.startswith("##"):
+                token = token[2:]
+            elif i:
+                token = " " + token
+            pieces.append(_cleanup_decoder(token))
+        text = "".join(pieces)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
+
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False,
+                     clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> list[str]:
+        if hasattr(sequences, "tolist"):
+            sequences = sequences.tolist()
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
+
+    # ----------------------------------------------------------------------------------------- files
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **overrides: Any) -> BertTokenizer:
+        """Load from a folder in HuggingFace layout: vocab.txt (+ tokenizer_config.json) or tokenizer.json."""
+        settings = read_tokenizer_folder(pretrained_model_name_or_path)
+        settings.update(overrides)
+        return cls(**settings)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> tuple[str, ...]:
+        """Write vocab.txt, tokenizer_config.json, special_tokens_map.json and tokenizer.json (HF loads it)."""
+        return write_tokenizer_folder(self, save_directory)
+
+    save_vocabulary = save_pretrained
+
+
+# --------------------------------------------------------------------------------------------- functions
+def _as_batch(text: Any, is_split_into_words: bool, name: str) -> tuple[bool, list]:
+    """(was it a batch?, the inputs as a list) after checking the types."""
+    if text is None:
+        raise ValueError(f"{name} is None: pass a str, a list of str, or (with is_split_into_words=True) a "
+                         "list of words / a list of lists of words")
+    if is_split_into_words:
+        if isinstance(text, (list, tuple)) and text and all(isinstance(t, (list, tuple)) for t in text):
+            batch = [list(t) for t in text]
+            batched = True
+        elif isinstance(text, (list, tuple)):
+            batch, batched = [list(text)], False
+        else:
+            raise TypeError(f"{name} must be a list of words (or a list of such lists) with "
+                            f"is_split_into_words=True, got {type(text).__name__}")
+        for words in batch:
+            for word in words:
+                if not isinstance(word, str):
+                    raise TypeError(f"{name}: every pre-split word must be a str, got {type(word).__name__}")
+        return batched, batch
+    if isinstance(text, str):
+        return False, [text]
+    if isinstance(text, (list, tuple)):
+        for item in text:
+            if not isinstance(item, str):
+                hint = " (for pre-split words pass is_split_into_words=True)" if isinstance(item, (list, tuple)) else ""
+                raise TypeError(f"{name} must hold only str, got {type(item).__name__}{hint}")
+        return True, list(text)
+    raise TypeError(f"{name} must be a str or a list of str, got {type(text).__name__}")
+
+
+def _as_int_list(ids: Any) -> list[int]:
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if isinstance(ids, int):
+        return [ids]
+    return [int(i) for i in ids]
+
+
+def _cleanup_decoder(token: str) -> str:
+    """HuggingFace's WordPiece decoder cleanup, applied per token."""
+    return (token.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
+            .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" do not", " don't")
+            .replace(" 's", "'s").replace(" 've", "'ve").replace(" 're", "'re"))
+
+
+def clean_up_tokenization(text: str) -> str:
+    """transformers' clean_up_tokenization: no space before punctuation and English contractions."""
+    return (text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
+            .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s")
+            .replace(" 've", "'ve").replace(" 're", "'re"))
+
+
+def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
+    """Lists of rows -> torch ('pt') or numpy ('np') arrays; rows must have one length."""
+    if tensor_type is None:
+        return value
+    if tensor_type not in ("pt", "np"):
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        lengths = {len(row) for row in value}
+        if len(lengths) > 1:
+            raise ValueError(f"cannot make a tensor of {key!r}: its rows have lengths {sorted(lengths)}; "
+                             "pass padding=True (and truncation=True for long texts)")
+    if tensor_type == "pt":
+        import torch
+        return torch.tensor(value, dtype=torch.long)
+    import numpy as np
+    return np.array(value, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------- files
+CONFIG_FLAGS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "keep_hangul", "model_max_length",
+                "clean_up_tokenization_spaces", "padding_side", "truncation_side", "max_input_chars_per_word")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); fix or delete it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _token_content(token: Any) -> Any:
+    """Special tokens are saved as "[CLS]" or as {"content": "[CLS]", ...}."""
+    return token.get("content") if isinstance(token, dict) else token
+
+
+def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
+    """BertTokenizer keyword arguments from a HuggingFace tokenizer folder (or a bare vocab.txt file).
+
+    tokenizer.json, when present, decides the vocabulary and the normalizer (as HuggingFace's fast tokenizer
+    does); tokenizer_config.json and special_tokens_map.json give the special tokens and model_max_length.
+    """
+    path = Path(path)
+    if path.is_file():
+        return {"vocab_file": path, "name_or_path": str(path)}
+    if not path.is_dir():
+        raise FileNotFoundError(f"no tokenizer folder at {path}: bertkit loads local folders holding vocab.txt "
+                                "(+ tokenizer_config.json) or tokenizer.json; it never downloads")
+    settings: dict[str, Any] = {"name_or_path": str(path)}
+    config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
+    special = _read_json(path / "special_tokens_map.json") if (path / "special_tokens_map.json").is_file() else {}
+    for source in (special, config):
+        for name in SPECIAL_TOKEN_NAMES:
+            if _token_content(source.get(name)):
+                settings[name] = _token_content(source[name])
+        extra = source.get("additional_special_tokens") or source.get("extra_special_tokens")
+        if isinstance(extra, list) and extra:
+            settings["additional_special_tokens"] = [_token_content(t) for t in extra]
+    settings.update({key: config[key] for key in CONFIG_FLAGS if config.get(key) is not None})
+    if "strip_accents" in config:  # an explicit null means "follow do_lower_case"
+        settings["strip_accents"] = config["strip_accents"]
+    if (path / "tokenizer.json").is_file():
+        settings.update(_read_tokenizer_json(path / "tokenizer.json"))
+    elif (path / "vocab.txt").is_file():
+        settings["vocab_file"] = path / "vocab.txt"
+    else:
+        raise FileNotFoundError(f"{path} holds neither vocab.txt nor tokenizer.json: save a tokenizer there with "
+                                "save_pretrained() or copy a BERT vocab.txt into it")
+    return settings
+
+
+def _read_tokenizer_json(path: Path) -> dict[str, Any]:
+    data = _read_json(path)
+    model = data.get("model") or {}
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{path} holds a {model.get('type')!r} model; bertkit reads WordPiece (BERT) tokenizers only")
+    if model.get("continuing_subword_prefix", "##") != "##":
+        raise ValueError(f"{path}: continuing_subword_prefix must be '##', got {model['continuing_subword_prefix']!r}")
+    vocab = dict(model["vocab"])
+    for added in data.get("added_tokens") or []:
+        vocab.setdefault(added["content"], added["id"])
+    settings: dict[str, Any] = {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
+                                "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}
+    settings.update(_read_normalizer(data.get("normalizer"), path))
+    return settings
+
+
+def _read_normalizer(normalizer: dict[str, Any] | None, path: Path) -> dict[str, Any]:
+    """BertNormalizer, or the Sequence that save_pretrained writes for keep_hangul (Korean mode)."""
+    if normalizer is None:
+        return {"do_lower_case": False, "strip_accents": False}
+    if normalizer.get("type") == "BertNormalizer":
+        return {"do_lower_case": normalizer.get("lowercase", True), "strip_accents": normalizer.get("strip_accents"),
+                "tokenize_chinese_chars": normalizer.get("handle_chinese_chars", True), "keep_hangul": False}
+    steps = normalizer.get("normalizers") or []
+    types = [step.get("type") for step in steps]
+    if normalizer.get("type") == "Sequence" and types[:1] == ["BertNormalizer"] and "NFC" in types:
+        return {"do_lower_case": "Lowercase" in types, "strip_accents": True, "keep_hangul": True,
+                "tokenize_chinese_chars": steps[0].get("handle_chinese_chars", True)}
+    raise ValueError(f"{path}: unsupported normalizer {normalizer.get('type')!r}; bertkit reads BERT's "
+                     "BertNormalizer (or the Korean-mode sequence it writes itself)")
+
+
+def _normalizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
+    bert = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": tokenizer.tokenize_chinese_chars,
+            "strip_accents": tokenizer.strip_accents, "lowercase": tokenizer.do_lower_case}
+    if not (tokenizer.keep_hangul and tokenizer.pre_tokenizer.strip_accents):
+        return bert
+    # Korean mode in HuggingFace's terms: decompose, drop nonspacing marks, recompose (Hangul comes back whole).
+    steps = [{**bert, "strip_accents": False, "lowercase": False}, {"type": "NFD"},
+             {"type": "Replace", "pattern": {"Regex": "\\p{Mn}"}, "content": ""}, {"type": "NFC"}]
+    if tokenizer.do_lower_case:
+        steps.append({"type": "Lowercase"})
+    return {"type": "Sequence", "normalizers": steps}
+
+
+def write_tokenizer_folder(tokenizer: BertTokenizer, folder: str | os.PathLike) -> tuple[str, ...]:
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"cannot save a tokenizer to {folder}: it is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = tokenizer.get_vocab()
+    by_id = sorted(vocab.items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ValueError("the vocabulary ids are not 0..n-1 without gaps, so they cannot be written as vocab.txt")
+    for token, _ in by_id:
+        if "\n" in token:
+            raise ValueError(f"token {token!r} holds a newline and cannot be written to vocab.txt")
+    paths = {name: folder / name for name in
+             ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")}
+    paths["vocab.txt"].write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
+    specials = tokenizer.special_tokens_map
+    config = {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
+              "strip_accents": tokenizer.strip_accents, "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
+              "keep_hangul": tokenizer.keep_hangul, "do_basic_tokenize": True, "never_split": None,
+              "model_max_length": tokenizer.model_max_length,
+              "clean_up_tokenization_spaces": tokenizer.clean_up_tokenization_spaces,
+              "max_input_chars_per_word": tokenizer.max_input_chars_per_word,
+              "padding_side": tokenizer.padding_side, "truncation_side": tokenizer.truncation_side, **specials}
+    _write_json(paths["tokenizer_config.json"], config)
+    _write_json(paths["special_tokens_map.json"], specials)
+    single = [{"SpecialToken": {"id": tokenizer.cls_token, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+              {"SpecialToken": {"id": tokenizer.sep_token, "type_id": 0}}]
+    pair = single + [{"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": tokenizer.sep_token, "type_id": 1}}]
+    full = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": vocab[token], "content": token, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True}
+                         for token in tokenizer.all_special_tokens],
+        "normalizer": _normalizer_json(tokenizer),
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": {
+            token: {"id": token, "ids": [vocab[token]], "tokens": [token]}
+            for token in (tokenizer.cls_token, tokenizer.sep_token)}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": tokenizer.unk_token, "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": tokenizer.max_input_chars_per_word, "vocab": dict(by_id)},
+    }
+    _write_json(paths["tokenizer.json"], full)
+    return tuple(str(p) for p in paths.values())
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+class AutoTokenizer:
+    """`AutoTokenizer.from_pretrained(folder)` gives a BertTokenizer (the only tokenizer bertkit has)."""
+
+    @staticmethod
+    def from_pretrained(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> BertTokenizer:
+        kwargs.pop("use_fast", None)
+        return BertTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+
+BertTokenizerFast = BertTokenizer

@@ -1,0 +1,331 @@
+"""Train a WordPiece vocabulary: the likelihood-score algorithm of seed 003, made fast.
+
+The algorithm (Schuster & Nakajima 2012, as the HuggingFace course and seed 003 teach it):
+
+1. Split the corpus into words with BERT's pre-tokenizer and count them.
+2. Spell every word as characters: the first plain, the rest with the `##` continuation prefix
+   (`word` -> `w ##o ##r ##d`). The vocabulary starts as the special tokens, then this alphabet, sorted.
+3. Score every adjacent pair of symbols by `freq(pair) / (freq(first) * freq(second))`, merge the best
+   pair everywhere, add the merged symbol to the vocabulary, and repeat until `vocab_size`.
+   Ties go to the pair seen first when scanning the words in corpus order, as in the seed's loop.
+
+The seed's loop recounts every pair after every merge (quadratic). Here a merge only re-spells the words
+that contain the merged pair and updates the counts of the pairs it touches; the best pair comes from
+a heap with lazy invalidation (a popped entry is checked against the pair's current score, and re-pushed
+if stale). Because a merge lowers freq(first) and freq(second), it *raises* the score of every other
+pair containing those symbols; those pairs are re-pushed, all others keep a valid entry.
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import heapq
+import io
+import lzma
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
+
+if TYPE_CHECKING:
+    from bertkit.tokenizer.tokenizer import BertTokenizer
+
+SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+CONTINUATION = "##"
+# BERT encodes a word longer than this as [UNK], so such words teach the vocabulary nothing.
+MAX_WORD_CHARS = 100
+# A pair of symbol ids packed in one int: faster dict keys than tuples.
+_SHIFT = 32
+_MASK = (1 << _SHIFT) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Counting words
+# ---------------------------------------------------------------------------------------------
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """Open a text file, transparently decompressing .xz / .gz / .bz2."""
+    openers = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix, open)
+    return opener(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[operator]
+
+
+def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a folder stands for every file under it (sorted, hidden files skipped)."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"training file {str(path)!r} does not exist; pass existing text files or folders")
+    if not files:
+        raise FileNotFoundError(f"no training files found in {[str(p) for p in paths]}")
+    return files
+
+
+def _iter_file_lines(files: list[Path], show_progress: bool) -> Iterator[str]:
+    total = sum(f.stat().st_size for f in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not show_progress) as bar:
+        for file in files:
+            with _open_text(file) as handle:
+                for line in handle:
+                    yield line
+            bar.update(file.stat().st_size)
+
+
+def _resolve_corpus(corpus: Any, show_progress: bool) -> Iterator[str]:
+    """A path (str or Path) or a list of Paths -> their lines; any other iterable of str -> the texts."""
+    if isinstance(corpus, (str, os.PathLike)):
+        return _iter_file_lines(_expand_files([corpus]), show_progress)
+    if not isinstance(corpus, Iterable):
+        raise ValueError(f"corpus must be a file path, a list of Paths, or an iterable of texts; got {type(corpus).__name__}")
+    items = corpus if isinstance(corpus, (list, tuple)) else None
+    if items is not None and items and all(isinstance(item, os.PathLike) for item in items):
+        return _iter_file_lines(_expand_files(items), show_progress)
+    return _check_texts(corpus)
+
+
+def _check_texts(texts: Iterable[Any]) -> Iterator[str]:
+    for text in texts:
+        if not isinstance(text, str):
+            raise ValueError(
+                f"training texts must be str, got {type(text).__name__}; pass file paths as pathlib.Path objects"
+            )
+        yield text
+
+
+def count_words(texts: Iterable[str], pre_tokenizer: BertPreTokenizer, show_progress: bool = False) -> Counter[str]:
+    """Count the pre-tokenized words of `texts`, in order of first appearance.
+
+    Pre-tokenization never crosses whitespace, so the texts are first cut into whitespace-free chunks
+    (which repeat a lot) and each distinct chunk is pre-tokenized once; the counts and their
+    first-appearance order are the same as pre-tokenizing every text.
+    """
+    chunks: Counter[str] = Counter()
+    for text in tqdm(texts, desc="counting", unit=" lines", disable=not show_progress, mininterval=1.0):
+        # str.split() agrees with the pre-tokenizer's whitespace unless one of a few control chars is present
+        chunks.update(CHUNK_PATTERN.findall(text) if SPLIT_UNSAFE.search(text) else text.split())
+    words: Counter[str] = Counter()
+    for chunk, count in chunks.items():
+        for word, _start, _end in pre_tokenizer.pre_tokenize(chunk):
+            words[word] += count
+    return words
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Learning the vocabulary from word counts
+# ---------------------------------------------------------------------------------------------
+
+def _select_alphabet(word_counts: Mapping[str, int], limit_alphabet: int | None) -> set[str] | None:
+    """The characters kept when the alphabet is limited (most frequent first), or None for all."""
+    if limit_alphabet is None:
+        return None
+    if limit_alphabet < 1:
+        raise ValueError(f"limit_alphabet must be a positive number of characters or None, got {limit_alphabet}")
+    char_counts: Counter[str] = Counter()
+    for word, count in word_counts.items():
+        for char in word:
+            char_counts[char] += count
+    ranked = sorted(char_counts.items(), key=lambda item: (-item[1], item[0]))
+    return {char for char, _ in ranked[:limit_alphabet]}
+
+
+class _PairStats:
+    """Words spelled as symbol ids, with the pair and symbol counts that the scores need."""
+
+    def __init__(self, words: list[str], freqs: list[int]) -> None:
+        self.symbols: list[str] = []
+        self.symbol_ids: dict[str, int] = {}
+        self.symbol_chars: list[int] = []  # characters a symbol covers (without "##"): orders pairs in a word
+        self.symbol_freq: list[int] = []
+        self.freqs = freqs
+        self.splits: list[list[int]] = []
+        self.pair_count: dict[int, int] = {}
+        self.pair_words: dict[int, set[int]] = {}
+        self.pair_first: dict[int, int] = {}  # first word holding the pair; missing = recompute lazily
+        self.pairs_with: dict[int, set[int]] = {}  # symbol -> pairs it is part of
+        for index, (word, freq) in enumerate(zip(words, freqs)):
+            split = [self.symbol(word[0])] + [self.symbol(CONTINUATION + char) for char in word[1:]]
+            self.splits.append(split)
+            for symbol in split:
+                self.symbol_freq[symbol] += freq
+            for pair in self._pairs(split):
+                if pair not in self.pair_count:
+                    self._new_pair(pair, index)
+                self.pair_count[pair] += freq
+                self.pair_words[pair].add(index)
+
+    def symbol(self, text: str) -> int:
+        found = self.symbol_ids.get(text)
+        if found is None:
+            found = self.symbol_ids[text] = len(self.symbols)
+            self.symbols.append(text)
+            self.symbol_chars.append(len(text) - len(CONTINUATION) if text.startswith(CONTINUATION) else len(text))
+            self.symbol_freq.append(0)
+            self.pairs_with[found] = set()
+        return found
+
+    @staticmethod
+    def _pairs(split: list[int]) -> list[int]:
+        return [(split[i] << _SHIFT) | split[i + 1] for i in range(len(split) - 1)]
+
+    def _new_pair(self, pair: int, word: int) -> None:
+        self.pair_count[pair] = 0
+        self.pair_words[pair] = set()
+        self.pair_first[pair] = word
+        self.pairs_with[pair >> _SHIFT].add(pair)
+        self.pairs_with[pair & _MASK].add(pair)
+
+    def _drop_pair(self, pair: int) -> None:
+        del self.pair_count[pair], self.pair_words[pair]
+        self.pair_first.pop(pair, None)
+        self.pairs_with[pair >> _SHIFT].discard(pair)
+        self.pairs_with[pair & _MASK].discard(pair)
+
+    def merged_text(self, pair: int) -> str:
+        first, second = self.symbols[pair >> _SHIFT], self.symbols[pair & _MASK]
+        return first + (second[len(CONTINUATION):] if second.startswith(CONTINUATION) else second)
+
+    def priority(self, pair: int, min_frequency: int) -> tuple[float, int, int] | None:
+        """Heap key (smaller is better): (-score, first word, character offset in that word); None if ineligible."""
+        count = self.pair_count.get(pair, 0)
+        if count < min_frequency or count <= 0:
+            return None
+        first, second = pair >> _SHIFT, pair & _MASK
+        score = count / (self.symbol_freq[first] * self.symbol_freq[second])
+        word = self.pair_first.get(pair)
+        if word is None:
+            word = self.pair_first[pair] = min(self.pair_words[pair])
+        split = self.splits[word]
+        offset = 0
+        for i in range(len(split) - 1):
+            if split[i] == first and split[i + 1] == second:
+                break
+            offset += self.symbol_chars[split[i]]
+        return (-score, word, offset)
+
+    def merge(self, pair: int) -> tuple[int, set[int]]:
+        """Merge `pair` in every word holding it; returns the new symbol and the pairs whose priority rose."""
+        first, second = pair >> _SHIFT, pair & _MASK
+        merged = self.symbol(self.merged_text(pair))
+        risen: set[int] = set()
+        for index in list(self.pair_words[pair]):
+            old = self.splits[index]
+            new: list[int] = []
+            i, n, merges = 0, len(old), 0
+            while i < n:
+                if i < n - 1 and old[i] == first and old[i + 1] == second:
+                    new.append(merged)
+                    i += 2
+                    merges += 1
+                else:
+                    new.append(old[i])
+                    i += 1
+            self.splits[index] = new
+            freq = self.freqs[index]
+            self.symbol_freq[first] -= merges * freq
+            self.symbol_freq[second] -= merges * freq
+            self.symbol_freq[merged] += merges * freq
+            delta: Counter[int] = Counter(self._pairs(new))
+            delta.subtract(self._pairs(old))
+            for changed, times in delta.items():
+                if times == 0:
+                    continue
+                if changed not in self.pair_count:
+                    self._new_pair(changed, index)
+                self.pair_count[changed] += times * freq
+                if times > 0:
+                    risen.add(changed)
+                    self.pair_words[changed].add(index)
+                    if self.pair_first.get(changed, index) > index:
+                        self.pair_first[changed] = index
+            for gone in set(self._pairs(old)).difference(self._pairs(new)):
+                self.pair_words[gone].discard(index)
+                if self.pair_first.get(gone) == index:
+                    del self.pair_first[gone]  # recomputed when next asked for
+                if self.pair_count[gone] <= 0:
+                    self._drop_pair(gone)
+        # freq(first) and freq(second) fell, so every pair containing them now scores higher.
+        risen.update(self.pairs_with[first])
+        risen.update(self.pairs_with[second])
+        return merged, risen
+
+
+def learn_vocab(
+    word_counts: Mapping[str, int],
+    vocab_size: int = 30000,
+    min_frequency: int = 0,
+    limit_alphabet: int | None = None,
+    special_tokens: Iterable[str] = SPECIAL_TOKENS,
+    show_progress: bool = False,
+) -> list[str]:
+    """Learn a WordPiece vocabulary (a list of tokens, id order) from word counts.
+
+    `word_counts` maps each pre-tokenized word to its frequency; its iteration order is the corpus
+    order (first appearance) and decides ties, as in seed 003. Pairs seen fewer than `min_frequency`
+    times are never merged. `limit_alphabet` keeps only the most frequent characters; words with any
+    other character are left out (BERT would encode them as [UNK] anyway).
+    """
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive number of tokens, got {vocab_size}")
+    specials = list(dict.fromkeys(special_tokens))
+    keep = _select_alphabet(word_counts, limit_alphabet)
+    words: list[str] = []
+    freqs: list[int] = []
+    for word, count in word_counts.items():
+        if count <= 0 or not word or len(word) > MAX_WORD_CHARS:
+            continue
+        if keep is not None and not keep.issuperset(word):
+            continue
+        words.append(word)
+        freqs.append(int(count))
+
+    stats = _PairStats(words, freqs)
+    alphabet = sorted(symbol for symbol in stats.symbols if symbol not in specials)
+    vocab = specials + alphabet
+    in_vocab = set(vocab)
+
+    heap: list[tuple[float, int, int, int]] = []
+    for pair in stats.pair_count:
+        key = stats.priority(pair, min_frequency)
+        if key is not None:
+            heap.append((*key, pair))
+    heapq.heapify(heap)
+
+    with tqdm(total=max(vocab_size - len(vocab), 0), desc="merging", unit=" tokens", disable=not show_progress) as bar:
+        while len(vocab) < vocab_size and heap:
+            *stale, pair = heapq.heappop(heap)
+            key = stats.priority(pair, min_frequency)
+            if key is None:
+                continue
+            if key != tuple(stale):  # the score moved since this entry was pushed: queue the current one
+                heapq.heappush(heap, (*key, pair))
+                continue
+            merged, risen = stats.merge(pair)
+            token = stats.symbols[merged]
+            if token not in in_vocab:  # two merges can spell the same token; list it once
+                vocab.append(token)
+                in_vocab.add(token)
+                bar.update(1)
+            for other in risen:
+                key = stats.priority(other, min_frequency)
+                if key is not None:
+                    heapq.heappush(heap, (*key, other))
+    return vocab
+
+
+def write_vocab(vocab: Iterable[str], path: str | os.PathLike) -> Path:
+    """Write `vocab.txt`: one token per line, the line number is the id."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
+    return path

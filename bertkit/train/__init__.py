@@ -1,0 +1,13 @@
+"""Shared training pieces, reused by every recipe (pretraining here, fine-tuning in `bertkit.tasks`).
+
+- `bertkit.train.optim`: `build_optimizer` (AdamW, fused on CUDA, or LAMB; no weight decay on LayerNorm/bias)
+  and `linear_warmup_decay` (the BERT learning-rate schedule).
+- `bertkit.train.checkpoint`: `save_checkpoint` (atomic, HF layout + optimizer/scheduler/RNG/extra state),
+  `load_checkpoint`, `latest_checkpoint` (exact resume).
+- `bertkit.train.logging`: `MetricsLogger` (one JSON object per line), `read_metrics`.
+- `bertkit.train.distributed`: torchrun detection, process group, DDP wrap, rank-aware printing.
+- `bertkit.train.pretrain`: the pretraining recipe (`bertkit pretrain`, `pretrain(config)`).
+- `bertkit.train.plot`: `bertkit plot LOG.jsonl --out curves.png`.
+
+Import the submodule you need; this package imports nothing heavy by itself.
+"""

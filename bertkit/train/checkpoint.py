@@ -1,0 +1,272 @@
+"""Atomic checkpoints that resume exactly: HF-layout model + optimizer, scheduler, RNG and your own state.
+
+Use from any recipe:
+
+    from bertkit.train.checkpoint import save_checkpoint, load_checkpoint, latest_checkpoint
+    # every N steps (call it on EVERY rank under torchrun: RNG states are gathered, rank 0 writes)
+    save_checkpoint("runs/x", step, model, tokenizer=tokenizer, optimizer=optimizer,
+                    scheduler=scheduler, extra={"epoch": epoch, "batch_in_epoch": i}, keep_last=2)
+    # at start-up
+    path = latest_checkpoint("runs/x")            # None on a fresh run
+    if path is not None:
+        state = load_checkpoint(path, model, optimizer, scheduler)   # restores RNGs too
+        start_step, extra = state["step"], state["extra"]
+
+Layout of `runs/x/`:
+
+    step-00000200/            one checkpoint: config.json, model.safetensors, vocab.txt, ...
+        training_state.pt     optimizer, scheduler, RNG states (python, numpy, torch, cuda; one per rank),
+                              step, extra
+    latest                    a one-line text file naming the newest complete checkpoint folder
+
+Why it is atomic: a checkpoint is written into a hidden temp folder, fsync'd, then renamed into place
+(`os.replace`, atomic on POSIX), and only then is `latest` rewritten, itself via temp file + `os.replace`.
+A crash at any moment leaves either the old `latest` or the new one, never a half-written folder under it.
+Each checkpoint folder loads directly with `BertForPreTraining.from_pretrained(path)` (bertkit or transformers).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+TRAINING_STATE = "training_state.pt"
+LATEST = "latest"
+PREFIX = "step-"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model under DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
+            model = model.module
+        else:
+            return model
+
+
+# ---------------------------------------------------------------- RNG state
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step can draw from, in a form `torch.load(weights_only=True)` accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:  # a different number of visible GPUs: restore ours only
+            torch.cuda.set_rng_state(cuda_states[min(torch.cuda.current_device(), len(cuda_states) - 1)])
+
+
+def _as_tuple(value):
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _dist():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed
+    return None
+
+
+# ---------------------------------------------------------------- save
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_latest(run_dir: Path, name: str) -> None:
+    tmp = run_dir / f".{LATEST}.tmp-{os.getpid()}"
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, run_dir / LATEST)
+    _fsync_dir(run_dir)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step:08d}"
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: nn.Module,
+    tokenizer: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    extra: dict[str, Any] | None = None,
+    keep_last: int | None = None,
+) -> Path:
+    """Write `run_dir/step-XXXXXXXX/` atomically and point `run_dir/latest` at it; returns the folder.
+
+    `extra` holds your recipe's own state (data position, epoch, best metric...): plain Python values
+    and tensors. Under torch.distributed call this on every rank (it gathers each rank's RNG state);
+    only rank 0 writes. `keep_last` prunes older step folders (the one `latest` names is always kept).
+    """
+    run_dir = Path(run_dir)
+    dist = _dist()
+    rank = dist.get_rank() if dist else 0
+    rngs = [rng_state()]
+    if dist:
+        rngs = [None] * dist.get_world_size()
+        dist.all_gather_object(rngs, rng_state())
+    final = run_dir / checkpoint_name(step)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".tmp-*"):  # left by a crash during an earlier save
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = run_dir / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
+        tmp.mkdir()
+        unwrap_model(model).save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        state = {
+            "step": int(step),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rngs,
+            "extra": extra or {},
+        }
+        torch.save(state, tmp / TRAINING_STATE)
+        _fsync_tree(tmp)
+        if final.exists():  # re-saving the same step: move the old one aside first (rename is atomic)
+            trash = run_dir / f".tmp-old-{final.name}-{os.getpid()}"
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(run_dir)
+        _write_latest(run_dir, final.name)
+        if keep_last:
+            _prune(run_dir, keep_last, keep=final.name)
+    if dist:
+        dist.barrier()
+    return final
+
+
+def _prune(run_dir: Path, keep_last: int, keep: str) -> None:
+    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir())
+    for old in folders[:-keep_last]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- load
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None when it has none yet."""
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST
+    if pointer.is_file():
+        folder = run_dir / pointer.read_text(encoding="utf-8").strip()
+        if (folder / TRAINING_STATE).is_file():
+            return folder
+    # No pointer (or it names a pruned folder): any step-* folder is complete, since it appeared by rename.
+    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if (p / TRAINING_STATE).is_file())
+    return folders[-1] if folders else None
+
+
+def load_model_weights(model: nn.Module, folder: str | os.PathLike) -> None:
+    """Load the weights of an HF-layout folder into an existing model, exactly (no re-initialisation).
+
+    Tied parameters (the MLM decoder shares the word embeddings) may be absent from the file: they are
+    filled by the parameter they are tied to. Any other missing or unexpected name is an error.
+    """
+    folder = Path(folder)
+    model = unwrap_model(model)
+    if (folder / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        weights = load_file(str(folder / "model.safetensors"))
+    elif (folder / "pytorch_model.bin").is_file():
+        weights = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    # names that alias one storage: each group is satisfied when any member was loaded
+    by_tensor: dict[int, list[str]] = {}
+    for name, tensor in list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False)):
+        by_tensor.setdefault(id(tensor), []).append(name)
+    alias_loaded = {n for names in by_tensor.values() if any(m in weights for m in names) for n in names}
+    persistent = set(model.state_dict().keys())
+    really_missing = [k for k in missing if k not in alias_loaded and k in persistent and not k.endswith("position_ids")]
+    if really_missing or unexpected:
+        raise ValueError(
+            f"checkpoint {folder} does not match the model: missing {really_missing[:5]}, unexpected {list(unexpected)[:5]}; "
+            "build the model from that folder's config.json"
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+    load_weights: bool = True,
+) -> dict[str, Any]:
+    """Restore a checkpoint folder (or a run folder: its latest) into the given objects.
+
+    Returns {"step", "extra", "path"}. Restores this rank's RNG states unless `restore_rng=False`.
+    Pass `load_weights=False` when the model was already built from the folder (e.g. `from_pretrained(path)`).
+    """
+    path = Path(path)
+    if not (path / TRAINING_STATE).is_file():
+        latest = latest_checkpoint(path) if path.is_dir() else None
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
+        path = latest
+    state = torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=True)
+    if model is not None and load_weights:
+        load_model_weights(model, path)
+    if optimizer is not None:
+        if state["optimizer"] is None:
+            raise ValueError(f"checkpoint {path} holds no optimizer state")
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if restore_rng:
+        dist = _dist()
+        rank = dist.get_rank() if dist else 0
+        rngs = state["rng"]
+        set_rng_state(rngs[rank % len(rngs)])
+    return {"step": state["step"], "extra": state["extra"], "path": path}

@@ -1,0 +1,175 @@
+"""Optimizers and the learning-rate schedule used by every bertkit recipe.
+
+Use from any recipe:
+
+    from bertkit.train.optim import build_optimizer, linear_warmup_decay
+    optimizer = build_optimizer(model, name="adamw", lr=5e-5, weight_decay=0.01)
+    scheduler = linear_warmup_decay(optimizer, warmup_steps=100, total_steps=1000)
+    for batch in loader:
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
+
+Weight decay is applied to weight matrices only: biases and LayerNorm parameters (BERT's
+"no_decay" list) are put in a second parameter group with weight_decay=0.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+OPTIMIZERS = ("adamw", "lamb")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two parameter groups: weights that decay, and biases + LayerNorm parameters that do not.
+
+    A parameter shared by two modules (tied embeddings) appears once.
+    """
+    no_decay_ids: set[int] = set()
+    for module in model.modules():
+        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d)) or "norm" in type(module).__name__.lower()
+        for name, param in module.named_parameters(recurse=False):
+            if is_norm or name == "bias" or name.endswith("bias"):
+                no_decay_ids.add(id(param))
+    decay, no_decay = [], []
+    for param in model.parameters():  # deduplicated, so tied weights count once
+        if not param.requires_grad:
+            continue
+        (no_decay if id(param) in no_decay_ids else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _fused_adamw_available(params: Iterable[torch.Tensor]) -> bool:
+    # The fused kernel needs every parameter on a CUDA (or other supported accelerator) device, floating point.
+    params = list(params)
+    return bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+
+
+def build_optimizer(
+    model: nn.Module,
+    name: str = "adamw",
+    lr: float = 1e-4,
+    weight_decay: float = 0.01,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-6,
+    fused: bool | None = None,
+) -> torch.optim.Optimizer:
+    """AdamW (fused when every parameter is on CUDA, unless fused=False) or LAMB, with BERT's no-decay groups.
+
+    `fused=True` on CPU parameters raises a ValueError instead of silently running the slow path.
+    """
+    name = name.lower()
+    groups = param_groups(model, weight_decay)
+    if name == "adamw":
+        all_params = [p for g in groups for p in g["params"]]
+        can_fuse = _fused_adamw_available(all_params)
+        if fused and not can_fuse:
+            raise ValueError("fused AdamW needs every parameter on a CUDA device; move the model first or pass fused=False")
+        use_fused = can_fuse if fused is None else fused
+        # foreach is the fast multi-tensor path when fused is off (the default on CPU).
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=use_fused or None)
+    if name == "lamb":
+        return LAMB(groups, lr=lr, betas=betas, eps=eps)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+class LAMB(torch.optim.Optimizer):
+    """LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning"): Adam's update, with decoupled
+    weight decay, rescaled per parameter tensor by the trust ratio ||w|| / ||update|| so that very large
+    batches train stably. Bias correction as in the paper's v3 / NVIDIA's implementation.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        max_trust_ratio: float = 10.0,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"LAMB learning rate must be positive, got {lr}")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_trust_ratio=max_trust_ratio)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if grad.is_sparse:
+                    raise ValueError("LAMB does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                m_hat = exp_avg / (1 - beta1 ** state["step"])
+                v_hat = exp_avg_sq / (1 - beta2 ** state["step"])
+                update = m_hat / (v_hat.sqrt() + group["eps"])
+                if group["weight_decay"] != 0:
+                    update.add_(p, alpha=group["weight_decay"])
+                w_norm = p.norm()
+                u_norm = update.norm()
+                # trust ratio 1 when either norm is zero (fresh zero-initialised biases, zero updates)
+                trust = torch.where(
+                    (w_norm > 0) & (u_norm > 0),
+                    (w_norm / u_norm).clamp(max=group["max_trust_ratio"]),
+                    torch.ones_like(w_norm),
+                )
+                p.add_(update * trust, alpha=-group["lr"])
+        return loss
+
+
+class WarmupLinearDecay:
+    """lr multiplier: 0 -> 1 linearly over `warmup_steps`, then 1 -> `min_ratio` linearly until `total_steps`.
+
+    A callable object (not a lambda), so `LambdaLR.state_dict()` saves it and a resumed scheduler is exact.
+    """
+
+    def __init__(self, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> None:
+        if total_steps <= 0:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError(f"warmup_steps must be between 0 and total_steps ({total_steps}), got {warmup_steps}")
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.min_ratio = float(min_ratio)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)  # never exactly 0: step 0 still learns a little
+        remaining = max(0, self.total_steps - step) / max(1, self.total_steps - self.warmup_steps)
+        return self.min_ratio + (1.0 - self.min_ratio) * remaining
+
+
+def linear_warmup_decay(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """BERT's schedule: linear warmup to the peak lr, then linear decay to `min_ratio * lr` at `total_steps`.
+
+    `warmup_steps` may be given as a fraction of `total_steps` (a float below 1, e.g. 0.06).
+    """
+    if isinstance(warmup_steps, float) and 0 < warmup_steps < 1:
+        warmup_steps = int(math.ceil(warmup_steps * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupLinearDecay(int(warmup_steps), total_steps, min_ratio))
