@@ -123,7 +123,7 @@ def run_seed_002_fine_tuning(library, model_name: str, classifier_state: dict, e
     loader = DataLoader(dataset, batch_size=2)
     device = "cpu"
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)  # the seed's 1e-5, raised: 4 epochs, not 20
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)  # the seed's 1e-5, raised: 2 epochs, not 20
     model.train()
     losses = []
     for epoch in range(epochs):
@@ -160,8 +160,8 @@ def test_seed_002_fine_tuning_loop_matches_huggingface(model_name):
 
     torch.manual_seed(0)  # the new classification head is random: start both libraries from the same one
     head = {"weight": torch.randn(2, 384) * 0.02, "bias": torch.zeros(2)}
-    _, our_losses, our_probs, our_pred = run_seed_002_fine_tuning(bertkit, model_name, head, epochs=4)
-    _, hf_losses, hf_probs, hf_pred = run_seed_002_fine_tuning(transformers, model_name, head, epochs=4)
+    _, our_losses, our_probs, our_pred = run_seed_002_fine_tuning(bertkit, model_name, head, epochs=2)
+    _, hf_losses, hf_probs, hf_pred = run_seed_002_fine_tuning(transformers, model_name, head, epochs=2)
 
     assert our_losses == pytest.approx(hf_losses, abs=2e-4)
     assert our_losses[-1] < our_losses[0]  # it learns

@@ -3,6 +3,7 @@ users call every day. Real-text parity lives in test_tokenizer_parity.py."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from bertkit import AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
 
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread: the machine is shared
 transformers = pytest.importorskip("transformers")
 
 
@@ -55,7 +57,19 @@ def test_seed_examples(ours):
     assert ours.convert_tokens_to_ids(tokens) == [2522, 17258, 1011, 2539, 6090, 3207, 7712]
     pair = ours("The weather is nice", "Let's fo for a work")
     assert pair["token_type_ids"] == [0] * 6 + [1] * 9
-    assert ours.decode(pair["input_ids"]) == "[CLS] the weather is nice [SEP] let's fo for a work [SEP]"
+    assert ours.convert_ids_to_tokens(pair["input_ids"]) == [
+        "[CLS]", "the", "weather", "is", "nice", "[SEP]", "let", "'", "s", "f", "##o", "for", "a", "work", "[SEP]"]
+    # seed 002's round trips: tokenize -> ids -> decode
+    for sentence, tokens, ids, decoded in [
+        ("Hello, world!", ["hello", ",", "world", "!"], [7592, 1010, 2088, 999], "hello, world!"),
+        ("unbelievable performance!", ["unbelievable", "performance", "!"], [23653, 2836, 999],
+         "unbelievable performance!"),
+        ("COVID-19 pandemic", ["co", "##vid", "-", "19", "pan", "##de", "##mic"],
+         [2522, 17258, 1011, 2539, 6090, 3207, 7712], "covid - 19 pandemic"),
+    ]:
+        assert ours.tokenize(sentence) == tokens
+        assert ours.convert_tokens_to_ids(tokens) == ids
+        assert ours.decode(ids) == decoded
     batch = ours(["short sentence", "This is a much longer sentence with more words"], padding=True)
     assert batch["input_ids"][0] == [101, 2460, 6251, 102] + [0] * 7
     assert batch["attention_mask"][0] == [1] * 4 + [0] * 7
@@ -204,8 +218,13 @@ def test_attributes_match_hf(ours, hf):
     assert ours.model_max_length == hf.model_max_length == 512
     assert ours.convert_tokens_to_ids(["hello", "notawordpiece"]) == hf.convert_tokens_to_ids(["hello", "notawordpiece"])
     assert ours.convert_ids_to_tokens(7592) == hf.convert_ids_to_tokens(7592)
-    assert ours.build_inputs_with_special_tokens([5, 6], [7]) == hf.build_inputs_with_special_tokens([5, 6], [7])
-    assert ours.get_special_tokens_mask([5, 6], [7]) == hf.get_special_tokens_mask([5, 6], [7])
+    a, b = hf.encode("hello world", add_special_tokens=False), hf.encode("bye", add_special_tokens=False)
+    expected = hf("hello world", "bye", return_special_tokens_mask=True)
+    assert ours.build_inputs_with_special_tokens(a, b) == expected["input_ids"]
+    assert ours.create_token_type_ids_from_sequences(a, b) == expected["token_type_ids"]
+    assert ours.get_special_tokens_mask(a, b) == expected["special_tokens_mask"]
+    assert ours.get_special_tokens_mask(expected["input_ids"], already_has_special_tokens=True) == \
+        expected["special_tokens_mask"]
 
 
 def test_batch_encoding_helpers(ours, hf):

@@ -187,7 +187,7 @@ class BertConfig:
 
     # serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
+        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items()}
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}  # JSON keys are strings, as HF writes them
         out["model_type"] = self.model_type
         if "torch_dtype" in out:

@@ -119,8 +119,9 @@ class Pipeline:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.tokenizer = load_tokenizer(tokenizer, model)
-        model = load_model(model, self.model_class)
+        loaded = load_model(model, self.model_class)
+        self.tokenizer = load_tokenizer(tokenizer, model)  # by default from the folder the model came from
+        model = loaded
         self.device = resolve_device(device, model)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size

@@ -275,13 +275,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="tokens per input (default: the model's positions, 512)")
     parser.add_argument("--truncate", action="store_true", help="cut over-long inputs instead of refusing them (413)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per forward pass (default: torch's choice)")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight requests get to finish on Ctrl-C / SIGTERM")
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True, help="log each request")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    for name, low in (("max_batch_size", 1), ("max_texts", 1), ("port", 0)):
-        if getattr(args, name) < low:
+    for name, low in (("max_batch_size", 1), ("max_texts", 1), ("port", 0), ("threads", 1)):
+        if getattr(args, name) is not None and getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
     if args.max_wait_ms < 0:
         raise ValueError(f"--max-wait-ms must be 0 or more, got {args.max_wait_ms}")
@@ -292,8 +293,11 @@ def check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     require_serve_extras()
+    import torch
     import uvicorn
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     limits = Limits(max_texts=args.max_texts, max_length=args.max_length, truncate=args.truncate)
     service = ModelService(args.model, limits, device=args.device)
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms)

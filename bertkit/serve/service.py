@@ -203,7 +203,7 @@ class ModelService:
         max_chars = limit * MAX_CHARS_PER_TOKEN
         texts = [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(texts)]
         pairs = None if pairs is None else [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(pairs)]
-        encoded = self.tokenizer(texts, pairs, return_offsets_mapping=True) if pairs else self.tokenizer(texts, return_offsets_mapping=True)
+        encoded = self.tokenizer(texts, pairs) if pairs else self.tokenizer(texts)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for index, length in enumerate(lengths):
             if length <= limit:
@@ -214,7 +214,7 @@ class ModelService:
                     f"text {index} is {length} tokens long; the limit is {limit} "
                     "(shorten it, send truncate=true, or start the server with --truncate)",
                 )
-            texts[index], pair = self._truncate(encoded, index, texts[index], pairs[index] if pairs else None, limit)
+            texts[index], pair = self._truncate(texts[index], pairs[index] if pairs else None, limit)
             if pairs:
                 pairs[index] = pair
             lengths[index] = limit
@@ -231,10 +231,12 @@ class ModelService:
             "(shorten it, send truncate=true, or start the server with --truncate)",
         )
 
-    def _truncate(self, encoded: Any, index: int, text: str, pair: str | None, limit: int) -> tuple[str, str | None]:
+    def _truncate(self, text: str, pair: str | None, limit: int) -> tuple[str, str | None]:
         """Cut the text (or the longer of a pair, a token at a time) at a token boundary to fit `limit`."""
-        sequence_ids = encoded.sequence_ids(index)
-        offsets = encoded["offset_mapping"][index]
+        # offsets only here: they cost more than the plain tokenization every request pays
+        encoded = self.tokenizer(text, pair, return_offsets_mapping=True) if pair is not None else self.tokenizer(text, return_offsets_mapping=True)
+        sequence_ids = encoded.sequence_ids(0)
+        offsets = encoded["offset_mapping"]
         spans = [[o for o, s in zip(offsets, sequence_ids) if s == side] for side in (0, 1)]
         keep = [len(spans[0]), len(spans[1])]
         budget = limit - (len(sequence_ids) - keep[0] - keep[1])  # what the special tokens leave

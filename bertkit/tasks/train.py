@@ -20,7 +20,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -53,7 +53,7 @@ class FinetuneConfig:
     max_steps: int = 0  # > 0 stops after that many optimizer steps (overrides epochs)
     eval_every: int = 0  # evaluate every N steps; 0 = at the end of each epoch
     log_every: int = 50  # log the running train loss every N steps
-    metric_for_best: str = "loss"  # a key of evaluate()'s dict
+    metric_for_best: str | None = None  # a key of evaluate()'s dict; None = the recipe's usual one, else loss
     early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = never
     freeze_encoder: bool = False  # feature-extractor mode: only the task head trains
     seed: int = 42
@@ -205,6 +205,8 @@ def finetune(
     """Train `model` in place; returns {"best_metric", "best_step", "steps", "train_runtime", "history"}."""
     if not train_features:
         raise ValueError("no training examples: the training file gave nothing to train on")
+    if config.metric_for_best is None:
+        config = replace(config, metric_for_best="loss")
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

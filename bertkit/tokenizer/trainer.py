@@ -142,7 +142,8 @@ def _select_alphabet(word_counts: Mapping[str, int], limit_alphabet: int | None)
 class _PairStats:
     """Words spelled as symbol ids, with the pair and symbol counts that the scores need."""
 
-    def __init__(self, words: list[str], freqs: list[int]) -> None:
+    def __init__(self, words: list[str], freqs: list[int], min_frequency: int) -> None:
+        self.min_count = max(min_frequency, 1)  # pairs counted fewer times are never merged
         self.symbols: list[str] = []
         self.symbol_ids: dict[str, int] = {}
         self.symbol_chars: list[int] = []  # characters a symbol covers (without "##"): orders pairs in a word
@@ -152,7 +153,7 @@ class _PairStats:
         self.pair_count: dict[int, int] = {}
         self.pair_words: dict[int, set[int]] = {}
         self.pair_first: dict[int, int] = {}  # first word holding the pair; missing = recompute lazily
-        self.pairs_with: dict[int, set[int]] = {}  # symbol -> pairs it is part of
+        self.pairs_with: dict[int, set[int]] = {}  # symbol -> the eligible pairs it is part of
         for index, (word, freq) in enumerate(zip(words, freqs)):
             split = [self.symbol(word[0])] + [self.symbol(CONTINUATION + char) for char in word[1:]]
             self.splits.append(split)
@@ -163,6 +164,9 @@ class _PairStats:
                     self._new_pair(pair, index)
                 self.pair_count[pair] += freq
                 self.pair_words[pair].add(index)
+        for pair, count in self.pair_count.items():
+            if count >= self.min_count:
+                self._mark_eligible(pair, True)
 
     def symbol(self, text: str) -> int:
         found = self.symbol_ids.get(text)
@@ -182,23 +186,28 @@ class _PairStats:
         self.pair_count[pair] = 0
         self.pair_words[pair] = set()
         self.pair_first[pair] = word
-        self.pairs_with[pair >> _SHIFT].add(pair)
-        self.pairs_with[pair & _MASK].add(pair)
 
-    def _drop_pair(self, pair: int) -> None:
-        del self.pair_count[pair], self.pair_words[pair]
-        self.pair_first.pop(pair, None)
-        self.pairs_with[pair >> _SHIFT].discard(pair)
-        self.pairs_with[pair & _MASK].discard(pair)
+    def _mark_eligible(self, pair: int, eligible: bool) -> None:
+        for symbol in (pair >> _SHIFT, pair & _MASK):
+            if eligible:
+                self.pairs_with[symbol].add(pair)
+            else:
+                self.pairs_with[symbol].discard(pair)
+
+    def _add_count(self, pair: int, delta: int) -> None:
+        before = self.pair_count[pair]
+        after = self.pair_count[pair] = before + delta
+        if (before >= self.min_count) != (after >= self.min_count):
+            self._mark_eligible(pair, after >= self.min_count)
 
     def merged_text(self, pair: int) -> str:
         first, second = self.symbols[pair >> _SHIFT], self.symbols[pair & _MASK]
         return first + (second[len(CONTINUATION):] if second.startswith(CONTINUATION) else second)
 
-    def priority(self, pair: int, min_frequency: int) -> tuple[float, int, int] | None:
+    def priority(self, pair: int) -> tuple[float, int, int] | None:
         """Heap key (smaller is better): (-score, first word, character offset in that word); None if ineligible."""
         count = self.pair_count.get(pair, 0)
-        if count < min_frequency or count <= 0:
+        if count < self.min_count:
             return None
         first, second = pair >> _SHIFT, pair & _MASK
         score = count / (self.symbol_freq[first] * self.symbol_freq[second])
@@ -242,7 +251,7 @@ class _PairStats:
                     continue
                 if changed not in self.pair_count:
                     self._new_pair(changed, index)
-                self.pair_count[changed] += times * freq
+                self._add_count(changed, times * freq)
                 if times > 0:
                     risen.add(changed)
                     self.pair_words[changed].add(index)
@@ -252,9 +261,10 @@ class _PairStats:
                 self.pair_words[gone].discard(index)
                 if self.pair_first.get(gone) == index:
                     del self.pair_first[gone]  # recomputed when next asked for
-                if self.pair_count[gone] <= 0:
-                    self._drop_pair(gone)
-        # freq(first) and freq(second) fell, so every pair containing them now scores higher.
+                if self.pair_count[gone] <= 0:  # gone from every word
+                    del self.pair_count[gone], self.pair_words[gone]
+                    self.pair_first.pop(gone, None)
+        # freq(first) and freq(second) fell, so every eligible pair containing them now scores higher.
         risen.update(self.pairs_with[first])
         risen.update(self.pairs_with[second])
         return merged, risen
@@ -289,14 +299,14 @@ def learn_vocab(
         words.append(word)
         freqs.append(int(count))
 
-    stats = _PairStats(words, freqs)
+    stats = _PairStats(words, freqs, min_frequency)
     alphabet = sorted(symbol for symbol in stats.symbols if symbol not in specials)
     vocab = specials + alphabet
     in_vocab = set(vocab)
 
     heap: list[tuple[float, int, int, int]] = []
     for pair in stats.pair_count:
-        key = stats.priority(pair, min_frequency)
+        key = stats.priority(pair)
         if key is not None:
             heap.append((*key, pair))
     heapq.heapify(heap)
@@ -304,7 +314,7 @@ def learn_vocab(
     with tqdm(total=max(vocab_size - len(vocab), 0), desc="merging", unit=" tokens", disable=not show_progress) as bar:
         while len(vocab) < vocab_size and heap:
             *stale, pair = heapq.heappop(heap)
-            key = stats.priority(pair, min_frequency)
+            key = stats.priority(pair)
             if key is None:
                 continue
             if key != tuple(stale):  # the score moved since this entry was pushed: queue the current one
@@ -317,7 +327,7 @@ def learn_vocab(
                 in_vocab.add(token)
                 bar.update(1)
             for other in risen:
-                key = stats.priority(other, min_frequency)
+                key = stats.priority(other)
                 if key is not None:
                     heapq.heappush(heap, (*key, other))
     return vocab
