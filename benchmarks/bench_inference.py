@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bertkit import BertTokenizer  # noqa: E402
 from bertkit.model import BertConfig, BertModel, encode_batches  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -78,7 +79,7 @@ def bench_real(args) -> dict:
     import transformers
 
     folder = minilm_folder()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    tokenizer = BertTokenizer.from_pretrained(folder)  # the same ids go to both models
     hf = transformers.BertModel.from_pretrained(folder).eval()  # sdpa attention, HF's default
     ours = BertModel.from_pretrained(folder)
     sentences = real_sentences(args.sentences)
@@ -136,7 +137,7 @@ def bench_synthetic(args) -> dict:
                                 add_pooling_layer=True)
     hf = hf.to(device=device, dtype=dtype).eval()
     ours = BertModel(config).eval()
-    ours.load_state_dict(hf.state_dict(), strict=False)
+    ours.load_state_dict(hf.state_dict())  # same random weights on both sides
     ours = ours.to(device=device, dtype=dtype)
 
     g = torch.Generator().manual_seed(0)

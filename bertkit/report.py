@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,3 +116,29 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.render(), encoding="utf-8")
         return path
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], title: str, ylabel: str) -> bytes:
+    """A PNG of one line per named series of (x, y) points (matplotlib, drawn off-screen)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("the report's charts need matplotlib: pip install 'bertkit[plot]'") from None
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, points in series.items():
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "-o", label=name, markersize=3, linewidth=1.2)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -57,8 +57,9 @@ def squad_pairs(shared_data: Path, n: int) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def hf_tokenizer(minilm_dir):
-    return transformers.AutoTokenizer.from_pretrained(minilm_dir)
+def tokenizer(minilm_dir):
+    """bertkit's own tokenizer (its ids equal HF's: tests/test_tokenizer*.py); both models get the same ids."""
+    return bertkit.BertTokenizer.from_pretrained(minilm_dir)
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +81,10 @@ def assert_same_encoder_outputs(hf_out, our_out) -> None:
         assert close(ours, theirs)
 
 
-def test_minilm_matches_hf_on_padded_real_sentences(minilm_pair, hf_tokenizer, shared_data, minilm_dir):
+def test_minilm_matches_hf_on_padded_real_sentences(minilm_pair, tokenizer, shared_data, minilm_dir):
     hf, ours = minilm_pair
     sentences = sst2_sentences(shared_data, 12)
-    batch = hf_tokenizer(sentences, padding=True, return_tensors="pt")
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
     assert not bool(batch["attention_mask"].all()), "the batch must contain padding"
     with torch.no_grad():
         expected = hf(**batch, output_hidden_states=True, output_attentions=True)
@@ -98,10 +99,10 @@ def test_minilm_matches_hf_on_padded_real_sentences(minilm_pair, hf_tokenizer, s
     assert fast.hidden_states is None and fast.attentions is None
 
 
-def test_minilm_matches_hf_on_real_sentence_pairs(minilm_pair, hf_tokenizer, shared_data):
+def test_minilm_matches_hf_on_real_sentence_pairs(minilm_pair, tokenizer, shared_data):
     hf, ours = minilm_pair
     questions, contexts = zip(*squad_pairs(shared_data, 6))
-    batch = hf_tokenizer(list(questions), list(contexts), padding=True, truncation="only_second", max_length=96,
+    batch = tokenizer(list(questions), list(contexts), padding=True, truncation="only_second", max_length=96,
                          return_tensors="pt")
     assert int(batch["token_type_ids"].max()) == 1 and not bool(batch["attention_mask"].all())
     with torch.no_grad():
@@ -110,10 +111,10 @@ def test_minilm_matches_hf_on_real_sentence_pairs(minilm_pair, hf_tokenizer, sha
     assert_same_encoder_outputs(expected, got)
 
 
-def test_seed_shapes(minilm_dir, hf_tokenizer):
+def test_seed_shapes(minilm_dir, tokenizer):
     # seed 000: "I love Paris" padded to 7 -> last_hidden_state [1, 7, hidden]
     model = bertkit.BertModel.from_pretrained(minilm_dir, output_hidden_states=True)
-    batch = hf_tokenizer("I love Paris", padding="max_length", max_length=7, return_tensors="pt")
+    batch = tokenizer("I love Paris", padding="max_length", max_length=7, return_tensors="pt")
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 0, 0]]
     with torch.no_grad():
         out = model(**batch)
@@ -289,9 +290,9 @@ def test_mlm_decoder_is_tied_and_callable_on_masked_positions_only():
     assert close(loss, full.loss)
 
 
-def test_outputs_read_by_attribute_index_key_and_tuple(minilm_pair, hf_tokenizer):
+def test_outputs_read_by_attribute_index_key_and_tuple(minilm_pair, tokenizer):
     hf, ours = minilm_pair
-    batch = hf_tokenizer(["I love Paris", "the weather is lovely today"], padding=True, return_tensors="pt")
+    batch = tokenizer(["I love Paris", "the weather is lovely today"], padding=True, return_tensors="pt")
     with torch.no_grad():
         out = ours(**batch, output_attentions=False)
         as_tuple = ours(**batch, return_dict=False, output_attentions=True)
@@ -344,9 +345,9 @@ def test_bad_inputs_get_clear_errors():
 
 
 # --- the fast path: unpadded encoder and length-bucketed batches -------------------------------------------
-def test_unpadded_encoder_equals_padded_reference(minilm_pair, hf_tokenizer, shared_data):
+def test_unpadded_encoder_equals_padded_reference(minilm_pair, tokenizer, shared_data):
     _, ours = minilm_pair
-    batch = hf_tokenizer(sst2_sentences(shared_data, 10), padding=True, return_tensors="pt")
+    batch = tokenizer(sst2_sentences(shared_data, 10), padding=True, return_tensors="pt")
     real = batch["attention_mask"].bool()
     with torch.no_grad():
         padded = ours(**batch, output_hidden_states=True, output_attentions=True)
@@ -359,11 +360,11 @@ def test_unpadded_encoder_equals_padded_reference(minilm_pair, hf_tokenizer, sha
         assert close(a.transpose(1, 2)[real], b.transpose(1, 2)[real])
 
 
-def test_encode_batches_equals_one_padded_batch(minilm_pair, hf_tokenizer, shared_data):
+def test_encode_batches_equals_one_padded_batch(minilm_pair, tokenizer, shared_data):
     hf, ours = minilm_pair
     sentences = sst2_sentences(shared_data, 9)
     pairs = squad_pairs(shared_data, 3)
-    encoded = hf_tokenizer(sentences, padding=True, return_tensors="pt")
+    encoded = tokenizer(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
         reference = hf(**encoded, output_hidden_states=True)
     outputs = encode_batches(ours, encoded, batch_size=4, output_hidden_states=True)
@@ -375,9 +376,9 @@ def test_encode_batches_equals_one_padded_batch(minilm_pair, hf_tokenizer, share
         assert close(out.pooler_output, reference.pooler_output[i])
         assert close(out.hidden_states[3], reference.hidden_states[3][i, :n])
     # pairs given as unpadded id lists with their segment ids
-    pair_batch = hf_tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second", max_length=48)
+    pair_batch = tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second", max_length=48)
     pair_outputs = encode_batches(ours, pair_batch["input_ids"], pair_batch["token_type_ids"], batch_size=2)
-    padded = hf_tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second", max_length=48,
+    padded = tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second", max_length=48,
                           padding=True, return_tensors="pt")
     with torch.no_grad():
         reference = hf(**padded)

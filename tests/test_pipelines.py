@@ -194,25 +194,25 @@ def test_factory_task_table_and_errors(mlm_dir, tmp_path):
 
 
 def test_fill_mask_command(mlm_dir, hf_fill_mask, capsys):
-    assert cli_main(["fill-mask", mlm_dir, TEXTS[0], "--top-k", "3", "--json"]) == 0
+    assert cli_main(["fill-mask", "--model", mlm_dir, TEXTS[0], "--top-k", "3", "--json"]) == 0
     assert_same_predictions(json.loads(capsys.readouterr().out), hf_fill_mask(TEXTS[0], top_k=3))
-    assert cli_main(["fill-mask", mlm_dir, TEXTS[1], "--top-k", "2"]) == 0
+    assert cli_main(["fill-mask", "--model", mlm_dir, TEXTS[1], "--top-k", "2"]) == 0
     printed = capsys.readouterr().out
     assert "mask 2:" in printed and hf_fill_mask(TEXTS[1], top_k=2)[1][0]["token_str"] in printed
-    assert cli_main(["fill-mask", mlm_dir, "no mask here"]) == 2
+    assert cli_main(["fill-mask", "--model", mlm_dir, "no mask here"]) == 2
     assert "no [MASK]" in capsys.readouterr().err
 
 
 def test_nsp_command(nsp_dir, tmp_path, capsys):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("I am going outside.\tI will be back after 6.\nA.\tB.\n")
-    assert cli_main(["nsp", nsp_dir, "--file", str(pairs), "--json"]) == 0
+    assert cli_main(["nsp", "--model", nsp_dir, "--file", str(pairs), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = pipeline("nsp", model=nsp_dir)([("I am going outside.", "I will be back after 6."), ("A.", "B.")])
     assert [r["label"] for r in printed] == [r["label"] for r in expected]
     for got, want in zip(printed, expected):
         assert list(got["probabilities"].values()) == pytest.approx(list(want["probabilities"].values()), abs=1e-6)
-    assert cli_main(["nsp", nsp_dir, "I am going outside.", "I will be back after 6."]) == 0
+    assert cli_main(["nsp", "--model", nsp_dir, "I am going outside.", "I will be back after 6."]) == 0
     assert "IsNext" in capsys.readouterr().out
-    assert cli_main(["nsp", nsp_dir, "only one"]) == 2
+    assert cli_main(["nsp", "--model", nsp_dir, "only one"]) == 2
     assert "two sentences" in capsys.readouterr().err

@@ -112,25 +112,25 @@ def test_embed_command(minilm_dir, extractor, sentences, tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(sentences[:3]) + "\n\n")
     # defaults come from the folder's sentence-transformers config: mean pooling, normalized
-    assert cli_main(["embed", str(minilm_dir), "--file", str(texts), "-o", str(npy)]) == 0
+    assert cli_main(["embed", "--model", str(minilm_dir), "--file", str(texts), "-o", str(npy)]) == 0
     np.testing.assert_allclose(np.load(npy), expected, atol=1e-6)
 
     out = tmp_path / "vectors.json"
-    assert cli_main(["embed", str(minilm_dir), sentences[0], "--pooling", "cls", "--no-normalize", "-o", str(out)]) == 0
+    assert cli_main(["embed", "--model", str(minilm_dir), sentences[0], "--pooling", "cls", "--no-normalize", "-o", str(out)]) == 0
     records = json.loads(out.read_text())
     assert records[0]["text"] == sentences[0]
     np.testing.assert_allclose(records[0]["embedding"], extractor.encode(sentences[0], pooling="cls"), atol=1e-6)
 
-    assert cli_main(["embed", str(minilm_dir), "I love Paris", "--pooling", "none"]) == 0
+    assert cli_main(["embed", "--model", str(minilm_dir), "I love Paris", "--pooling", "none"]) == 0
     tokens = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert tokens[0]["tokens"] == ["[CLS]", "i", "love", "paris", "[SEP]"]
     assert np.asarray(tokens[0]["vectors"]).shape == (5, 384)
 
-    assert cli_main(["embed", str(minilm_dir), "a cat", "a kitten", "the stock market"]) == 0
+    assert cli_main(["embed", "--model", str(minilm_dir), "a cat", "a kitten", "the stock market"]) == 0
     printed = capsys.readouterr().out
     assert "cosine similarity" in printed and "384-dim" in printed
 
-    assert cli_main(["embed", str(minilm_dir), "a", "-o", str(tmp_path / "v.csv")]) == 2
+    assert cli_main(["embed", "--model", str(minilm_dir), "a", "-o", str(tmp_path / "v.csv")]) == 2
     assert ".json or .npy" in capsys.readouterr().err
-    assert cli_main(["embed", str(minilm_dir)]) == 2
+    assert cli_main(["embed", "--model", str(minilm_dir)]) == 2
     assert "no input text" in capsys.readouterr().err

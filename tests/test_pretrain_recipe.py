@@ -28,7 +28,7 @@ def corpus(tmp_path_factory, shared_data, minilm_dir) -> Path:
 
 def tiny(corpus: Path, out: Path, **overrides) -> dict:
     config = dict(data=str(corpus), out=str(out), model_size="tiny", hidden_size=32, num_hidden_layers=2,
-                  num_attention_heads=2, max_seq_length=64, batch_size=4, max_steps=14, lr=2e-3, warmup_steps=2,
+                  num_attention_heads=2, max_seq_length=64, batch_size=4, max_steps=14, lr=1e-2, warmup_steps=2,
                   log_every=1, eval_every=7, eval_examples=16, save_every=3, keep_last=3, seed=0, progress=False)
     config.update(overrides)
     return config
@@ -77,7 +77,7 @@ def test_loss_falls_and_everything_is_logged(reference_run):
     assert json.loads((reference_run / "config.json").read_text())["hidden_size"] == 32
 
 
-def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_path):
+def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_path, monkeypatch):
     out = tmp_path / "killed"
     config = tiny(corpus, out)
     process = subprocess.Popen([sys.executable, "-m", "bertkit", "pretrain", *as_flags(config)], env=env(), cwd=REPO,
@@ -95,7 +95,14 @@ def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_pat
     assert killed_after is not None and killed_after < 14, f"the run was not killed mid-way: {process.stderr.read()[-2000:]}"
     assert process.returncode == -signal.SIGKILL
 
+    import bertkit.train.pretrain as recipe
+
+    checkpoint_step = int((out / "latest").read_text().strip().split("-")[1])
+    assert 6 <= checkpoint_step <= killed_after
+    calls = []
+    monkeypatch.setattr(recipe, "train_step", lambda *a, **k: calls.append(1) or train_step(*a, **k))
     pretrain(config)  # same command again: resumes from `latest`
+    assert len(calls) == 14 - checkpoint_step  # it resumed; it did not start over
     resumed, expected = train_losses(out), train_losses(reference_run)
     assert sorted(resumed) == list(range(1, 15))
     for step in expected:  # step for step (the killed steps after the checkpoint were re-run identically)

@@ -194,6 +194,7 @@ LONG = "word " * 40 + "[MASK]"
 ERRORS = [
     ("/fill-mask", b'{"inputs": "a [MASK]"', 400, "malformed_json"),
     ("/fill-mask", b"not json at all", 400, "malformed_json"),
+    ("/fill-mask", '{"inputs": "a [MASK]"}', 415, "unsupported_media_type"),
     ("/fill-mask", {"inputs": 42}, 422, "invalid_request"),
     ("/fill-mask", {"inputs": ["ok [MASK]", 7]}, 422, "invalid_request"),
     ("/fill-mask", {"inputs": "a [MASK]", "top_k": "three"}, 422, "invalid_request"),
@@ -213,7 +214,9 @@ ERRORS = [
 
 @pytest.mark.parametrize("path, body, status, code", ERRORS, ids=[f"{e[3]}-{i}" for i, e in enumerate(ERRORS)])
 def test_bad_requests_get_clear_json_errors(client, path, body, status, code):
-    if isinstance(body, bytes):
+    if isinstance(body, str):  # form-encoded, as curl -d sends without -H
+        response = client.post(path, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    elif isinstance(body, bytes):
         response = client.post(path, content=body, headers={"content-type": "application/json"})
     else:
         response = client.post(path, json=body)
@@ -330,6 +333,21 @@ def test_batching_groups_concurrent_requests_into_few_forward_passes(pretraining
     responses = asyncio.run(fire(one_by_one, [("/fill-mask", {"inputs": t}) for t in texts]))
     assert len(calls) == 24
     assert [r.json()["results"][0][0]["token"] for r in responses] == batched_answers
+
+
+def test_requests_with_different_parameters_in_one_batch_each_get_theirs(pretraining_dir, shared_data):
+    texts = real_sentences(shared_data, 6)
+    service = ModelService(pretraining_dir, Limits(max_length=64))
+    calls = count_forward_passes(service.encoder)
+    requests = [("/embed", {"inputs": t, "pooling": pooling}) for t in texts for pooling in ("cls", "mean")]
+    app = create_app(service, max_batch_size=32, max_wait_ms=1000)
+    responses = asyncio.run(fire(app, requests))
+    assert app.state.batchers["embed"].stats.batch_sizes == [12]  # one gathered batch ...
+    assert len(calls) == 2  # ... run as one forward pass per parameter set
+    extractor = pipeline("feature-extraction", model=service.encoder, tokenizer=service.tokenizer)
+    for (_, body), response in zip(requests, responses):
+        expected = extractor(body["inputs"], pooling=body["pooling"])
+        assert response.json()["results"][0] == pytest.approx(expected, abs=1e-5)
 
 
 # ---- a real server: graceful shutdown ----

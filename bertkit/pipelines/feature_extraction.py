@@ -174,7 +174,7 @@ def select_layer(outputs: Any, layer: int) -> torch.Tensor:
 # ---- the `bertkit embed` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model folder (HuggingFace or sentence-transformers layout)")
+    parser.add_argument("--model", "-m", required=True, help="model folder (HuggingFace or sentence-transformers layout)")
     parser.add_argument("text", nargs="*", help="text(s) to embed; or use --file")
     parser.add_argument("--file", help="read one text per line from this file")
     parser.add_argument(

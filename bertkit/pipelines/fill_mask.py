@@ -119,7 +119,7 @@ class FillMaskPipeline(Pipeline):
 # ---- the `bertkit fill-mask` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model folder (HuggingFace layout, with an MLM head and vocab.txt)")
+    parser.add_argument("--model", "-m", required=True, help="model folder (HuggingFace layout, with an MLM head and vocab.txt)")
     parser.add_argument("text", nargs="*", help="text(s) with [MASK]; or use --file")
     parser.add_argument("--file", help="read one text per line from this file")
     parser.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")

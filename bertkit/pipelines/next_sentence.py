@@ -71,7 +71,7 @@ class NextSentencePredictionPipeline(Pipeline):
 # ---- the `bertkit nsp` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model folder (HuggingFace layout, with an NSP head and vocab.txt)")
+    parser.add_argument("--model", "-m", required=True, help="model folder (HuggingFace layout, with an NSP head and vocab.txt)")
     parser.add_argument("sentence_a", nargs="?", help="first sentence")
     parser.add_argument("sentence_b", nargs="?", help="second sentence: does it follow the first?")
     parser.add_argument("--file", help="read pairs from a TSV file: sentence A <tab> sentence B per line")
@@ -83,7 +83,7 @@ def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     pairs = []
     if args.sentence_a is not None:
         if args.sentence_b is None:
-            raise ValueError("give two sentences: bertkit nsp MODEL 'sentence A' 'sentence B'")
+            raise ValueError("give two sentences: bertkit nsp --model DIR 'sentence A' 'sentence B'")
         pairs.append((args.sentence_a, args.sentence_b))
     if args.file:
         from pathlib import Path

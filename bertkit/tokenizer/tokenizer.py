@@ -9,9 +9,11 @@ asked for (directly or through `BatchEncoding.word_ids()`).
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
@@ -20,13 +22,26 @@ from typing import Any
 import re
 
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
-from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
+from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.wordpiece import WordPiece
 
 VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
-CACHE_SIZE = 200_000  # chunks kept per cache; the oldest half goes when full
+CACHE_SIZE = 500_000  # words (or chunks) kept per cache; the oldest half goes when full
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while a batch is built: the call makes no reference cycles, and
+    full collections would otherwise keep re-walking every row and cache entry made so far."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _ChunkCache(dict):
@@ -154,7 +169,10 @@ class BertTokenizer:
             self.ids_to_tokens[token_id] = token
         longest_first = sorted(set(self.all_special_tokens), key=len, reverse=True)
         self._special_pattern = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
-        self._chunk_ids = _ChunkCache(lambda chunk: self._chunk_details(chunk)[0])
+        # A one-character-class search rules most texts out much faster than the alternation itself.
+        first_chars = "".join(sorted({re.escape(t[0]) for t in longest_first}))
+        self._special_start = re.compile(f"[{first_chars}]") if longest_first else None
+        self._word_ids = _ChunkCache(self.wordpiece.ids)
         self._chunk_detail_cache = _ChunkCache(self._chunk_details)
 
     # ----------------------------------------------------------------------------------------- vocabulary
@@ -250,7 +268,8 @@ class BertTokenizer:
 
     def _segments(self, text: str) -> list[tuple[str, int, int | None]]:
         """Split out special tokens: (piece, offset in text, special token id or None)."""
-        if self._special_pattern is None or not self._special_pattern.search(text):
+        if self._special_start is None or not self._special_start.search(text) or \
+                not self._special_pattern.search(text):
             return [(text, 0, None)]
         segments, position = [], 0
         for match in self._special_pattern.finditer(text):
@@ -263,9 +282,8 @@ class BertTokenizer:
         return segments
 
     def _ids_of(self, text: str) -> list[int]:
-        """The fast path: ids only, one cached lookup per chunk, all in C."""
-        chunks = CHUNK_PATTERN.findall(text) if SPLIT_UNSAFE.search(text) else text.split()
-        return list(chain.from_iterable(map(self._chunk_ids.__getitem__, chunks)))
+        """The fast path: ids only; normalize by str.translate, split, one cached lookup per word, all in C."""
+        return list(chain.from_iterable(map(self._word_ids.__getitem__, self.pre_tokenizer.words(text))))
 
     def _encode_text(self, text: str, track: bool, first_word: int = 0) -> tuple[_Tokens, int]:
         """Tokens of one text (no special tokens) and the number of words seen; word ids start at first_word."""
@@ -360,10 +378,12 @@ class BertTokenizer:
         options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length,
                        stride=stride, overflow=return_overflowing_tokens, split=is_split_into_words)
 
-        rows, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping, **options)
+        rows, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping,
+                                         special_mask=return_special_tokens_mask, **options)
         pad_to = self._pad_length([len(r["input_ids"]) for r in rows], padding, max_length, pad_to_multiple_of)
-        for row in rows:
-            self._pad_row(row, pad_to, padding_side)
+        if pad_to is not None:
+            for row in rows:
+                self._pad_row(row, pad_to, padding_side)
 
         data: dict[str, Any] = {"input_ids": [r["input_ids"] for r in rows]}
         if return_token_type_ids is not False:
@@ -380,7 +400,7 @@ class BertTokenizer:
             data["overflow_to_sample_mapping"] = sample_of_row
 
         def details() -> list[Encoding]:  # redo the call with offsets and word ids tracked
-            tracked, _ = self._rows(firsts, seconds, track=True, **options)
+            tracked, _ = self._rows(firsts, seconds, track=True, special_mask=True, **options)
             for row in tracked:
                 self._pad_row(row, pad_to, padding_side)
             return [self._to_encoding(row) for row in tracked]
@@ -439,20 +459,21 @@ class BertTokenizer:
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 3 if pair else 2
 
-    def _rows(self, firsts: list, seconds: list | None, *, track: bool, add_special_tokens: bool,
-              truncation: str | None, max_length: int | None, stride: int, overflow: bool,
-              split: bool) -> tuple[list[dict[str, list]], list[int]]:
+    def _rows(self, firsts: list, seconds: list | None, *, track: bool, special_mask: bool,
+              add_special_tokens: bool, truncation: str | None, max_length: int | None, stride: int,
+              overflow: bool, split: bool) -> tuple[list[dict[str, list]], list[int]]:
         """Encode every sample, truncate it into windows and assemble the rows (unpadded)."""
         rows, sample_of_row = [], []
-        for sample, first in enumerate(firsts):
-            a = self._encode_input(first, split, track)
-            b = None if seconds is None else self._encode_input(seconds[sample], split, track)
-            windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
-            if not overflow:
-                windows = windows[:1]
-            for a_window, b_window in windows:
-                rows.append(self._assemble(a_window, b_window, add_special_tokens, track))
-                sample_of_row.append(sample)
+        with _gc_paused():
+            for sample, first in enumerate(firsts):
+                a = self._encode_input(first, split, track)
+                b = None if seconds is None else self._encode_input(seconds[sample], split, track)
+                windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
+                if not overflow:
+                    windows = windows[:1]
+                for a_window, b_window in windows:
+                    rows.append(self._assemble(a_window, b_window, add_special_tokens, track, special_mask))
+                    sample_of_row.append(sample)
         return rows, sample_of_row
 
     def _truncate(self, a: _Tokens, b: _Tokens | None, strategy: str | None, max_length: int | None,
@@ -534,19 +555,20 @@ class BertTokenizer:
                     break
         return windows
 
-    def _assemble(self, a: _Tokens, b: _Tokens | None, add_special_tokens: bool, track: bool) -> dict[str, list]:
+    def _assemble(self, a: _Tokens, b: _Tokens | None, add_special_tokens: bool, track: bool,
+                  special_mask: bool) -> dict[str, list]:
         """[CLS] a [SEP] (b [SEP]) with its type ids, masks, offsets, word and sequence ids."""
         cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
         n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
         ids = cls + a.ids + sep
         type_ids = [0] * len(ids)
-        special = [1] * len(cls) + [0] * n_a + [1] * len(sep)
         if b is not None:
             ids += b.ids + sep
             type_ids += [1] * (n_b + len(sep))
-            special += [0] * n_b + [1] * len(sep)
-        row = {"input_ids": ids, "token_type_ids": type_ids, "attention_mask": [1] * len(ids),
-               "special_tokens_mask": special}
+        row = {"input_ids": ids, "token_type_ids": type_ids, "attention_mask": [1] * len(ids)}
+        if special_mask:
+            row["special_tokens_mask"] = [1] * len(cls) + [0] * n_a + [1] * len(sep) + (
+                [] if b is None else [0] * n_b + [1] * len(sep))
         if track:
             none_cls, none_sep = [None] * len(cls), [None] * len(sep)
             zero_cls, zero_sep = [(0, 0)] * len(cls), [(0, 0)] * len(sep)

@@ -21,7 +21,6 @@ import argparse
 import bz2
 import gzip
 import heapq
-import io
 import lzma
 import os
 from collections import Counter
@@ -49,11 +48,8 @@ _MASK = (1 << _SHIFT) - 1
 # 1. Counting words
 # ---------------------------------------------------------------------------------------------
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """Open a text file, transparently decompressing .xz / .gz / .bz2."""
-    openers = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
-    opener = openers.get(path.suffix, open)
-    return opener(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[operator]
+# Compressed training files are read through these, by suffix.
+_DECOMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
 def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -73,25 +69,30 @@ def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _iter_file_lines(files: list[Path], show_progress: bool) -> Iterator[str]:
+    """The lines of the files (UTF-8, bad bytes replaced), with a progress bar in bytes."""
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not show_progress) as bar:
         for file in files:
-            with _open_text(file) as handle:
-                for line in handle:
-                    yield line
-            bar.update(file.stat().st_size)
+            opener = _DECOMPRESSORS.get(file.suffix)
+            with (opener or open)(file, "rb") as handle:
+                for raw in handle:  # a UTF-8 character never spans a newline, so lines decode on their own
+                    yield raw.decode("utf-8", errors="replace")
+                    if opener is None:
+                        bar.update(len(raw))
+            if opener is not None:  # compressed: the bar counts file bytes, so advance it per file
+                bar.update(file.stat().st_size)
 
 
-def _resolve_corpus(corpus: Any, show_progress: bool) -> Iterator[str]:
-    """A path (str or Path) or a list of Paths -> their lines; any other iterable of str -> the texts."""
+def _resolve_corpus(corpus: Any, show_progress: bool) -> tuple[Iterator[str], bool]:
+    """(the texts, whether they come from files): a path (str or Path) or a list of Paths -> their lines;
+    any other iterable of str -> the texts themselves."""
     if isinstance(corpus, (str, os.PathLike)):
-        return _iter_file_lines(_expand_files([corpus]), show_progress)
+        return _iter_file_lines(_expand_files([corpus]), show_progress), True
     if not isinstance(corpus, Iterable):
         raise ValueError(f"corpus must be a file path, a list of Paths, or an iterable of texts; got {type(corpus).__name__}")
-    items = corpus if isinstance(corpus, (list, tuple)) else None
-    if items is not None and items and all(isinstance(item, os.PathLike) for item in items):
-        return _iter_file_lines(_expand_files(items), show_progress)
-    return _check_texts(corpus)
+    if isinstance(corpus, (list, tuple)) and corpus and all(isinstance(item, os.PathLike) for item in corpus):
+        return _iter_file_lines(_expand_files(corpus), show_progress), True
+    return _check_texts(corpus), False
 
 
 def _check_texts(texts: Iterable[Any]) -> Iterator[str]:
@@ -142,8 +143,8 @@ def _select_alphabet(word_counts: Mapping[str, int], limit_alphabet: int | None)
 class _PairStats:
     """Words spelled as symbol ids, with the pair and symbol counts that the scores need."""
 
-    def __init__(self, words: list[str], freqs: list[int], min_frequency: int) -> None:
-        self.min_count = max(min_frequency, 1)  # pairs counted fewer times are never merged
+    def __init__(self, words: list[str], freqs: list[int]) -> None:
+        self.min_count = 1  # pairs counted fewer times are not merged (set_min_count changes it)
         self.symbols: list[str] = []
         self.symbol_ids: dict[str, int] = {}
         self.symbol_chars: list[int] = []  # characters a symbol covers (without "##"): orders pairs in a word
@@ -164,6 +165,13 @@ class _PairStats:
                     self._new_pair(pair, index)
                 self.pair_count[pair] += freq
                 self.pair_words[pair].add(index)
+        self.set_min_count(1)
+
+    def set_min_count(self, min_count: int) -> None:
+        """Make only pairs counted at least `min_count` times eligible for merging."""
+        self.min_count = max(min_count, 1)
+        for pairs in self.pairs_with.values():
+            pairs.clear()
         for pair, count in self.pair_count.items():
             if count >= self.min_count:
                 self._mark_eligible(pair, True)
@@ -273,9 +281,10 @@ class _PairStats:
 def learn_vocab(
     word_counts: Mapping[str, int],
     vocab_size: int = 30000,
-    min_frequency: int = 0,
+    min_frequency: int = 2,
     limit_alphabet: int | None = None,
     special_tokens: Iterable[str] = SPECIAL_TOKENS,
+    coarse_to_fine: bool = True,
     show_progress: bool = False,
 ) -> list[str]:
     """Learn a WordPiece vocabulary (a list of tokens, id order) from word counts.
@@ -284,9 +293,19 @@ def learn_vocab(
     order (first appearance) and decides ties, as in seed 003. Pairs seen fewer than `min_frequency`
     times are never merged. `limit_alphabet` keeps only the most frequent characters; words with any
     other character are left out (BERT would encode them as [UNK] anyway).
+
+    coarse_to_fine=False is the seed's loop: the best-scoring eligible pair, always. Its score favours
+    pairs of rare symbols, so on real text the vocabulary fills up with spellings of rare words
+    (`un`, `unf`, ... `unfortu`) while common words stay in pieces (2.8 tokens per held-out word on 10 MB of
+    English Wikipedia, 30,000 tokens). coarse_to_fine=True (the default) merges by the same score but
+    lets in only pairs counted at least a floor that starts at half the largest pair count and halves
+    each time no eligible pair is left, down to `min_frequency`: frequent pieces first, rare ones last
+    (1.11 tokens per word on the same text; docs/train-tokenizer.md has the measurements).
     """
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be a positive number of tokens, got {vocab_size}")
+    if min_frequency < 0:
+        raise ValueError(f"min_frequency must be >= 0, got {min_frequency}")
     specials = list(dict.fromkeys(special_tokens))
     keep = _select_alphabet(word_counts, limit_alphabet)
     words: list[str] = []
@@ -299,43 +318,139 @@ def learn_vocab(
         words.append(word)
         freqs.append(int(count))
 
-    stats = _PairStats(words, freqs, min_frequency)
+    stats = _PairStats(words, freqs)
     alphabet = sorted(symbol for symbol in stats.symbols if symbol not in specials)
     vocab = specials + alphabet
     in_vocab = set(vocab)
-
-    heap: list[tuple[float, int, int, int]] = []
-    for pair in stats.pair_count:
-        key = stats.priority(pair)
-        if key is not None:
-            heap.append((*key, pair))
-    heapq.heapify(heap)
+    floor = max(stats.pair_count.values(), default=0) if coarse_to_fine else min_frequency
 
     with tqdm(total=max(vocab_size - len(vocab), 0), desc="merging", unit=" tokens", disable=not show_progress) as bar:
-        while len(vocab) < vocab_size and heap:
-            *stale, pair = heapq.heappop(heap)
-            key = stats.priority(pair)
-            if key is None:
-                continue
-            if key != tuple(stale):  # the score moved since this entry was pushed: queue the current one
-                heapq.heappush(heap, (*key, pair))
-                continue
-            merged, risen = stats.merge(pair)
-            token = stats.symbols[merged]
-            if token not in in_vocab:  # two merges can spell the same token; list it once
-                vocab.append(token)
-                in_vocab.add(token)
-                bar.update(1)
-            for other in risen:
-                key = stats.priority(other)
-                if key is not None:
-                    heapq.heappush(heap, (*key, other))
+        while len(vocab) < vocab_size:
+            floor = max(floor // 2, min_frequency) if coarse_to_fine else floor
+            stats.set_min_count(floor)
+            bar.set_postfix(min_count=stats.min_count)
+            heap = [(*key, pair) for pair in stats.pair_count if (key := stats.priority(pair)) is not None]
+            heapq.heapify(heap)
+            while len(vocab) < vocab_size and heap:
+                *stale, pair = heapq.heappop(heap)
+                key = stats.priority(pair)
+                if key is None:
+                    continue
+                if key != tuple(stale):  # the score moved since this entry was pushed: queue the current one
+                    heapq.heappush(heap, (*key, pair))
+                    continue
+                merged, risen = stats.merge(pair)
+                token = stats.symbols[merged]
+                if token not in in_vocab:  # two merges can spell the same token; list it once
+                    vocab.append(token)
+                    in_vocab.add(token)
+                    bar.update(1)
+                for other in risen:
+                    key = stats.priority(other)
+                    if key is not None:
+                        heapq.heappush(heap, (*key, other))
+            if floor <= max(min_frequency, 1):  # the last floor is spent: no pair left to merge
+                break
     return vocab
 
 
-def write_vocab(vocab: Iterable[str], path: str | os.PathLike) -> Path:
-    """Write `vocab.txt`: one token per line, the line number is the id."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
-    return path
+# ---------------------------------------------------------------------------------------------
+# 3. The user's entry points: train_wordpiece() and `bertkit train-tokenizer`
+# ---------------------------------------------------------------------------------------------
+
+def train_wordpiece(
+    corpus: str | os.PathLike | Iterable[str] | Iterable[os.PathLike],
+    vocab_size: int = 30000,
+    min_frequency: int = 2,
+    limit_alphabet: int | None = None,
+    lowercase: bool = True,
+    strip_accents: bool | None = None,
+    keep_hangul: bool = False,
+    tokenize_chinese_chars: bool = True,
+    special_tokens: Iterable[str] = SPECIAL_TOKENS,
+    coarse_to_fine: bool = True,
+    show_progress: bool = True,
+) -> BertTokenizer:
+    """Train a WordPiece vocabulary and return a `BertTokenizer` that uses it.
+
+        tokenizer = train_wordpiece("corpus.txt", vocab_size=8000)
+        tokenizer = train_wordpiece(["first text", "second text"], vocab_size=100, min_frequency=1)
+        tokenizer.save_pretrained("my-tokenizer")          # vocab.txt + tokenizer_config.json + ...
+
+    corpus: one path (a text file, .xz/.gz/.bz2 too, or a folder of them), a list of `pathlib.Path`,
+        or any iterable of text strings (lines or documents).
+    vocab_size: the vocabulary's size, special tokens and alphabet included (fewer if the pairs run out).
+    min_frequency: pairs seen fewer times are never merged.
+    limit_alphabet: keep only this many of the most frequent characters (words with others are skipped).
+    lowercase / strip_accents / keep_hangul / tokenize_chinese_chars: the normalization, exactly as the
+        returned tokenizer applies it (`strip_accents=None` follows `lowercase`; `keep_hangul=True` is
+        the Korean mode that keeps Hangul syllables whole).
+    special_tokens: placed first, in this order; must hold BERT's five, others become
+        additional special tokens (never split).
+    coarse_to_fine: merge frequent pairs first (see `learn_vocab`); False runs seed 003's loop as printed.
+    """
+    from bertkit.tokenizer.tokenizer import BertTokenizer
+
+    specials = list(dict.fromkeys(special_tokens))
+    missing = [token for token in SPECIAL_TOKENS if token not in specials]
+    if missing:
+        raise ValueError(f"special_tokens lacks {missing}: BERT needs {list(SPECIAL_TOKENS)}; add your own after them")
+    if min_frequency < 0:
+        raise ValueError(f"min_frequency must be >= 0, got {min_frequency}")
+    pre_tokenizer = BertPreTokenizer(lowercase, strip_accents, keep_hangul, tokenize_chinese_chars)
+    texts, from_files = _resolve_corpus(corpus, show_progress)
+    word_counts = count_words(texts, pre_tokenizer, show_progress and not from_files)  # files have a bar already
+    if not word_counts:
+        raise ValueError("the training corpus holds no words: pass non-empty text")
+    vocab = learn_vocab(word_counts, vocab_size, min_frequency, limit_alphabet, specials, coarse_to_fine, show_progress)
+    return BertTokenizer(
+        vocab={token: index for index, token in enumerate(vocab)},
+        do_lower_case=lowercase,
+        strip_accents=strip_accents,
+        tokenize_chinese_chars=tokenize_chinese_chars,
+        keep_hangul=keep_hangul,
+        additional_special_tokens=[token for token in specials if token not in SPECIAL_TOKENS],
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", help="training text files (.txt, .xz, .gz, .bz2) or folders of them")
+    parser.add_argument("-o", "--output", required=True, help="folder to write the tokenizer to (vocab.txt, tokenizer_config.json, ...)")
+    parser.add_argument("--vocab-size", type=int, default=30000, help="vocabulary size, special tokens included (default 30000)")
+    parser.add_argument("--min-frequency", type=int, default=2, help="never merge pairs seen fewer times (default 2)")
+    parser.add_argument("--limit-alphabet", type=int, default=None, help="keep only the N most frequent characters")
+    parser.add_argument("--cased", action="store_true", help="keep case (and accents, unless --strip-accents)")
+    parser.add_argument("--strip-accents", action=argparse.BooleanOptionalAction, default=None,
+                        help="strip accents (default: only when lowercasing)")
+    parser.add_argument("--keep-hangul", "--korean", action="store_true",
+                        help="Korean mode: keep Hangul syllables whole when stripping accents")
+    parser.add_argument("--no-chinese-split", action="store_true", help="do not split CJK ideographs one by one")
+    parser.add_argument("--special-token", action="append", default=[], metavar="TOKEN",
+                        help="an extra special token, placed after BERT's five (repeat for more)")
+    parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction, default=True,
+                        help="merge frequent pairs first (default); --no-coarse-to-fine runs seed 003's loop as printed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder to write the tokenizer into")
+    files = [Path(f) for f in args.files]
+    tokenizer = train_wordpiece(
+        files,
+        vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency,
+        limit_alphabet=args.limit_alphabet,
+        lowercase=not args.cased,
+        strip_accents=args.strip_accents,
+        keep_hangul=args.keep_hangul,
+        tokenize_chinese_chars=not args.no_chinese_split,
+        special_tokens=[*SPECIAL_TOKENS, *args.special_token],
+        coarse_to_fine=args.coarse_to_fine,
+        show_progress=not args.quiet,
+    )
+    tokenizer.save_pretrained(output)
+    print(f"wrote a {tokenizer.vocab_size}-token WordPiece vocabulary to {output}/vocab.txt "
+          f"(load it with BertTokenizer.from_pretrained({str(output)!r}))")
+    return 0

@@ -14,22 +14,30 @@ class WordPiece:
         self.unk_id = vocab[unk_token]
         self.prefix = prefix
         self.max_input_chars_per_word = max_input_chars_per_word
-        # No piece is longer than this many characters, so the search never tries longer substrings.
-        self.longest_piece = max((len(t) for t in vocab), default=1)
+        # Continuation pieces without their "##", so the search slices the word and never concatenates.
+        self.continuations = {t[len(prefix):]: i for t, i in vocab.items() if t.startswith(prefix) and t != prefix}
+        # The longest piece that starts with a given character: the search never tries longer substrings
+        # (for Hangul jamo or rare scripts this is 1, which saves most of the failed lookups).
+        self.longest_initial = _longest_by_first_char(vocab)
+        self.longest_continuation = _longest_by_first_char(self.continuations)
 
     def tokenize(self, word: str) -> list[tuple[int, int, int]]:
         """(id, start, end) per piece; start/end index the characters of `word`."""
         n = len(word)
+        whole = self.vocab.get(word)
+        if whole is not None and n <= self.max_input_chars_per_word:  # the common case: one piece
+            return [(whole, 0, n)]
         if n > self.max_input_chars_per_word:
             return [(self.unk_id, 0, n)]
-        vocab, prefix, longest = self.vocab, self.prefix, self.longest_piece
         pieces = []
+        table, longest = self.vocab, self.longest_initial
         start = 0
         while start < n:
-            end = min(n, start + longest)
+            end = start + longest.get(word[start], 0)
+            if end > n:
+                end = n
             while end > start:
-                piece = word[start:end] if start == 0 else prefix + word[start:end]
-                token_id = vocab.get(piece)
+                token_id = table.get(word[start:end])
                 if token_id is not None:
                     break
                 end -= 1
@@ -37,4 +45,16 @@ class WordPiece:
                 return [(self.unk_id, 0, n)]
             pieces.append((token_id, start, end))
             start = end
+            table, longest = self.continuations, self.longest_continuation
         return pieces
+
+    def ids(self, word: str) -> tuple[int, ...]:
+        return tuple([token_id for token_id, _, _ in self.tokenize(word)])
+
+
+def _longest_by_first_char(pieces: dict[str, int]) -> dict[str, int]:
+    longest: dict[str, int] = {}
+    for piece in pieces:
+        if piece and len(piece) > longest.get(piece[0], 0):
+            longest[piece[0]] = len(piece)
+    return longest
