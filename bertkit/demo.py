@@ -63,17 +63,20 @@ class DemoSize:
     pretrain_steps: int
     pretrain_batch: int
     pretrain_lr: float
-    finetune_epochs: int
     finetune_lr: float
+    sentiment_epochs: int
+    ner_epochs: int  # the NER and QA samples are smaller: more passes
+    qa_epochs: int
     qa_max_seq_length: int
 
 
 FULL = DemoSize(vocab_size=4000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=128,
-                pretrain_steps=600, pretrain_batch=16, pretrain_lr=1e-3,
-                finetune_epochs=10, finetune_lr=5e-4, qa_max_seq_length=192)
-QUICK = DemoSize(vocab_size=1500, hidden_size=64, num_layers=2, num_heads=2, max_seq_length=64,
-                 pretrain_steps=40, pretrain_batch=8, pretrain_lr=1e-3,
-                 finetune_epochs=2, finetune_lr=5e-4, qa_max_seq_length=128)
+                pretrain_steps=600, pretrain_batch=16, pretrain_lr=1e-3, finetune_lr=5e-4,
+                sentiment_epochs=10, ner_epochs=30, qa_epochs=30, qa_max_seq_length=192)
+# --quick checks that every step runs (the test suite uses it): the numbers mean nothing
+QUICK = DemoSize(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, max_seq_length=64,
+                 pretrain_steps=20, pretrain_batch=8, pretrain_lr=1e-3, finetune_lr=5e-4,
+                 sentiment_epochs=1, ner_epochs=2, qa_epochs=1, qa_max_seq_length=96)
 
 
 class Journey:
@@ -147,7 +150,7 @@ class Journey:
             num_attention_heads=size.num_heads, intermediate_size=4 * size.hidden_size,
             max_seq_length=size.max_seq_length, batch_size=size.pretrain_batch, max_steps=size.pretrain_steps,
             lr=size.pretrain_lr, warmup_steps=0.1, log_every=max(1, size.pretrain_steps // 40),
-            eval_every=max(1, size.pretrain_steps // 4), eval_examples=128, save_every=size.pretrain_steps,
+            eval_every=max(1, size.pretrain_steps // 4), eval_examples=64, save_every=size.pretrain_steps,
             keep_last=1, device=self.device, seed=self.seed, resume=False,
         )
         section = self.step(
@@ -242,7 +245,7 @@ class Journey:
         from bertkit.tasks.finetune import finetune_classifier
 
         train, dev, folder = TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv", self.out / "sentiment"
-        epochs = self.size.finetune_epochs
+        epochs = self.size.sentiment_epochs
         section = self.step("Fine-tune and evaluate a sentiment classifier",
                             f"bertkit finetune classify --model {checkpoint} --train {train} --eval {dev} "
                             f"--output {folder} --epochs {epochs} --lr {self.size.finetune_lr}  |  "
@@ -269,7 +272,7 @@ class Journey:
         from bertkit.tasks.finetune import finetune_ner
 
         train, dev, folder = TASKS / "ner_train.conll", TASKS / "ner_dev.conll", self.out / "ner"
-        epochs = 3 * self.size.finetune_epochs  # 18 sentences: more passes
+        epochs = self.size.ner_epochs
         section = self.step("Fine-tune and run named entity recognition",
                             f"bertkit finetune ner --model {checkpoint} --train {train} --eval {dev} "
                             f"--output {folder} --epochs {epochs} --lr {self.size.finetune_lr}")
@@ -293,7 +296,7 @@ class Journey:
         from bertkit.tasks.finetune import finetune_qa
 
         train, dev, folder = TASKS / "qa_train.json", TASKS / "qa_dev.json", self.out / "qa"
-        epochs, length = 3 * self.size.finetune_epochs, self.size.qa_max_seq_length
+        epochs, length = self.size.qa_epochs, self.size.qa_max_seq_length
         section = self.step("Fine-tune and run extractive question answering",
                             f"bertkit finetune qa --model {checkpoint} --train {train} --eval {dev} "
                             f"--output {folder} --epochs {epochs} --max-seq-length {length} --doc-stride {length // 2}")

@@ -28,7 +28,6 @@ from bertkit.model import (
 )
 
 ATOL = 1e-5
-torch.set_num_threads(2)
 
 
 def close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:

@@ -265,3 +265,22 @@ def test_safetensors_without_prefix_written_by_hand(tmp_path):
     base.config.save_pretrained(tmp_path)
     mlm = BertForMaskedLM.from_pretrained(tmp_path)
     assert close(encode(mlm.bert), encode(base))
+
+
+CROSS_LOADS = ["BertModel", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
+               "BertForSequenceClassification", "BertForTokenClassification", "BertForQuestionAnswering"]
+
+
+@pytest.mark.parametrize("source", ["BertForPreTraining", "BertModel"])
+@pytest.mark.parametrize("target", CROSS_LOADS)
+def test_loading_report_matches_hf(source, target, tmp_path):
+    """Unused and newly-initialised weights, as HF reports them, when a checkpoint loads into another head."""
+    import bertkit.model
+
+    torch.manual_seed(0)
+    getattr(transformers, source)(transformers.BertConfig(**TINY)).save_pretrained(tmp_path)
+    _, theirs = getattr(transformers, target).from_pretrained(tmp_path, output_loading_info=True)
+    _, ours = getattr(bertkit.model, target).from_pretrained(tmp_path, output_loading_info=True)
+    # HF also lists the tied alias cls.predictions.decoder.bias (it is cls.predictions.bias, listed already)
+    assert ours["missing_keys"] == sorted(set(theirs["missing_keys"]) - {"cls.predictions.decoder.bias"})
+    assert ours["unexpected_keys"] == sorted(theirs["unexpected_keys"])

@@ -86,11 +86,11 @@ def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_pat
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         steps = train_losses(out) if (out / "metrics.jsonl").exists() else {}
-        if steps and max(steps) >= 8:  # past the step-6 checkpoint, before the end
+        if steps and max(steps) >= 7:  # step 7 is logged after the step-6 checkpoint is complete
             process.send_signal(signal.SIGKILL)
             killed_after = max(steps)
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
     process.wait(timeout=30)
     assert killed_after is not None and killed_after < 14, f"the run was not killed mid-way: {process.stderr.read()[-2000:]}"
     assert process.returncode == -signal.SIGKILL
@@ -98,7 +98,7 @@ def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_pat
     import bertkit.train.pretrain as recipe
 
     checkpoint_step = int((out / "latest").read_text().strip().split("-")[1])
-    assert 6 <= checkpoint_step <= killed_after
+    assert checkpoint_step in (6, 9, 12) and checkpoint_step <= killed_after
     calls = []
     monkeypatch.setattr(recipe, "train_step", lambda *a, **k: calls.append(1) or train_step(*a, **k))
     pretrain(config)  # same command again: resumes from `latest`

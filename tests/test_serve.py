@@ -207,6 +207,7 @@ ERRORS = [
     ("/fill-mask", {"inputs": "x" * 10_000 + " [MASK]"}, 413, "text_too_long"),
     ("/next-sentence", {"inputs": {"text": "only one"}}, 422, "invalid_request"),
     ("/attention", {"inputs": "hello", "layer": 5}, 422, "invalid_request"),
+    ("/attention", {"inputs": "hello " * 40}, 413, "text_too_long"),
     ("/qa", {"inputs": {"question": "q", "context": "c"}}, 404, "task_not_supported"),
     ("/no-such-thing", {"inputs": "x"}, 404, "not_found"),
 ]
@@ -243,6 +244,18 @@ def test_truncate_per_request_and_per_server(client, pretraining_dir):
         # a pair is cut longest first, and both halves stay
         pair = {"text": "short one", "text_pair": "word " * 60}
         assert cut.post("/next-sentence", json={"inputs": pair}).status_code == 200
+
+
+def test_attention_has_its_own_smaller_limit(pretraining_dir):
+    from fastapi.testclient import TestClient
+
+    text = "word " * 200  # 202 tokens: fine to embed, too long to draw
+    with TestClient(create_app(ModelService(pretraining_dir, Limits(max_length=512)))) as client:
+        assert client.post("/embed", json={"inputs": text}).status_code == 200
+        error = error_of(client.post("/attention", json={"inputs": text}))
+        assert error["code"] == "text_too_long" and "limit is 128" in error["message"]
+        cut = client.post("/attention", json={"inputs": text, "truncate": True}).json()["results"][0]
+        assert len(cut["tokens"]) == 128
 
 
 def test_health_ready_info_and_the_page(client):
@@ -308,6 +321,38 @@ def test_bad_requests_in_the_middle_of_good_ones_disturb_nothing(service, shared
         assert [c["token"] for c in got] == [c["token"] for c in expected[value]]
         assert [c["score"] for c in got] == pytest.approx([c["score"] for c in expected[value]], rel=1e-4)
     assert max(app.state.batchers["fill-mask"].stats.batch_sizes) > 1  # they really shared passes
+
+
+def test_an_input_that_fails_inside_a_batch_fails_alone(pretraining_dir, shared_data, monkeypatch):
+    """Past validation, a pipeline may still refuse an input mid-batch: only that request gets the error."""
+    service = ModelService(pretraining_dir, Limits(max_length=64))
+    real_batch_function = service.batch_function
+
+    def poisoned(task):
+        run = real_batch_function(task)
+
+        def run_batch(items):
+            if any("poison" in item.payload for item in items):
+                raise ValueError("this input poisons the pipeline")
+            return run(items)
+
+        return run_batch
+
+    monkeypatch.setattr(service, "batch_function", poisoned)
+    texts = [masked(s) for s in real_sentences(shared_data, 8)]
+    texts.insert(4, "a poison [MASK] here")
+    app = create_app(service, max_batch_size=16, max_wait_ms=500)
+    responses = asyncio.run(fire(app, [("/fill-mask", {"inputs": t, "top_k": 1}) for t in texts]))
+    unmasker = pipeline("fill-mask", model=service.model, tokenizer=service.tokenizer)
+    for text, response in zip(texts, responses):
+        if "poison" in text:
+            assert response.status_code == 422 and error_of(response)["code"] == "invalid_input"
+            assert "poisons" in error_of(response)["message"]
+        else:
+            assert response.status_code == 200
+            assert response.json()["results"][0][0]["token"] == unmasker(text, top_k=1)[0]["token"]
+    stats = app.state.batchers["fill-mask"].stats
+    assert stats.batch_sizes[0] == len(texts) and stats.retried_alone == len(texts)
 
 
 def count_forward_passes(model: torch.nn.Module) -> list[int]:

@@ -1,9 +1,9 @@
 """The fine-tuning loop and the finetune / evaluate / predict commands, end to end on a tiny random BERT
-(MiniLM's vocabulary, 1 layer of width 64) so that the whole file runs in seconds on a CPU."""
+(a vocabulary of the samples' words, 1 layer of width 64) so that the whole file runs in seconds on a CPU."""
 from __future__ import annotations
 
 import json
-import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,20 +13,36 @@ from bertkit.tasks.finetune import finetune_classifier
 from bertkit.tasks.train import FinetuneConfig, PaddingCollator, count_trainable, finetune, freeze_encoder
 from bertkit.train.logging import read_metrics
 
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def tiny_vocabulary() -> list[str]:
+    """Special tokens, every single character (alone and as a ## piece) and the whole words of the bundled
+    samples and of these tests: small enough that a training step costs milliseconds, complete enough
+    that nothing in the samples becomes [UNK]."""
+    import re
+
+    samples = Path(__file__).resolve().parents[1] / "bertkit" / "samples" / "tasks"
+    text = " ".join(p.read_text(encoding="utf-8") for p in samples.iterdir() if p.suffix in (".tsv", ".conll", ".json"))
+    text += " the movie this film our trip food was awful wonderful good bad fine poor sports music politics art"
+    text += " none and rated stars tim cook visited paris nothing here"
+    words = sorted(set(re.findall(r"[a-z]+", text.lower())))
+    characters = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + characters + ["##" + c for c in characters] + [
+        w for w in words if len(w) > 1]
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(minilm_dir, tmp_path_factory):
+def tiny_bert(tmp_path_factory):
     from bertkit.model import BertConfig, BertModel
 
+    vocabulary = tiny_vocabulary()
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(vocabulary), hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=128, max_position_embeddings=128)
     folder = tmp_path_factory.mktemp("tiny_bert")
     BertModel(config).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(minilm_dir / name, folder / name)
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
     return folder
 
 
@@ -106,7 +122,7 @@ def test_frozen_encoder_trains_only_the_head(tiny_bert, tmp_path):
     model = bertkit.model.BertForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     encoder_before = {k: v.clone() for k, v in model.bert.state_dict().items()}
     head_before = model.classifier.weight.detach().clone()
-    features = [{"input_ids": [101, 2204 + i, 102], "labels": i % 2} for i in range(16)]
+    features = [{"input_ids": [2, 200 + i, 3], "labels": i % 2} for i in range(16)]
     finetune(model, features, FinetuneConfig(output_dir=str(tmp_path / "frozen"), epochs=1, freeze_encoder=True,
                                              **FAST))
     assert count_trainable(model) == 64 * 2 + 2
@@ -132,12 +148,12 @@ def test_multilabel_and_regression_recipes_run(tiny_bert, tmp_path):
     multi.write_text("".join(json.dumps({"text": f"{a} and {b}", "labels": [x for x in (a, b) if x != "none"]}) + "\n"
                              for a in ("sports", "music", "none") for b in ("politics", "art", "none") for _ in range(3)))
     result = finetune_classifier(tiny_bert, multi, problem_type="multi_label_classification",
-                                 config=FinetuneConfig(output_dir=str(tmp_path / "m"), epochs=2, **FAST))
+                                 config=FinetuneConfig(output_dir=str(tmp_path / "m"), max_steps=3, eval_every=3, **FAST))
     assert set(result["eval"]) >= {"micro_f1", "subset_accuracy", "loss"} and result["metric_for_best"] == "micro_f1"
     reg = tmp_path / "reg.csv"
     reg.write_text("text,score\n" + "".join(f"rated {i % 5} stars,{i % 5}\n" for i in range(30)))
     result = finetune_classifier(tiny_bert, reg, label_column="score", problem_type="regression",
-                                 config=FinetuneConfig(output_dir=str(tmp_path / "r"), epochs=2, **FAST))
+                                 config=FinetuneConfig(output_dir=str(tmp_path / "r"), max_steps=3, eval_every=3, **FAST))
     assert set(result["eval"]) >= {"mse", "pearson"}
 
 
@@ -149,10 +165,7 @@ def run_cli(*argv: str) -> int:
 
 
 def test_commands_classify_on_the_bundled_sample(tiny_bert, tmp_path, capsys):
-    from bertkit.tasks.finetune import __file__ as here
-    from pathlib import Path
-
-    samples = Path(here).resolve().parents[1] / "samples" / "tasks"
+    samples = Path(__file__).resolve().parents[1] / "bertkit" / "samples" / "tasks"
     out = tmp_path / "cls"
     assert run_cli("finetune", "classify", "--model", tiny_bert, "--train", samples / "sentiment_train.tsv",
                    "--eval", samples / "sentiment_dev.tsv", "--output", out, "--epochs", 1, "--batch-size", 16,
@@ -169,11 +182,7 @@ def test_commands_classify_on_the_bundled_sample(tiny_bert, tmp_path, capsys):
 
 
 def test_commands_ner_and_qa_on_the_bundled_samples(tiny_bert, tmp_path):
-    from pathlib import Path
-
-    from bertkit.tasks.finetune import __file__ as here
-
-    samples = Path(here).resolve().parents[1] / "samples" / "tasks"
+    samples = Path(__file__).resolve().parents[1] / "bertkit" / "samples" / "tasks"
     assert run_cli("finetune", "ner", "--model", tiny_bert, "--train", samples / "ner_train.conll", "--eval",
                    samples / "ner_dev.conll", "--output", tmp_path / "ner", "--epochs", 2, "--lr", 1e-3,
                    "--batch-size", 8, "--device", "cpu") == 0
@@ -208,7 +217,8 @@ def test_command_errors_are_one_clear_line(tiny_bert, polarity_file, tmp_path, c
                    "--text-column", "text")
     assert code == 2
     assert "no text column 'text'; the file has columns ['review', 'sentiment']" in capsys.readouterr().err
-    code = run_cli("finetune", "ner", "--model", tmp_path / "nowhere", "--train", polarity_file, "--output", tmp_path / "y")
+    code = run_cli("finetune", "ner", "--model", tmp_path / "nowhere", "--train", polarity_file, "--eval", polarity_file,
+                   "--output", tmp_path / "y")
     assert code == 2 and "config.json missing" in capsys.readouterr().err
     bad = tmp_path / "unseen.tsv"
     bad.write_text("review\tsentiment\nthe movie was great\tmeh\n")

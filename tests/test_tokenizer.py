@@ -333,3 +333,44 @@ def test_huge_text_in_one_call(ours, hf):
     text = ("The quick brown fox jumps over the lazy dog. 빠른 갈색 여우가 게으른 개를 뛰어넘는다! " * 12_000)[:1_000_000]
     mine = ours(text)["input_ids"]
     assert mine == hf(text)["input_ids"]
+
+
+def test_docs_examples_run(minilm_dir, capsys):
+    """Every python block of docs/tokenizer.md runs, and its printed results match the comments."""
+    from pathlib import Path
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tokenizer.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        exec(block.replace("path/to/bert-folder", str(minilm_dir)), {})
+    printed = capsys.readouterr().out
+    for expected in ("[101, 1045, 2293, 3000, 102]", "covid - 19 pandemic", "torch.Size([2, 11])",
+                     "[None, 0, 0, 0, 0, 0, 0, None]", "[0, 0]", "면역 체계 cafe", "[None, 0, 1, 2, 3, 4, None]",
+                     "[('hello', 0, 5), (',', 5, 6), ('world', 7, 12), ('!', 12, 13)]"):
+        assert expected in printed
+
+
+def test_pad_matches_hf(ours, hf):
+    features = [ours(text, truncation=True, max_length=12) for text in TRICKY[:4]]
+    theirs_features = [hf(text, truncation=True, max_length=12) for text in TRICKY[:4]]
+    for kwargs in ({}, {"padding": "max_length", "max_length": 16}, {"pad_to_multiple_of": 8}):
+        mine = ours.pad([dict(f) for f in features], return_tensors="pt", **kwargs)
+        theirs = hf.pad([dict(f) for f in theirs_features], return_tensors="pt", **kwargs)
+        assert sorted(mine) == sorted(theirs)
+        for key in theirs:
+            assert mine[key].tolist() == theirs[key].tolist(), key
+
+
+def test_cli_prints_tokens_and_ids(minilm_dir, capsys):
+    from bertkit.cli import main
+
+    assert main(["tokenize", "--vocab", str(minilm_dir), "COVID-19 pandemic", "--pair", "I love Paris"]) == 0
+    out = capsys.readouterr().out
+    assert "##vid" in out and "17258" in out
+    assert "[101, 2522, 17258, 1011, 2539, 6090, 3207, 7712, 102, 1045, 2293, 3000, 102]" in out
+    assert main(["tokenize", "--vocab", str(minilm_dir), "I love Paris", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_ids"] == [101, 1045, 2293, 3000, 102]
+    assert main(["tokenize", "--vocab", str(minilm_dir / "missing"), "x"]) == 2
+    assert "no tokenizer folder" in capsys.readouterr().err

@@ -119,16 +119,9 @@ def read_state_dict(folder: Path) -> tuple[dict[str, Tensor], Path]:
                             "Save the model with save_pretrained or copy its weights file into the folder.")
 
 
-def normalize_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Legacy names -> today's: LayerNorm.gamma/beta -> weight/bias; drop position_ids buffers (old HF saved them)."""
-    out = {}
-    for key, tensor in state.items():
-        if key.endswith("position_ids"):
-            continue
-        key = re.sub(r"\.gamma$", ".weight", key)
-        key = re.sub(r"\.beta$", ".bias", key)
-        out[key] = tensor
-    return out
+def normalize_key(key: str) -> str:
+    """Legacy names -> today's: LayerNorm.gamma/beta -> weight/bias."""
+    return re.sub(r"\.beta$", ".bias", re.sub(r"\.gamma$", ".weight", key))
 
 
 def tied_aliases(model: nn.Module) -> set[str]:
@@ -142,15 +135,21 @@ def tied_aliases(model: nn.Module) -> set[str]:
     return aliases
 
 
-def _match_prefix(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """Checkpoints of BertModel have no `bert.` prefix, those of heads do; map them onto this model's names."""
-    model_has_prefix = hasattr(model, PREFIX[:-1])
+def rename_keys(state: dict[str, Tensor], model_has_prefix: bool) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Checkpoint names -> this model's names, and back (reports use the checkpoint's own names, as HF's do).
+    Checkpoints of BertModel have no `bert.` prefix, those of heads do; old HF saved position_ids buffers."""
     state_has_prefix = any(k.startswith(PREFIX) for k in state)
-    if model_has_prefix and not state_has_prefix:
-        return {PREFIX + k if k.startswith(BASE_MODULES) else k: v for k, v in state.items()}
-    if not model_has_prefix and state_has_prefix:
-        return {k[len(PREFIX):] if k.startswith(PREFIX) else k: v for k, v in state.items()}
-    return state
+    renamed, original = {}, {}
+    for key, tensor in state.items():
+        if key.endswith("position_ids"):
+            continue
+        new = normalize_key(key)
+        if model_has_prefix and not state_has_prefix and new.startswith(BASE_MODULES):
+            new = PREFIX + new
+        elif not model_has_prefix and new.startswith(PREFIX):
+            new = new[len(PREFIX):]
+        renamed[new], original[new] = tensor, key
+    return renamed, original
 
 
 def _layer_count(keys: list[str]) -> int:
@@ -208,12 +207,12 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
         state, source = dict(loader["state_dict"]), folder
     else:
         state, source = read_state_dict(folder)
-    state = _match_prefix(normalize_keys(state), _prefix_probe(cls))
-    _check_fits(state, config, source)
+    _check_fits({normalize_key(k): v for k, v in state.items()}, config, source)
 
     model_kwargs = {"add_pooling_layer": loader["add_pooling_layer"]} if "add_pooling_layer" in loader else {}
     model = cls(config, **model_kwargs)
-    info = load_state(model, state, str(name_or_path), loader.get("ignore_mismatched_sizes", False))
+    state, original_names = rename_keys(state, model_has_prefix=hasattr(model, PREFIX[:-1]))
+    info = load_state(model, state, str(name_or_path), loader.get("ignore_mismatched_sizes", False), original_names)
     model.eval()  # like HF: dropout off until the caller trains
 
     dtype = _parse_dtype(loader.get("torch_dtype", loader.get("dtype")), config, state)
@@ -225,18 +224,8 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     return (model, info) if loader.get("output_loading_info") else model
 
 
-def _prefix_probe(cls: type) -> nn.Module:
-    """A stand-in with the class's prefix layout (`bert` submodule or not) without building the whole model."""
-    from .bert import BertModel
-
-    probe = nn.Module()
-    if not issubclass(cls, BertModel):
-        probe.bert = nn.Module()
-    return probe
-
-
-def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str,
-               ignore_mismatched_sizes: bool = False) -> dict[str, list[str]]:
+def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str, ignore_mismatched_sizes: bool = False,
+               original_names: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Copy matching tensors into `model`; log (as HF does) what was unused and what is newly initialised."""
     aliases = tied_aliases(model)
     expected = {k: v for k, v in model.state_dict().items() if k not in aliases}
@@ -258,7 +247,8 @@ def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str,
     model.load_state_dict(to_load, strict=False)
 
     name = type(model).__name__
-    unexpected = sorted(k for k in state if k not in expected and k not in aliases)
+    original_names = original_names or {}
+    unexpected = sorted(original_names.get(k, k) for k in state if k not in expected and k not in aliases)
     missing = sorted(k for k in expected if k not in to_load)
     if unexpected:
         logger.warning(f"Some weights of the model checkpoint at {source} were not used when initializing {name}: "

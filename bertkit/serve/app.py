@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.serve.batcher import DynamicBatcher
-from bertkit.serve.service import Item, Limits, ModelService, ServeError
+from bertkit.serve.service import ATTENTION_MAX_TOKENS, QA_CONTEXT_WINDOWS, Item, Limits, ModelService, ServeError
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("bertkit.serve")
@@ -205,7 +205,7 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         limit = service.limits.max_length
         asked, _, _ = service.fit([q.question for q in questions], truncate=False, limit=limit // 2)
         # the pipeline windows a long context itself; bound the work to a few windows
-        contexts, _, lengths = service.fit([q.context for q in questions], truncate=False, limit=limit * 8)
+        contexts, _, lengths = service.fit([q.context for q in questions], truncate=False, limit=limit * QA_CONTEXT_WINDOWS)
         return await answer("qa", [Item((q, c)) for q, c in zip(asked, contexts)], lengths)
 
     @task_route("attention", "attention weights of every layer and head (for the attention view)")
@@ -213,7 +213,8 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
         if body.layer is not None and not -service.num_layers <= body.layer < service.num_layers:
             raise ServeError(422, "invalid_request", f"layer {body.layer} does not exist: the model has layers 0..{service.num_layers - 1}")
         pairs = None if body.text_pair is None else [body.text_pair]
-        texts, pairs, lengths = service.fit([body.inputs], pairs, truncate=body.truncate)
+        limit = min(service.limits.max_length, ATTENTION_MAX_TOKENS)
+        texts, pairs, lengths = service.fit([body.inputs], pairs, truncate=body.truncate, limit=limit)
         params = (("layer", body.layer),) if body.layer is not None else ()
         return await answer("attention", [Item((texts[0], pairs[0] if pairs else None), params)], lengths)
 
@@ -301,7 +302,12 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
-    require_serve_extras()
+    try:
+        require_serve_extras()
+    except ImportError as error:
+        from bertkit.cli import UserError
+
+        raise UserError(str(error)) from error
     import torch
     import uvicorn
 

@@ -7,6 +7,7 @@ gives the batcher one `run_<task>(items)` function per task: a list of inputs in
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ TASK_HEADS = {
     "ner": "a token-classification head (BertForTokenClassification; `bertkit finetune ner`)",
     "qa": "a question-answering head (BertForQuestionAnswering; `bertkit finetune qa`)",
 }
+# The attention view of a longer text is unreadable and its JSON huge (layers x heads x tokens^2 numbers).
+ATTENTION_MAX_TOKENS = 128
 # A QA context is split into windows by the pipeline; allow this many windows' worth of tokens.
 QA_CONTEXT_WINDOWS = 8
 # A token covers at most this many characters (WordPiece gives [UNK] to longer words): a cheap bound
@@ -123,7 +126,7 @@ class ModelService:
         self.num_layers, self.num_heads = config.num_hidden_layers, config.num_attention_heads
         self.labels = [config.id2label[i] for i in sorted(config.id2label)] if hasattr(config, "id2label") else []
 
-        self.limits = limits or Limits()
+        self.limits = dataclasses.replace(limits or Limits())  # a copy: the caller's stays as it was
         if self.limits.max_length is None:
             self.limits.max_length = config.max_position_embeddings
         if self.limits.max_length > config.max_position_embeddings:

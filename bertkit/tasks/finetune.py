@@ -60,6 +60,23 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k != "predictions"}
 
 
+class _Evaluation:
+    """The task's evaluation for the loop; remembers its last full result so that the final report does not
+    evaluate the same weights twice (the common case: the best evaluation is the last one)."""
+
+    def __init__(self, evaluate) -> None:
+        self.evaluate, self.last = evaluate, None
+
+    def __call__(self, model) -> dict[str, Any]:
+        self.last = self.evaluate(model)
+        return _numbers(self.last)
+
+    def final(self, model, result: dict[str, Any]) -> dict[str, Any]:
+        if self.last is not None and result["best_step"] == result["steps"]:
+            return self.last
+        return self.evaluate(model)
+
+
 def finetune_classifier(
     model_dir: str | Path,
     train_file: str | Path,
@@ -101,10 +118,10 @@ def finetune_classifier(
     if config.metric_for_best is None:
         kind = {"regression": "regression", "multi_label_classification": "multilabel"}.get(problem_type, "classify")
         config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC[kind])
-    result = finetune(model, features, config, tokenizer=tokenizer,
-                      evaluate=lambda m: _numbers(evaluate_classification(m, tokenizer, evaluation, max_length,
-                                                                          config.eval_batch_size)))
-    final = evaluate_classification(model, tokenizer, evaluation, max_length, config.eval_batch_size)
+    evaluation_fn = _Evaluation(lambda m: evaluate_classification(m, tokenizer, evaluation, max_length,
+                                                                  config.eval_batch_size))
+    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
+    final = evaluation_fn.final(model, result)
     _save_settings(config, {"task": "classify", **{k: v for k, v in columns.items()}, "max_length": max_length}, result)
     return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation)}
 
@@ -141,10 +158,10 @@ def finetune_ner(
     features = encode_sentences(train, tokenizer, label2id, max_length, label_all_subwords)
     if config.metric_for_best is None:
         config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC["ner"])
-    result = finetune(model, features, config, tokenizer=tokenizer,
-                      evaluate=lambda m: _numbers(evaluate_ner(m, tokenizer, evaluation, max_length,
-                                                               config.eval_batch_size, label_all_subwords)))
-    final = evaluate_ner(model, tokenizer, evaluation, max_length, config.eval_batch_size, label_all_subwords)
+    evaluation_fn = _Evaluation(lambda m: evaluate_ner(m, tokenizer, evaluation, max_length, config.eval_batch_size,
+                                                       label_all_subwords))
+    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
+    final = evaluation_fn.final(model, result)
     scheme = detect_scheme([t for s in train for t in s.tags])
     _save_settings(config, {"task": "ner", "token_column": token_column, "tag_column": tag_column,
                             "label_all_subwords": label_all_subwords, "max_length": max_length, "scheme": scheme}, result)
@@ -186,10 +203,10 @@ def finetune_qa(
     knobs = dict(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length,
                  n_best_size=n_best_size, max_answer_length=max_answer_length,
                  version_2_with_negative=version_2_with_negative)
-    result = finetune(model, features, config, tokenizer=tokenizer,
-                      evaluate=lambda m: _numbers(evaluate_qa(m, tokenizer, evaluation,
-                                                              batch_size=config.eval_batch_size, **knobs)))
-    final = evaluate_qa(model, tokenizer, evaluation, batch_size=config.eval_batch_size, **knobs)
+    evaluation_fn = _Evaluation(lambda m: evaluate_qa(m, tokenizer, evaluation, batch_size=config.eval_batch_size,
+                                                      **knobs))
+    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
+    final = evaluation_fn.final(model, result)
     _save_settings(config, {"task": "qa", **knobs}, result)
     return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation),
             "train_features": len(features)}

@@ -172,7 +172,7 @@ class BertTokenizer:
         # A one-character-class search rules most texts out much faster than the alternation itself.
         first_chars = "".join(sorted({re.escape(t[0]) for t in longest_first}))
         self._special_start = re.compile(f"[{first_chars}]") if longest_first else None
-        self._word_ids = _ChunkCache(self.wordpiece.ids)
+        self._word_ids = _ChunkCache(self.wordpiece.ids)  # normalized word -> ids
         self._chunk_detail_cache = _ChunkCache(self._chunk_details)
 
     # ----------------------------------------------------------------------------------------- vocabulary
@@ -282,7 +282,7 @@ class BertTokenizer:
         return segments
 
     def _ids_of(self, text: str) -> list[int]:
-        """The fast path: ids only; normalize by str.translate, split, one cached lookup per word, all in C."""
+        """The fast path, ids only: normalize by str.translate, split, one cached lookup per word, all in C."""
         return list(chain.from_iterable(map(self._word_ids.__getitem__, self.pre_tokenizer.words(text))))
 
     def _encode_text(self, text: str, track: bool, first_word: int = 0) -> tuple[_Tokens, int]:
@@ -464,9 +464,24 @@ class BertTokenizer:
               overflow: bool, split: bool) -> tuple[list[dict[str, list]], list[int]]:
         """Encode every sample, truncate it into windows and assemble the rows (unpadded)."""
         rows, sample_of_row = [], []
+        # The common case, kept lean: a single plain text that fits becomes [CLS] ids [SEP] directly.
+        lean = not track and not split and seconds is None and not special_mask and add_special_tokens
+        fits = VERY_LARGE_INTEGER if truncation is None or max_length is None else max_length - 2
+        cls, sep = self.cls_token_id, self.sep_token_id
+        special_start = self._special_start.search if self._special_start is not None else lambda _: None
         with _gc_paused():
             for sample, first in enumerate(firsts):
-                a = self._encode_input(first, split, track)
+                if lean and not special_start(first):
+                    ids = self._ids_of(first)
+                    if len(ids) <= fits:
+                        ids = [cls, *ids, sep]
+                        rows.append({"input_ids": ids, "token_type_ids": [0] * len(ids),
+                                     "attention_mask": [1] * len(ids)})
+                        sample_of_row.append(sample)
+                        continue
+                    a = _Tokens(ids)
+                else:
+                    a = self._encode_input(first, split, track)
                 b = None if seconds is None else self._encode_input(seconds[sample], split, track)
                 windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
                 if not overflow:

@@ -188,7 +188,7 @@ class _PairStats:
 
     @staticmethod
     def _pairs(split: list[int]) -> list[int]:
-        return [(split[i] << _SHIFT) | split[i + 1] for i in range(len(split) - 1)]
+        return [(first << _SHIFT) | second for first, second in zip(split, split[1:])]
 
     def _new_pair(self, pair: int, word: int) -> None:
         self.pair_count[pair] = 0
@@ -238,22 +238,34 @@ class _PairStats:
         for index in list(self.pair_words[pair]):
             old = self.splits[index]
             new: list[int] = []
-            i, n, merges = 0, len(old), 0
-            while i < n:
-                if i < n - 1 and old[i] == first and old[i + 1] == second:
+            start, last, merges = 0, len(old) - 1, 0
+            while True:  # left to right, as the seed's merge_pair; list.index finds candidates in C
+                try:
+                    at = old.index(first, start, last)
+                except ValueError:
+                    break
+                if old[at + 1] == second:
+                    new += old[start:at]
                     new.append(merged)
-                    i += 2
+                    start = at + 2
                     merges += 1
                 else:
-                    new.append(old[i])
-                    i += 1
+                    new += old[start:at + 1]
+                    start = at + 1
+            new += old[start:]
             self.splits[index] = new
             freq = self.freqs[index]
             self.symbol_freq[first] -= merges * freq
             self.symbol_freq[second] -= merges * freq
             self.symbol_freq[merged] += merges * freq
-            delta: Counter[int] = Counter(self._pairs(new))
-            delta.subtract(self._pairs(old))
+            old_pairs, new_pairs = self._pairs(old), self._pairs(new)
+            old_set, new_set = set(old_pairs), set(new_pairs)
+            if len(old_set) == len(old_pairs) and len(new_set) == len(new_pairs):  # no pair twice: set algebra
+                delta = dict.fromkeys(new_set - old_set, 1)
+                delta.update(dict.fromkeys(old_set - new_set, -1))
+            else:
+                delta = Counter(new_pairs)
+                delta.subtract(old_pairs)
             for changed, times in delta.items():
                 if times == 0:
                     continue
@@ -265,7 +277,7 @@ class _PairStats:
                     self.pair_words[changed].add(index)
                     if self.pair_first.get(changed, index) > index:
                         self.pair_first[changed] = index
-            for gone in set(self._pairs(old)).difference(self._pairs(new)):
+            for gone in old_set - new_set:
                 self.pair_words[gone].discard(index)
                 if self.pair_first.get(gone) == index:
                     del self.pair_first[gone]  # recomputed when next asked for

@@ -21,15 +21,15 @@ class WordPiece:
         self.longest_initial = _longest_by_first_char(vocab)
         self.longest_continuation = _longest_by_first_char(self.continuations)
 
-    def tokenize(self, word: str) -> list[tuple[int, int, int]]:
-        """(id, start, end) per piece; start/end index the characters of `word`."""
+    def _split(self, word: str) -> tuple[list[int], list[int]]:
+        """Greedy longest match: the piece ids and where each piece ends ([UNK] for the whole word if stuck)."""
         n = len(word)
-        whole = self.vocab.get(word)
-        if whole is not None and n <= self.max_input_chars_per_word:  # the common case: one piece
-            return [(whole, 0, n)]
         if n > self.max_input_chars_per_word:
-            return [(self.unk_id, 0, n)]
-        pieces = []
+            return [self.unk_id], [n]
+        whole = self.vocab.get(word)
+        if whole is not None:  # the common case: the word is one piece
+            return [whole], [n]
+        ids, ends = [], []
         table, longest = self.vocab, self.longest_initial
         start = 0
         while start < n:
@@ -42,14 +42,20 @@ class WordPiece:
                     break
                 end -= 1
             else:  # nothing matched at `start`: the whole word is unknown
-                return [(self.unk_id, 0, n)]
-            pieces.append((token_id, start, end))
+                return [self.unk_id], [n]
+            ids.append(token_id)
+            ends.append(end)
             start = end
             table, longest = self.continuations, self.longest_continuation
-        return pieces
+        return ids, ends
+
+    def tokenize(self, word: str) -> list[tuple[int, int, int]]:
+        """(id, start, end) per piece; start/end index the characters of `word`."""
+        ids, ends = self._split(word)
+        return list(zip(ids, [0, *ends[:-1]], ends))
 
     def ids(self, word: str) -> tuple[int, ...]:
-        return tuple([token_id for token_id, _, _ in self.tokenize(word)])
+        return tuple(self._split(word)[0])
 
 
 def _longest_by_first_char(pieces: dict[str, int]) -> dict[str, int]:
