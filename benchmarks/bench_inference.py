@@ -199,9 +199,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--repeats", type=int, default=3)
     # real mode
-    parser.add_argument("--sentences", type=int, default=256)
+    parser.add_argument("--sentences", type=int, default=128)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--sentences-at-batch-1", type=int, default=64, help="fewer sentences for the slow batch 1")
+    parser.add_argument("--sentences-at-batch-1", type=int, default=32, help="fewer sentences for the slow batch 1")
     parser.add_argument("--max-length", type=int, default=128)
     # synthetic mode
     parser.add_argument("--size", default="base")

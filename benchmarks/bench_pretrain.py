@@ -141,7 +141,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds, alternating the two sides; the best counts")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"

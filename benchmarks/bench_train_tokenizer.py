@@ -3,6 +3,7 @@
     python benchmarks/bench_train_tokenizer.py                      # English Wikipedia, 10 MB, 30,000 tokens
     python benchmarks/bench_train_tokenizer.py --lang ko            # Korean Wikipedia (8 MB), Korean mode
     python benchmarks/bench_train_tokenizer.py --mb 2 --vocab-size 8000
+    python benchmarks/bench_train_tokenizer.py --hf-one-thread --seed-loop   # HF on one core; + the seed's loop
 
 Both train on the same text (the first documents of the Wikipedia extract in ../shared/data, body text only)
 and are scored on the same held-out documents (the next 1 MB). Prints ONE JSON line: training seconds for
@@ -102,9 +103,12 @@ def main() -> None:
     parser.add_argument("--held-out-mb", type=float, default=1.0)
     parser.add_argument("--vocab-size", type=int, default=30000)
     parser.add_argument("--min-frequency", type=int, default=2, help="pair-count floor, both trainers (default 2)")
+    parser.add_argument("--hf-one-thread", action="store_true", help="limit HuggingFace to one thread, as bertkit")
     parser.add_argument("--seed-loop", action="store_true",
                         help="also train with coarse_to_fine=False (seed 003's loop as printed) and score it")
     args = parser.parse_args()
+    if args.hf_one_thread:  # read by the Rust thread pool when `tokenizers` first trains
+        os.environ["RAYON_NUM_THREADS"] = "1"
     korean = args.lang == "ko"
     mb = args.mb if args.mb is not None else (8.0 if korean else 10.0)
     train_text, held_out = split_corpus(ARCHIVES[args.lang], int(mb * 1e6), int(args.held_out_mb * 1e6))
@@ -145,7 +149,7 @@ def main() -> None:
         "ours_tokens_per_word": round(ours_tpw, 4), "hf_tokens_per_word": round(hf_tpw, 4),
         "ours_unk_rate": round(ours_unk, 5), "hf_unk_rate": round(hf_unk, 5),
         "held_out_words": n_words,
-        "hf_algorithm": "BPE (most frequent pair) writing a WordPiece vocab", "hf_threads": os.cpu_count(),
+        "hf_algorithm": "BPE (most frequent pair) writing a WordPiece vocab", "hf_threads": 1 if args.hf_one_thread else os.cpu_count(),
         "ours_threads": 1, **extra,
     }))
 

@@ -95,6 +95,13 @@ def test_round_trip_lines_and_jsonl(tmp_path, tokenizer):
         got = [list(map(int, s)) for s in shard.sentences(d)]
         assert got == [tokenizer.encode(s, add_special_tokens=False) for s in sentences]
     assert shards.num_tokens == sum(len(tokenizer.encode(s, add_special_tokens=False)) for d in expected for s in d)
+    # pickles as file names (DataLoader workers reopen the maps rather than copy the data)
+    import pickle
+
+    blob = pickle.dumps(shards)
+    assert len(blob) < 2_000
+    again = pickle.loads(blob)
+    assert isinstance(again.shards[0].tokens, np.memmap) and np.array_equal(again.shards[0].tokens, shard.tokens)
     # the tokenizer travels with the shards
     assert BertTokenizer.from_pretrained(shards.tokenizer_folder).vocab == tokenizer.vocab
     assert shards.special_ids["mask"] == tokenizer.mask_token_id

@@ -323,7 +323,7 @@ def test_bad_requests_in_the_middle_of_good_ones_disturb_nothing(service, shared
     assert max(app.state.batchers["fill-mask"].stats.batch_sizes) > 1  # they really shared passes
 
 
-def test_an_input_that_fails_inside_a_batch_fails_alone(pretraining_dir, shared_data, monkeypatch):
+def test_an_input_that_fails_inside_a_batch_fails_alone(pretraining_dir, monkeypatch):
     """Past validation, a pipeline may still refuse an input mid-batch: only that request gets the error."""
     service = ModelService(pretraining_dir, Limits(max_length=64))
     real_batch_function = service.batch_function
@@ -339,8 +339,8 @@ def test_an_input_that_fails_inside_a_batch_fails_alone(pretraining_dir, shared_
         return run_batch
 
     monkeypatch.setattr(service, "batch_function", poisoned)
-    texts = [masked(s) for s in real_sentences(shared_data, 8)]
-    texts.insert(4, "a poison [MASK] here")
+    texts = [f"request number {i} asks what the [MASK] is ." for i in range(8)]  # one length: one batch
+    texts.insert(4, "request number poison asks what the [MASK] is .")
     app = create_app(service, max_batch_size=16, max_wait_ms=500)
     responses = asyncio.run(fire(app, [("/fill-mask", {"inputs": t, "top_k": 1}) for t in texts]))
     unmasker = pipeline("fill-mask", model=service.model, tokenizer=service.tokenizer)
@@ -361,8 +361,9 @@ def count_forward_passes(model: torch.nn.Module) -> list[int]:
     return calls
 
 
-def test_batching_groups_concurrent_requests_into_few_forward_passes(pretraining_dir, shared_data):
-    texts = [masked(s) for s in real_sentences(shared_data, 24)]
+def test_batching_groups_concurrent_requests_into_few_forward_passes(pretraining_dir):
+    # lengths within a few tokens of each other, so length grouping keeps them in full batches
+    texts = [f"request number {i} asks what the [MASK] is ." for i in range(24)]
     service = ModelService(pretraining_dir, Limits(max_length=64))
     calls = count_forward_passes(service.model)
 
@@ -380,8 +381,8 @@ def test_batching_groups_concurrent_requests_into_few_forward_passes(pretraining
     assert [r.json()["results"][0][0]["token"] for r in responses] == batched_answers
 
 
-def test_requests_with_different_parameters_in_one_batch_each_get_theirs(pretraining_dir, shared_data):
-    texts = real_sentences(shared_data, 6)
+def test_requests_with_different_parameters_in_one_batch_each_get_theirs(pretraining_dir):
+    texts = [f"sentence number {i} is about the weather ." for i in range(6)]  # one length: one batch
     service = ModelService(pretraining_dir, Limits(max_length=64))
     calls = count_forward_passes(service.encoder)
     requests = [("/embed", {"inputs": t, "pooling": pooling}) for t in texts for pooling in ("cls", "mean")]

@@ -38,6 +38,17 @@ def test_group_by_length_sorts_then_cuts():
     assert group_by_length([], 4) == []
 
 
+def test_group_by_length_keeps_padding_small():
+    lengths = [12, 60, 10, 14, 50, 11, 58, 13, 100]
+    batches = group_by_length(lengths, max_batch_size=32)
+    # short ones together, long ones together, the very long one alone: not one batch padded to 100
+    assert [[lengths[i] for i in batch] for batch in batches] == [[10, 11, 12, 13, 14], [50, 58, 60], [100]]
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= 1.25 * sum(lengths[i] for i in batch) + 8 * len(batch)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+
+
 def test_concurrent_requests_share_one_call_and_get_their_own_answers():
     recorder = Recorder()
 

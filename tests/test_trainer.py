@@ -230,7 +230,7 @@ def test_reads_files_and_compressed_files(tmp_path):
     with lzma.open(packed, "wt", encoding="utf-8") as handle:
         handle.write("\n".join(TOY_CORPUS) + "\n")
     from_texts = train_wordpiece(TOY_CORPUS, vocab_size=70, min_frequency=0, show_progress=False)
-    for corpus in (plain, str(plain), [packed]):
+    for corpus in (plain, str(plain), [packed], [str(plain)]):
         from_file = train_wordpiece(corpus, vocab_size=70, min_frequency=0, show_progress=False)
         assert from_file.get_vocab() == from_texts.get_vocab()
 
@@ -307,6 +307,9 @@ def test_bad_input_gets_clear_errors(tmp_path, capsys):
         train_wordpiece(TOY_CORPUS, limit_alphabet=0, show_progress=False)
     assert cli_main(["train-tokenizer", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "out"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    assert cli_main(["train-tokenizer", str(tmp_path / "file"), "-o", str(tmp_path / "file"), "--quiet"]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 def test_stops_when_pairs_run_out_and_skips_overlong_words():

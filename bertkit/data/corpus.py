@@ -387,14 +387,21 @@ def prepare_corpus(
 
 
 # ------------------------------------------------------------------ reading shards
-@dataclass
 class Shard:
-    """One shard, memory-mapped: tokens, sentence offsets (n_sentences + 1), document offsets (n_documents + 1)."""
+    """One shard, memory-mapped: tokens, sentence offsets (n_sentences + 1), document offsets (n_documents + 1).
 
-    name: str
-    tokens: np.ndarray
-    sentence_offsets: np.ndarray
-    document_offsets: np.ndarray
+    Pickles as its file names (not its data), so DataLoader workers reopen the maps instead of copying them.
+    """
+
+    def __init__(self, folder: Path, name: str, dtype: Any, n_tokens: int, n_sentences: int, n_documents: int) -> None:
+        self._args = (Path(folder), name, np.dtype(dtype).name, int(n_tokens), int(n_sentences), int(n_documents))
+        self.name = name
+        self.tokens = _memmap(folder / f"{name}.tokens.bin", dtype, n_tokens)
+        self.sentence_offsets = _memmap(folder / f"{name}.sentences.bin", np.int64, n_sentences + 1)
+        self.document_offsets = _memmap(folder / f"{name}.documents.bin", np.int64, n_documents + 1)
+
+    def __reduce__(self):
+        return (Shard, self._args)
 
     @property
     def num_documents(self) -> int:
@@ -429,11 +436,7 @@ class TokenShards:
         dtype = np.dtype(self.header["dtype"])
         self.shards: list[Shard] = []
         for info in self.header["splits"][split]:
-            name = info["name"]
-            tokens = _memmap(self.folder / f"{name}.tokens.bin", dtype, info["tokens"])
-            sentences = _memmap(self.folder / f"{name}.sentences.bin", np.int64, info["sentences"] + 1)
-            documents = _memmap(self.folder / f"{name}.documents.bin", np.int64, info["documents"] + 1)
-            self.shards.append(Shard(name, tokens, sentences, documents))
+            self.shards.append(Shard(self.folder, info["name"], dtype, info["tokens"], info["sentences"], info["documents"]))
 
     @property
     def special_ids(self) -> dict[str, int]:

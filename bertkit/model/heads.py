@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from .bert import BertModel, BertPreTrainedModel, activation
 from .config import BertConfig
 from .outputs import (
+    BaseModelOutputWithPooling,
     BertForPreTrainingOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
@@ -27,6 +28,7 @@ from .outputs import (
     TokenClassifierOutput,
 )
 
+OptTensor = Tensor | None
 IGNORE_INDEX = -100  # label value that the losses skip (padding, special tokens, unmasked positions)
 
 
@@ -73,9 +75,9 @@ class BertPreTrainingHeads(nn.Module):
         return mlm, nsp
 
 
-def _encode(model: nn.Module, input_ids: Tensor | None, attention_mask: Tensor | None, token_type_ids: Tensor | None,
-            position_ids: Tensor | None, inputs_embeds: Tensor | None, output_attentions: bool | None,
-            output_hidden_states: bool | None):
+def _encode(model: nn.Module, input_ids: OptTensor, attention_mask: OptTensor, token_type_ids: OptTensor,
+            position_ids: OptTensor, inputs_embeds: OptTensor, output_attentions: bool | None,
+            output_hidden_states: bool | None) -> BaseModelOutputWithPooling:
     return model.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
 
@@ -98,9 +100,18 @@ class BertForMaskedLM(BertPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, output_attentions=None,
-                output_hidden_states=None, return_dict=None) -> MaskedLMOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedLMOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions, output_hidden_states)
         logits = self.cls.predictions(out.last_hidden_state)
@@ -117,9 +128,19 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         self.cls = BertPreTrainingHeads(config, masked_lm=False)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, **kwargs: Any) -> NextSentencePredictorOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> NextSentencePredictorOutput | tuple:
         if "next_sentence_label" in kwargs:  # the old HF name of `labels`
             labels = kwargs.pop("next_sentence_label")
         if kwargs:
@@ -143,9 +164,19 @@ class BertForPreTraining(BertPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, next_sentence_label: Tensor | None = None,
-                output_attentions=None, output_hidden_states=None, return_dict=None) -> BertForPreTrainingOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        next_sentence_label: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BertForPreTrainingOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions, output_hidden_states)
         mlm_logits, nsp_logits = self.cls(out.last_hidden_state, out.pooler_output)
@@ -190,9 +221,18 @@ class BertForSequenceClassification(BertPreTrainedModel):
             return _cross_entropy(logits, labels)
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, output_attentions=None,
-                output_hidden_states=None, return_dict=None) -> SequenceClassifierOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions, output_hidden_states)
         logits = self.classifier(self.dropout(out.pooler_output))
@@ -212,9 +252,18 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, output_attentions=None,
-                output_hidden_states=None, return_dict=None) -> TokenClassifierOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions, output_hidden_states)
         logits = self.classifier(self.dropout(out.last_hidden_state))
@@ -233,10 +282,19 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, start_positions: Tensor | None = None, end_positions: Tensor | None = None,
-                output_attentions=None, output_hidden_states=None,
-                return_dict=None) -> QuestionAnsweringModelOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        start_positions: OptTensor = None,
+        end_positions: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                       output_attentions, output_hidden_states)
         logits = self.qa_outputs(out.last_hidden_state)
@@ -264,9 +322,18 @@ class BertForMultipleChoice(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels: Tensor | None = None, output_attentions=None,
-                output_hidden_states=None, return_dict=None) -> MultipleChoiceModelOutput | tuple:
+    def forward(
+        self,
+        input_ids: OptTensor = None,
+        attention_mask: OptTensor = None,
+        token_type_ids: OptTensor = None,
+        position_ids: OptTensor = None,
+        inputs_embeds: OptTensor = None,
+        labels: OptTensor = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MultipleChoiceModelOutput | tuple:
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None or reference.dim() < 3:
             raise ValueError("multiple choice inputs must be [batch, num_choices, seq] (one row per choice)")

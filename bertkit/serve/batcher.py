@@ -2,8 +2,8 @@
 
 Requests arrive one at a time on the event loop. The batcher holds them for at most `max_wait_ms`
 after the oldest one arrived (or until enough are waiting), sorts what it gathered by length so that
-short texts are not padded to long ones, cuts that into batches of at most `max_batch_size`, and runs
-each batch in a worker thread (so the event loop keeps accepting requests while the model works).
+short texts are not padded to long ones, cuts that into batches of similar lengths and at most
+`max_batch_size` inputs, and runs each batch in a worker thread (so the event loop keeps accepting requests while the model works).
 Each request gets its own result back.
 
 If a batch raises, its items are retried one by one, so a single bad input fails alone and the
@@ -39,10 +39,25 @@ class BatchStats:
         return len(self.batch_sizes)
 
 
-def group_by_length(lengths: Sequence[int], max_batch_size: int) -> list[list[int]]:
-    """Indices sorted by length and cut into batches of at most `max_batch_size` (less padding)."""
+def group_by_length(
+    lengths: Sequence[int], max_batch_size: int, spread: float = 1.25, slack: int = 8
+) -> list[list[int]]:
+    """Indices sorted by length and cut into batches of at most `max_batch_size` whose lengths stay close.
+
+    A batch pads every input to its longest, so a batch takes an input only while it is at most
+    `spread` times (or `slack` tokens) longer than the batch's shortest: padding stays under ~25%.
+    On a CPU, where a forward pass costs what its padded tokens cost, two snug batches beat one loose one.
+    """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[start:start + max_batch_size] for start in range(0, len(order), max_batch_size)]
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and len(batches[-1]) < max_batch_size:
+            shortest = lengths[batches[-1][0]]
+            if lengths[index] <= shortest * spread or lengths[index] - shortest <= slack:
+                batches[-1].append(index)
+                continue
+        batches.append([index])
+    return batches
 
 
 class DynamicBatcher:

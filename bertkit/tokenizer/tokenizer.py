@@ -469,17 +469,19 @@ class BertTokenizer:
         fits = VERY_LARGE_INTEGER if truncation is None or max_length is None else max_length - 2
         cls, sep = self.cls_token_id, self.sep_token_id
         special_start = self._special_start.search if self._special_start is not None else lambda _: None
+        words, word_ids = self.pre_tokenizer.words, self._word_ids.__getitem__
         with _gc_paused():
             for sample, first in enumerate(firsts):
                 if lean and not special_start(first):
-                    ids = self._ids_of(first)
-                    if len(ids) <= fits:
-                        ids = [cls, *ids, sep]
+                    ids = [cls]
+                    ids += chain.from_iterable(map(word_ids, words(first)))  # _ids_of, inlined
+                    if len(ids) - 1 <= fits:
+                        ids.append(sep)
                         rows.append({"input_ids": ids, "token_type_ids": [0] * len(ids),
                                      "attention_mask": [1] * len(ids)})
                         sample_of_row.append(sample)
                         continue
-                    a = _Tokens(ids)
+                    a = _Tokens(ids[1:])
                 else:
                     a = self._encode_input(first, split, track)
                 b = None if seconds is None else self._encode_input(seconds[sample], split, track)

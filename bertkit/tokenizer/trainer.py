@@ -14,6 +14,10 @@ that contain the merged pair and updates the counts of the pairs it touches; the
 a heap with lazy invalidation (a popped entry is checked against the pair's current score, and re-pushed
 if stale). Because a merge lowers freq(first) and freq(second), it *raises* the score of every other
 pair containing those symbols; those pairs are re-pushed, all others keep a valid entry.
+
+By default the merges go coarse to fine (see `learn_vocab`): the same score, but only among pairs counted
+at least a floor that halves whenever nothing is left above it. The seed's loop as printed favours rare
+pairs and spends the vocabulary on spelling out rare words; `coarse_to_fine=False` runs it exactly.
 """
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"training file {str(path)!r} does not exist; pass existing text files or folders")
+            raise FileNotFoundError(f"training file {str(path)!r} does not exist; pass existing text files or folders "
+                                    "(to train on strings, pass a list of them)")
     if not files:
         raise FileNotFoundError(f"no training files found in {[str(p) for p in paths]}")
     return files
@@ -84,13 +89,16 @@ def _iter_file_lines(files: list[Path], show_progress: bool) -> Iterator[str]:
 
 
 def _resolve_corpus(corpus: Any, show_progress: bool) -> tuple[Iterator[str], bool]:
-    """(the texts, whether they come from files): a path (str or Path) or a list of Paths -> their lines;
-    any other iterable of str -> the texts themselves."""
+    """(the texts, whether they come from files): a path (str or Path), or a list of Paths or of names of
+    existing files -> their lines; any other iterable of str -> the texts themselves."""
     if isinstance(corpus, (str, os.PathLike)):
         return _iter_file_lines(_expand_files([corpus]), show_progress), True
     if not isinstance(corpus, Iterable):
         raise ValueError(f"corpus must be a file path, a list of Paths, or an iterable of texts; got {type(corpus).__name__}")
-    if isinstance(corpus, (list, tuple)) and corpus and all(isinstance(item, os.PathLike) for item in corpus):
+    if isinstance(corpus, (list, tuple)) and corpus and all(
+        isinstance(item, os.PathLike) or (isinstance(item, str) and "\n" not in item and os.path.isfile(item))
+        for item in corpus
+    ):  # Paths, or strings that all name existing files (checking stops at the first text that does not)
         return _iter_file_lines(_expand_files(corpus), show_progress), True
     return _check_texts(corpus), False
 
@@ -389,8 +397,8 @@ def train_wordpiece(
         tokenizer = train_wordpiece(["first text", "second text"], vocab_size=100, min_frequency=1)
         tokenizer.save_pretrained("my-tokenizer")          # vocab.txt + tokenizer_config.json + ...
 
-    corpus: one path (a text file, .xz/.gz/.bz2 too, or a folder of them), a list of `pathlib.Path`,
-        or any iterable of text strings (lines or documents).
+    corpus: one path (a text file, .xz/.gz/.bz2 too, or a folder of them), a list of paths (`Path`
+        objects, or strings that all name existing files), or any iterable of text strings.
     vocab_size: the vocabulary's size, special tokens and alphabet included (fewer if the pairs run out).
     min_frequency: pairs seen fewer times are never merged.
     limit_alphabet: keep only this many of the most frequent characters (words with others are skipped).

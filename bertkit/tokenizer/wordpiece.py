@@ -20,6 +20,11 @@ class WordPiece:
         # (for Hangul jamo or rare scripts this is 1, which saves most of the failed lookups).
         self.longest_initial = _longest_by_first_char(vocab)
         self.longest_continuation = _longest_by_first_char(self.continuations)
+        # Characters that start no piece longer than themselves: a word made only of them (Hangul jamo with an
+        # English vocabulary, say) splits one character per piece, which a dict lookup per character does.
+        self.single_chars = frozenset(
+            c for c in {**self.longest_initial, **self.longest_continuation}
+            if self.longest_initial.get(c, 0) <= 1 and self.longest_continuation.get(c, 0) <= 1)
 
     def _split(self, word: str) -> tuple[list[int], list[int]]:
         """Greedy longest match: the piece ids and where each piece ends ([UNK] for the whole word if stuck)."""
@@ -29,6 +34,9 @@ class WordPiece:
         whole = self.vocab.get(word)
         if whole is not None:  # the common case: the word is one piece
             return [whole], [n]
+        if self.single_chars.issuperset(word):
+            ids = [self.vocab.get(word[0]), *map(self.continuations.get, word[1:])]
+            return ([self.unk_id], [n]) if None in ids else (ids, list(range(1, n + 1)))
         ids, ends = [], []
         table, longest = self.vocab, self.longest_initial
         start = 0

@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bertkit.train import distributed as dist_utils
-from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, unwrap_model
+from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.logging import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay
 
@@ -82,6 +82,7 @@ class PretrainConfig:
     compile: bool = False  # torch.compile the encoder (GPU)
     unpad: bool = True  # token-wise layers skip padding
     device: str = "auto"
+    threads: int | None = None  # CPU threads for torch (1 avoids OpenMP spin-waits on an oversubscribed machine)
     num_workers: int = 0
     # bookkeeping
     seed: int = 0
@@ -307,11 +308,15 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
     if isinstance(config, dict):
         config = PretrainConfig.from_dict(config)
     config.validate()
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     ctx = dist_utils.setup(config.device)
     try:
         return _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset, PretrainingSampler, BertTokenizer)
     finally:
         dist_utils.cleanup()
+        torch.set_num_threads(threads)  # the caller's setting again (the API may run inside a bigger program)
 
 
 def _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset, PretrainingSampler, BertTokenizer) -> Path:
