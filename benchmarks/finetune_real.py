@@ -5,8 +5,9 @@
 
 Tasks (data from ../shared/data, see its README):
 - sst2:  en-sentiment-sst2 train -> dev (accuracy, macro-F1)
-- nsmc:  ko-sentiment train -> dev (accuracy, macro-F1) + what the English-only vocabulary does to Korean:
-         the share of [UNK] tokens and of words that become [UNK]
+- nsmc:  ko-sentiment train -> dev (accuracy, macro-F1) + what the English-only vocabulary does to Korean
+         (the share of [UNK] tokens and of words that become [UNK], pieces per word) and the same figures for
+         an 8,000-piece Korean vocabulary bertkit trains on 20,000 NSMC training reviews
 - conll: ner-conll2003 train -> valid (entity P/R/F1, seqeval-equal)
 - squad: qa-squad-v1.1, split by article 70/30 (official EM/F1)
 - korquad: qa-korquad-1.0, split by article 70/30 (official EM/F1)
@@ -92,6 +93,13 @@ def main() -> None:
 
         dev = read_classification_file(DATA / "ko-sentiment" / "dev.tsv", text_column="document")[:2000]
         extra["english_vocab_on_korean"] = unk_rate(BertTokenizer.from_pretrained(minilm()), [e.text for e in dev])
+        # a Korean vocabulary trained by bertkit on NSMC train reviews (never the dev ones), for comparison
+        from bertkit.tokenizer.trainer import train_wordpiece
+
+        train_texts = [e.text for e in read_classification_file(DATA / "ko-sentiment" / "train.tsv",
+                                                               text_column="document")[:20000]]
+        korean = train_wordpiece(train_texts, vocab_size=8000, keep_hangul=True, show_progress=False)
+        extra["bertkit_korean_vocab_8000_on_korean"] = unk_rate(korean, [e.text for e in dev])
     elif args.task == "conll":
         result = recipes.finetune_ner(minilm(), DATA / "ner-conll2003" / "train.txt.xz", DATA / "ner-conll2003" / "valid.txt",
                                       config, max_length=args.max_length or 128, **sizes)

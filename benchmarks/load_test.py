@@ -1,6 +1,7 @@
 """Load test: `bertkit serve` with dynamic batching vs one request per forward pass, same machine.
 
     python benchmarks/load_test.py                       # MiniLM, /embed, 64 clients, real SST-2 sentences
+    python benchmarks/load_test.py --size tiny           # a random BERT-tiny (2 layers, 128 wide)
     python benchmarks/load_test.py --requests 3000 --clients 128 --rounds 3
 
 Starts two servers on loopback (batched: --max-batch-size 32; unbatched: --max-batch-size 1), then
@@ -8,7 +9,8 @@ drives each in turn, alternating for --rounds rounds (so a change in the machine
 with many concurrent keep-alive clients sending one real sentence per request. Bounded: at most
 --requests requests and --duration seconds per mode and round. Every answer is checked (status 200,
 one vector of the model's width), anything else counts as an error. Prints ONE JSON line: requests/s,
-p50 and p99 latency and errors for both, and the throughput ratio.
+p50 and p99 latency and errors for both, the throughput ratio, and the same pipeline timed in-process
+at batch 1 and batched (no HTTP): the most batching can give on this machine.
 
 The client is a few lines of raw HTTP/1.1 on asyncio streams rather than httpx: on a 2-core machine a
 heavy client would take the CPU the server is being measured on.
@@ -202,7 +204,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternate batched / unbatched this many times")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads in each server (default: torch's)")
+    # One torch thread per server by default: on a shared 2-core machine, torch's OpenMP threads wait for
+    # each other at every op whenever another process holds a core, which makes batch-1 passes erratic.
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in each server (default 1; 0: torch's choice)")
     args = parser.parse_args()
 
     import tempfile

@@ -70,9 +70,9 @@ class DemoSize:
     qa_max_seq_length: int
 
 
-FULL = DemoSize(vocab_size=4000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=128,
-                pretrain_steps=600, pretrain_batch=16, pretrain_lr=1e-3, finetune_lr=5e-4,
-                sentiment_epochs=10, ner_epochs=30, qa_epochs=30, qa_max_seq_length=192)
+FULL = DemoSize(vocab_size=2000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=64,
+                pretrain_steps=400, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
+                sentiment_epochs=8, ner_epochs=20, qa_epochs=20, qa_max_seq_length=160)
 # --quick checks that every step runs (the test suite uses it): the numbers mean nothing
 QUICK = DemoSize(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, max_seq_length=64,
                  pretrain_steps=20, pretrain_batch=8, pretrain_lr=1e-3, finetune_lr=5e-4,
@@ -89,7 +89,8 @@ class Journey:
         self.summary: dict[str, Any] = {"size": asdict(size), "quick": quick, "timings_s": {}}
         mode = "quick" if quick else "full"
         self.report = Report("bertkit demo: BERT end to end on the bundled samples",
-                             subtitle=f"{mode} run, seed {seed}, device {device}; output in {out}")
+                             subtitle=f"{mode} run, seed {seed}, device {device}; output in {out}. The samples are "
+                                      "tiny: the numbers show every step working, not a useful model.")
         self.step_number = 0
         self.finetune_logs: dict[str, Path] = {}  # task -> its metrics.jsonl, for the loss chart
 
@@ -320,13 +321,11 @@ class Journey:
     # 9 ---------------------------------------------------------------------------------------
     def attention(self, checkpoint: Path) -> None:
         from bertkit.model import BertModel
-        from bertkit.report import line_chart
         from bertkit.serve.attention import attention_html
         from bertkit.tokenizer import BertTokenizer
-        from bertkit.train.logging import read_metrics
 
         page_path = self.out / "attention.html"
-        section = self.step("Attention map and fine-tuning curves",
+        section = self.step("Attention map",
                             f'bertkit attention "{ATTENTION_EXAMPLE}" --model {checkpoint} --out {page_path}')
         page = attention_html(BertModel.from_pretrained(checkpoint), BertTokenizer.from_pretrained(checkpoint),
                               ATTENTION_EXAMPLE)
@@ -335,6 +334,11 @@ class Journey:
         section.text("Which tokens each token attends to, per layer and head, in the pretrained model "
                      "(pick a layer and head; the same view as `bertkit attention`).")
         section.frame(page)
+
+    def finetuning_curves(self) -> None:
+        from bertkit.report import line_chart
+        from bertkit.train.logging import read_metrics
+
         series = {task: [(row["step"], row["loss"]) for row in read_metrics(log)
                          if row.get("split") == "train" and "loss" in row]
                   for task, log in self.finetune_logs.items() if log.is_file()}
@@ -373,6 +377,7 @@ def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str =
     journey.ner(checkpoint)
     journey.qa(checkpoint)
     journey.attention(checkpoint)
+    journey.finetuning_curves()
 
     summary = journey.summary
     summary["timings_s"]["total"] = round(time.perf_counter() - started, 2)

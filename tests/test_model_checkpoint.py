@@ -222,6 +222,8 @@ def test_config_that_does_not_fit_the_weights(tmp_path):
         BertModel.from_pretrained(write_variant(tmp_path / "pt", tmp_path / "ffn", intermediate_size=64))
     with pytest.raises(ValueError, match="2 encoder layers but the config says num_hidden_layers=4"):
         BertModel.from_pretrained(write_variant(tmp_path / "pt", tmp_path / "layers", num_hidden_layers=4))
+    with pytest.raises(ValueError, match="'roberta' config .* BERT"):
+        BertModel.from_pretrained(write_variant(tmp_path / "pt", tmp_path / "roberta", model_type="roberta"))
 
 
 def test_ignore_mismatched_sizes_reinitialises_a_classifier(tmp_path):
@@ -284,3 +286,24 @@ def test_loading_report_matches_hf(source, target, tmp_path):
     # HF also lists the tied alias cls.predictions.decoder.bias (it is cls.predictions.bias, listed already)
     assert ours["missing_keys"] == sorted(set(theirs["missing_keys"]) - {"cls.predictions.decoder.bias"})
     assert ours["unexpected_keys"] == sorted(theirs["unexpected_keys"])
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_resize_token_embeddings_keeps_rows_and_round_trips_through_hf(tied, tmp_path):
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(**TINY, tie_word_embeddings=tied)).eval()
+    old_rows = model.bert.embeddings.word_embeddings.weight.clone()
+    old_decoder = model.cls.predictions.decoder.weight.clone()
+    model.resize_token_embeddings(104)
+    assert model.config.vocab_size == 104 and model.cls.predictions.bias.shape == (104,)
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight[:99], old_rows)
+    assert torch.equal(model.cls.predictions.decoder.weight[:99], old_decoder)
+    assert (model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight) == tied
+    assert model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    ids = torch.tensor([[2, 101, 103, 3]])  # the new ids work
+    model.save_pretrained(tmp_path)
+    theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert close(model(ids).logits, theirs(input_ids=ids).logits)
+    model.resize_token_embeddings(90)
+    assert model(torch.tensor([[2, 5, 3]])).logits.shape == (1, 3, 90)

@@ -410,9 +410,9 @@ def test_graceful_shutdown_lets_requests_in_flight_finish(service):
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(app.state.batchers["fill-mask"]._pending) < len(texts) and time.monotonic() < deadline:
+        while app.state.batchers["fill-mask"].queued < len(texts) and time.monotonic() < deadline:
             time.sleep(0.005)  # wait until all are in flight (queued in the batcher)
-        assert len(app.state.batchers["fill-mask"]._pending) == len(texts)
+        assert app.state.batchers["fill-mask"].queued == len(texts)
         app.state.server.should_exit = True  # what SIGTERM / Ctrl-C does
         for thread in threads:
             thread.join(timeout=30)
@@ -421,6 +421,56 @@ def test_graceful_shutdown_lets_requests_in_flight_finish(service):
             httpx.get(f"{url}/health", timeout=2)
     assert sorted(results) == list(range(len(texts)))
     assert all(r.status_code == 200 and r.json()["results"][0] for r in results.values())
+
+
+def test_sigterm_to_bertkit_serve_lets_requests_in_flight_finish(pretraining_dir):
+    """The real command in its own process: SIGTERM (what Ctrl-C, docker stop, systemd send) is graceful."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    repo = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bertkit", "serve", "--model", str(pretraining_dir), "--port", str(port),
+         "--max-wait-ms", "1500", "--no-access-log"],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        results: dict[int, httpx.Response] = {}
+
+        def post(i: int) -> None:
+            results[i] = httpx.post(f"{url}/fill-mask", json={"inputs": f"request {i} is a [MASK] ."}, timeout=30)
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        while httpx.get(f"{url}/info", timeout=5).json()["queued"]["fill-mask"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=30)
+        # uvicorn finishes, then re-raises the signal to itself so the parent sees how it ended
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(r.status_code == 200 and r.json()["results"][0] for r in results.values())
+    log = server.stdout.read().decode()
+    assert "Waiting for application shutdown" in log or "Shutting down" in log
 
 
 # ---- the commands ----
@@ -467,6 +517,35 @@ def test_attention_command_writes_a_self_contained_page(pretraining_dir, tmp_pat
     data = json.loads(payload)
     assert data == attention_data(service.model, service.tokenizer, "He got bit by Python")
     assert main(["attention", "  ", "--model", str(pretraining_dir), "--out", str(out)]) == 2
+
+
+def test_attention_fragments_can_share_a_page(service, tmp_path):
+    """The demo's report puts views inside its own page: two fragments on one page both render."""
+    from bertkit.serve.attention import view_fragment
+
+    first = view_fragment(attention_data(service.model, service.tokenizer, "He got bit by Python"), "one")
+    second = view_fragment(attention_data(service.model, service.tokenizer, "Python is my language"), "two")
+    assert first == attention_html(service.model, service.tokenizer, "He got bit by Python", fragment=True).replace(
+        "bertkit-attention", "one")
+    assert '<div id="one"></div>' in first and "<html" not in first
+    page = tmp_path / "report.html"
+    page.write_text(f"<!doctype html><html><body><h1>report</h1>{first}<p>between</p>{second}</body></html>")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        return  # the markup checks above still ran; the browser check needs chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        view = browser.new_page()
+        errors: list[str] = []
+        view.on("pageerror", lambda error: errors.append(str(error)))
+        view.goto(page.as_uri())
+        tokens = view.eval_on_selector_all("#two text.attn-left", "ts => ts.map(t => t.textContent)")
+        assert view.locator("#one .attn-svg").count() == 1 and view.locator("#two .attn-svg").count() == 1
+        browser.close()
+    assert errors == []
+    assert tokens == ["[CLS]", "python", "is", "my", "language", "[SEP]"]
 
 
 def test_attention_html_escapes_what_the_text_holds(service):

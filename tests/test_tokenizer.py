@@ -166,6 +166,14 @@ def test_overflow_with_stride_matches_hf(ours, hf, stride):
                 return_overflowing_tokens=True)
 
 
+def test_zero_budget_overflow_matches_hf(ours, hf):
+    # When one side of a pair gets no room, HuggingFace moves it whole into an overflow row (which then runs
+    # over max_length); we do the same.
+    for kwargs in (dict(text="[MASK]", text_pair="[MASK]", max_length=4),
+                   dict(text="a b c", text_pair="d e f", max_length=5), dict(text="a b c", max_length=2)):
+        assert_same(ours, hf, **kwargs, truncation=True, return_overflowing_tokens=True, return_offsets_mapping=True)
+
+
 def test_truncation_side_left(minilm_dir, hf):
     ours_left = BertTokenizer.from_pretrained(minilm_dir, truncation_side="left")
     hf_left = transformers.BertTokenizerFast.from_pretrained(str(minilm_dir), truncation_side="left")
@@ -374,3 +382,13 @@ def test_cli_prints_tokens_and_ids(minilm_dir, capsys):
     assert json.loads(capsys.readouterr().out)["input_ids"] == [101, 1045, 2293, 3000, 102]
     assert main(["tokenize", "--vocab", str(minilm_dir / "missing"), "x"]) == 2
     assert "no tokenizer folder" in capsys.readouterr().err
+
+
+def test_batch_encoding_pickles_and_moves(ours):
+    import pickle
+
+    batch = ours(["hello world", "a b c d"], padding=True, return_tensors="pt")
+    again = pickle.loads(pickle.dumps(batch))
+    assert again["input_ids"].tolist() == batch["input_ids"].tolist()
+    assert again.word_ids(1) == batch.word_ids(1) == [None, 0, 1, 2, 3, None]
+    assert batch.to("cpu") is batch and batch.data.keys() == batch.keys()

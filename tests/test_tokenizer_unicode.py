@@ -103,8 +103,8 @@ def test_random_unicode_never_crashes(minilm, text, pair, max_length):
     offsets = encoding["offset_mapping"] if max_length is not None else [encoding["offset_mapping"]]
     for row, (ids, spans) in enumerate(zip(rows, offsets)):
         assert all(0 <= i < len(minilm) for i in ids)
-        if max_length is not None:
-            assert len(ids) <= max_length
+        if max_length is not None and row == 0:  # the main window fits; HuggingFace lets a zero-budget
+            assert len(ids) <= max_length       # side's overflow windows run over, and so do we
         sequence_ids = encoding.sequence_ids(row)
         for seq in (0, 1):
             source = text if seq == 0 else pair

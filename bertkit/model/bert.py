@@ -274,6 +274,33 @@ class BertPreTrainedModel(nn.Module):
         if decoder is not None and self.config.tie_word_embeddings:
             decoder.weight = self.get_input_embeddings().weight
 
+    @torch.no_grad()
+    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+        """Grow or shrink the vocabulary (after adding tokens to the tokenizer): existing rows are kept, new rows
+        initialised like the others; the MLM decoder and its bias follow; config.vocab_size is updated."""
+        if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        std = self.config.initializer_range
+
+        def resized(weight: Tensor, fill_std: float) -> nn.Parameter:
+            new = weight.new_empty(new_num_tokens, *weight.shape[1:]).normal_(0.0, fill_std)
+            keep = min(len(weight), new_num_tokens)
+            new[:keep] = weight[:keep]
+            return nn.Parameter(new)
+
+        embeddings = self.get_input_embeddings()
+        embeddings.weight, embeddings.num_embeddings = resized(embeddings.weight, std), new_num_tokens
+        decoder = self.get_output_embeddings()
+        if decoder is not None:
+            predictions = self.cls.predictions
+            predictions.bias = decoder.bias = resized(predictions.bias, 0.0)  # new output biases start at 0
+            decoder.out_features = new_num_tokens
+            if not self.config.tie_word_embeddings:  # an untied decoder keeps its own rows
+                decoder.weight = resized(decoder.weight, std)
+            self.tie_weights()
+        self.config.vocab_size = new_num_tokens
+        return embeddings
+
     # conveniences -------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -403,6 +430,7 @@ def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], li
         mask = inputs.get("attention_mask")
         token_type_ids = inputs.get("token_type_ids") if token_type_ids is None else token_type_ids
         inputs = inputs["input_ids"]
+
     def to_list(rows: Any) -> list[list[int]]:
         rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
         if any(not isinstance(row, (list, tuple)) for row in rows):

@@ -118,6 +118,11 @@ class BertConfig:
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}: "
                 "each head gets hidden_size / num_attention_heads dimensions, choose sizes that divide"
             )
+        if self.model_type != "bert":
+            raise ValueError(
+                f"this is a {self.model_type!r} config (model_type in config.json); bertkit implements BERT "
+                "(model_type 'bert') only: use a BERT checkpoint"
+            )
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
         if self.position_embedding_type != "absolute":

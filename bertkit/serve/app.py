@@ -232,7 +232,8 @@ def create_app(service: ModelService, max_batch_size: int = 32, max_wait_ms: flo
     @app.get("/info", tags=["server"], summary="the model, the tasks it serves, the limits")
     async def info() -> dict[str, Any]:
         return {**service.info(), "batching": {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms},
-                "forward_calls": {task: b.stats.forward_calls for task, b in batchers.items()}}
+                "forward_calls": {task: b.stats.forward_calls for task, b in batchers.items()},
+                "queued": {task: b.queued for task, b in batchers.items()}}
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -56,42 +56,54 @@ def attention_data(
     }
 
 
-def view_html(data: dict[str, Any], title: str = "bertkit attention") -> str:
-    """A self-contained page (script, style and data inline; nothing fetched) showing `data`."""
+def view_fragment(data: dict[str, Any], element_id: str = "bertkit-attention") -> str:
+    """The view of `data` as an HTML fragment (a <div>, its style and script, nothing fetched) to put
+    inside another page, e.g. a report. Give each fragment on a page its own `element_id`."""
     script = (STATIC / "attention.js").read_text(encoding="utf-8")
     style = (STATIC / "attention.css").read_text(encoding="utf-8")
     # "</" inside a <script> would end it early: JSON allows the escaped form "<\/"
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    target = json.dumps(element_id)
+    return f"""<style>
+{style}
+</style>
+<div id="{html.escape(element_id)}"></div>
+<script>
+{script}
+</script>
+<script>
+AttentionView.render(document.getElementById({target}), {payload});
+</script>
+"""
+
+
+def view_html(data: dict[str, Any], title: str = "bertkit attention") -> str:
+    """A self-contained page showing `data`: open it from disk, no server, nothing fetched."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-{style}
-</style>
+<style>body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}</style>
 </head>
 <body>
 <h1>{html.escape(title)}</h1>
-<div id="attention"></div>
-<script>
-{script}
-</script>
-<script>
-AttentionView.render(document.getElementById("attention"), {payload});
-</script>
+{view_fragment(data, "attention")}
 </body>
 </html>
 """
 
 
 def attention_html(
-    model: Any, tokenizer: Any, text: str, text_pair: str | None = None, title: str | None = None
+    model: Any, tokenizer: Any, text: str, text_pair: str | None = None, title: str | None = None,
+    fragment: bool = False,
 ) -> str:
-    """The attention of `model` on `text` (and `text_pair`) as one self-contained HTML page."""
+    """The attention of `model` on `text` (and `text_pair`) as one self-contained HTML page, or with
+    `fragment=True` as a piece of HTML to put inside another page (what the demo's report does)."""
     data = attention_data(model, tokenizer, text, text_pair)
+    if fragment:
+        return view_fragment(data)
     shown = text if text_pair is None else f"{text} / {text_pair}"
     return view_html(data, title or f"Attention: {shown}")
 

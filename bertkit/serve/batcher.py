@@ -116,6 +116,11 @@ class DynamicBatcher:
     def running(self) -> bool:
         return self._worker is not None and not self._closing
 
+    @property
+    def queued(self) -> int:
+        """Inputs waiting to be gathered into a batch."""
+        return len(self._pending)
+
     # -- requests ----------------------------------------------------------------------------
     async def submit(self, payload: Any, length: int = 0) -> Any:
         """Queue one input; returns its result (or raises its error) once its batch has run."""

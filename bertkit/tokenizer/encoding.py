@@ -51,6 +51,11 @@ class BatchEncoding(dict):
         self._details, self._n_sequences = state["encodings"], None
 
     @property
+    def data(self) -> dict[str, Any]:
+        """The fields as a plain dict (HuggingFace's BatchEncoding.data)."""
+        return dict(self)
+
+    @property
     def encodings(self) -> list[Encoding] | None:
         """Per-row token details (tokens, offsets, word ids); computed on first use."""
         if callable(self._details):

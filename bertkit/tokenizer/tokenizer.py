@@ -1,11 +1,11 @@
 """BertTokenizer: HuggingFace's BertTokenizer(Fast) surface over our normalizer and WordPiece.
 
-text -> chunks (split at whitespace) -> cached per chunk: normalized words -> WordPiece ids
+text -> normalized words (str.translate + str.split) -> WordPiece ids (cached per word)
      -> truncation windows -> [CLS] A [SEP] (B [SEP]) rows -> padding -> BatchEncoding
 
-The hot path is one dict lookup per whitespace-separated chunk (`_chunk_ids`), so repeated words cost
-nothing but the lookup. Offsets and word ids go through a second, richer cache and are only computed when
-asked for (directly or through `BatchEncoding.word_ids()`).
+The hot path runs in C: translate, split, then one dict lookup per word, so a word seen before costs only
+the lookup. Offsets and word ids take a second path (whitespace chunks with per-character spans, cached per
+chunk) and are only computed when asked for, directly or through `BatchEncoding.word_ids()`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
-
 import re
 
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
@@ -44,19 +43,19 @@ def _gc_paused():
             gc.enable()
 
 
-class _ChunkCache(dict):
-    """chunk -> value, computed on a miss by `compute` (called from C through dict.__getitem__)."""
+class _Cache(dict):
+    """key -> value, computed on a miss by `compute` (called from C through dict.__getitem__)."""
 
     def __init__(self, compute: Any, max_size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.compute = compute
         self.max_size = max_size
 
-    def __missing__(self, chunk: str) -> Any:
-        if len(self) >= self.max_size:
+    def __missing__(self, key: str) -> Any:
+        if len(self) >= self.max_size:  # bounded memory: forget the older half
             for old in list(islice(self, self.max_size // 2)):
                 del self[old]
-        value = self[chunk] = self.compute(chunk)
+        value = self[key] = self.compute(key)
         return value
 
 
@@ -172,8 +171,8 @@ class BertTokenizer:
         # A one-character-class search rules most texts out much faster than the alternation itself.
         first_chars = "".join(sorted({re.escape(t[0]) for t in longest_first}))
         self._special_start = re.compile(f"[{first_chars}]") if longest_first else None
-        self._word_ids = _ChunkCache(self.wordpiece.ids)  # normalized word -> ids
-        self._chunk_detail_cache = _ChunkCache(self._chunk_details)
+        self._word_ids = _Cache(self.wordpiece.ids)  # normalized word -> ids
+        self._chunk_detail_cache = _Cache(self._chunk_details)
 
     # ----------------------------------------------------------------------------------------- vocabulary
     @property
@@ -285,22 +284,20 @@ class BertTokenizer:
         """The fast path, ids only: normalize by str.translate, split, one cached lookup per word, all in C."""
         return list(chain.from_iterable(map(self._word_ids.__getitem__, self.pre_tokenizer.words(text))))
 
-    def _encode_text(self, text: str, track: bool, first_word: int = 0) -> tuple[_Tokens, int]:
-        """Tokens of one text (no special tokens) and the number of words seen; word ids start at first_word."""
+    def _encode_text(self, text: str, track: bool) -> _Tokens:
+        """The tokens of one text, without [CLS]/[SEP]; offsets and word ids too when `track`."""
+        segments = self._segments(text)
         if not track:
-            segments = self._segments(text)
-            if len(segments) == 1 and segments[0][2] is None:
-                return _Tokens(self._ids_of(text)), 0
             ids: list[int] = []
             for piece, _, special_id in segments:
                 if special_id is None:
-                    ids.extend(self._ids_of(piece))
+                    ids += self._ids_of(piece)
                 else:
                     ids.append(special_id)
-            return _Tokens(ids), 0
+            return _Tokens(ids)
         tokens = _Tokens([], [], [])
-        word = first_word
-        for piece, base, special_id in self._segments(text):
+        word = 0  # every split counts as a word, special tokens included (as in HuggingFace)
+        for piece, base, special_id in segments:
             if special_id is not None:
                 tokens.ids.append(special_id)
                 tokens.offsets.append((base, base + len(piece)))
@@ -314,15 +311,15 @@ class BertTokenizer:
                 tokens.offsets.extend((start + s, start + e) for s, e in zip(starts, ends))
                 tokens.word_ids.extend(word + w for w in words)
                 word += n_words
-        return tokens, word - first_word
+        return tokens
 
     def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: bool) -> _Tokens:
         if not is_split_into_words:
-            return self._encode_text(text, track)[0]
+            return self._encode_text(text, track)
         # Pre-split words: each is tokenized on its own; its tokens carry its index and offsets inside it.
         merged = _Tokens([], [] if track else None, [] if track else None)
         for index, word in enumerate(text):
-            tokens, _ = self._encode_text(word, track)
+            tokens = self._encode_text(word, track)
             merged.ids.extend(tokens.ids)
             if track:
                 merged.offsets.extend(tokens.offsets)
@@ -378,32 +375,30 @@ class BertTokenizer:
         options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length,
                        stride=stride, overflow=return_overflowing_tokens, split=is_split_into_words)
 
-        rows, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping,
-                                         special_mask=return_special_tokens_mask, **options)
-        pad_to = self._pad_length([len(r["input_ids"]) for r in rows], padding, max_length, pad_to_multiple_of)
-        if pad_to is not None:
-            for row in rows:
-                self._pad_row(row, pad_to, padding_side)
+        columns, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping,
+                                            special_mask=return_special_tokens_mask, **options)
+        pad_to = self._pad_length([len(r) for r in columns["input_ids"]], padding, max_length, pad_to_multiple_of)
+        self._pad(columns, pad_to, padding_side)
 
-        data: dict[str, Any] = {"input_ids": [r["input_ids"] for r in rows]}
+        data: dict[str, Any] = {"input_ids": columns["input_ids"]}
         if return_token_type_ids is not False:
-            data["token_type_ids"] = [r["token_type_ids"] for r in rows]
+            data["token_type_ids"] = columns["token_type_ids"]
         if return_attention_mask is not False:
-            data["attention_mask"] = [r["attention_mask"] for r in rows]
+            data["attention_mask"] = columns["attention_mask"]
         if return_special_tokens_mask:
-            data["special_tokens_mask"] = [r["special_tokens_mask"] for r in rows]
+            data["special_tokens_mask"] = columns["special_tokens_mask"]
         if return_offsets_mapping:
-            data["offset_mapping"] = [r["offsets"] for r in rows]
+            data["offset_mapping"] = columns["offsets"]
         if return_length:
-            data["length"] = [len(r["input_ids"]) for r in rows]
+            data["length"] = [len(r) for r in columns["input_ids"]]
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = sample_of_row
 
         def details() -> list[Encoding]:  # redo the call with offsets and word ids tracked
             tracked, _ = self._rows(firsts, seconds, track=True, special_mask=True, **options)
-            for row in tracked:
-                self._pad_row(row, pad_to, padding_side)
-            return [self._to_encoding(row) for row in tracked]
+            self._pad(tracked, pad_to, padding_side)
+            return [self._to_encoding({key: column[i] for key, column in tracked.items()})
+                    for i in range(len(tracked["input_ids"]))]
 
         if not batched and return_tensors is None and not return_overflowing_tokens:
             data = {key: value[0] for key, value in data.items()}
@@ -461,9 +456,13 @@ class BertTokenizer:
 
     def _rows(self, firsts: list, seconds: list | None, *, track: bool, special_mask: bool,
               add_special_tokens: bool, truncation: str | None, max_length: int | None, stride: int,
-              overflow: bool, split: bool) -> tuple[list[dict[str, list]], list[int]]:
-        """Encode every sample, truncate it into windows and assemble the rows (unpadded)."""
-        rows, sample_of_row = [], []
+              overflow: bool, split: bool) -> tuple[dict[str, list[list]], list[int]]:
+        """Encode every sample, truncate it into windows and assemble the rows (unpadded), column by column."""
+        keys = ["input_ids", "token_type_ids", "attention_mask"] + (["special_tokens_mask"] if special_mask else [])
+        keys += ["offsets", "word_ids", "sequence_ids"] if track else []
+        columns: dict[str, list[list]] = {key: [] for key in keys}
+        input_ids, type_ids, attention = columns["input_ids"], columns["token_type_ids"], columns["attention_mask"]
+        sample_of_row: list[int] = []
         # The common case, kept lean: a single plain text that fits becomes [CLS] ids [SEP] directly.
         lean = not track and not split and seconds is None and not special_mask and add_special_tokens
         fits = VERY_LARGE_INTEGER if truncation is None or max_length is None else max_length - 2
@@ -477,8 +476,9 @@ class BertTokenizer:
                     ids += chain.from_iterable(map(word_ids, words(first)))  # _ids_of, inlined
                     if len(ids) - 1 <= fits:
                         ids.append(sep)
-                        rows.append({"input_ids": ids, "token_type_ids": [0] * len(ids),
-                                     "attention_mask": [1] * len(ids)})
+                        input_ids.append(ids)
+                        type_ids.append([0] * len(ids))
+                        attention.append([1] * len(ids))
                         sample_of_row.append(sample)
                         continue
                     a = _Tokens(ids[1:])
@@ -489,9 +489,11 @@ class BertTokenizer:
                 if not overflow:
                     windows = windows[:1]
                 for a_window, b_window in windows:
-                    rows.append(self._assemble(a_window, b_window, add_special_tokens, track, special_mask))
+                    row = self._assemble(a_window, b_window, add_special_tokens, track, special_mask)
+                    for key, column in columns.items():
+                        column.append(row[key])
                     sample_of_row.append(sample)
-        return rows, sample_of_row
+        return columns, sample_of_row
 
     def _truncate(self, a: _Tokens, b: _Tokens | None, strategy: str | None, max_length: int | None,
                   stride: int, add_special_tokens: bool) -> list[tuple[_Tokens, _Tokens | None]]:
@@ -603,15 +605,17 @@ class BertTokenizer:
             target += multiple - target % multiple
         return target
 
-    def _pad_row(self, row: dict[str, list], length: int | None, side: str) -> None:
-        if length is None or len(row["input_ids"]) >= length:
+    def _pad(self, columns: dict[str, list[list]], length: int | None, side: str) -> None:
+        """Pad every row shorter than `length`, in place, on the given side."""
+        if length is None:
             return
-        n = length - len(row["input_ids"])
         fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
                 "special_tokens_mask": 1, "offsets": (0, 0), "word_ids": None, "sequence_ids": None}
-        for key, values in row.items():
-            pad = [fill[key]] * n
-            row[key] = values + pad if side == "right" else pad + values
+        for key, rows in columns.items():
+            for i, values in enumerate(rows):
+                if len(values) < length:
+                    pad = [fill[key]] * (length - len(values))
+                    rows[i] = values + pad if side == "right" else pad + values
 
     def _to_encoding(self, row: dict[str, list]) -> Encoding:
         return Encoding(ids=row["input_ids"], tokens=[self.ids_to_tokens[i] for i in row["input_ids"]],

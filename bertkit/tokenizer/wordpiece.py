@@ -26,8 +26,9 @@ class WordPiece:
             c for c in {**self.longest_initial, **self.longest_continuation}
             if self.longest_initial.get(c, 0) <= 1 and self.longest_continuation.get(c, 0) <= 1)
 
-    def _split(self, word: str) -> tuple[list[int], list[int]]:
-        """Greedy longest match: the piece ids and where each piece ends ([UNK] for the whole word if stuck)."""
+    def _split(self, word: str) -> tuple[list[int], list[int] | None]:
+        """Greedy longest match: the piece ids and where each piece ends ([UNK] for the whole word if stuck);
+        ends is None when every piece is one character."""
         n = len(word)
         if n > self.max_input_chars_per_word:
             return [self.unk_id], [n]
@@ -36,7 +37,7 @@ class WordPiece:
             return [whole], [n]
         if self.single_chars.issuperset(word):
             ids = [self.vocab.get(word[0]), *map(self.continuations.get, word[1:])]
-            return ([self.unk_id], [n]) if None in ids else (ids, list(range(1, n + 1)))
+            return ([self.unk_id], [n]) if None in ids else (ids, None)
         ids, ends = [], []
         table, longest = self.vocab, self.longest_initial
         start = 0
@@ -60,6 +61,8 @@ class WordPiece:
     def tokenize(self, word: str) -> list[tuple[int, int, int]]:
         """(id, start, end) per piece; start/end index the characters of `word`."""
         ids, ends = self._split(word)
+        if ends is None:
+            ends = list(range(1, len(word) + 1))
         return list(zip(ids, [0, *ends[:-1]], ends))
 
     def ids(self, word: str) -> tuple[int, ...]:

@@ -10,7 +10,8 @@
 // Model view: a thumbnail per (layer, head); a click opens that head in the head view.
 "use strict";
 
-const AttentionView = (() => {
+// `var` and the guard: several attention views may sit on one page (each fragment carries this script).
+var AttentionView = window.AttentionView || (() => {
   const SVG = "http://www.w3.org/2000/svg";
   const ROW = 22;          // pixels per token row
   const TOKEN_WIDTH = 110; // room for a token's text on each side
