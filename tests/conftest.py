@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+
+# `pytest -n 2` runs two workers on two cores: one math thread each avoids oversubscription (subprocesses
+# that tests start inherit it too).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest

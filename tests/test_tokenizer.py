@@ -392,3 +392,9 @@ def test_batch_encoding_pickles_and_moves(ours):
     assert again["input_ids"].tolist() == batch["input_ids"].tolist()
     assert again.word_ids(1) == batch.word_ids(1) == [None, 0, 1, 2, 3, None]
     assert batch.to("cpu") is batch and batch.data.keys() == batch.keys()
+
+
+def test_integer_index_gives_row_encoding(ours, hf):
+    mine, theirs = ours(["Hello there", "General Kenobi!"]), hf(["Hello there", "General Kenobi!"])
+    assert mine[1].tokens == theirs[1].tokens and mine[1].ids == theirs[1].ids
+    assert mine[1].offsets == [tuple(o) for o in theirs[1].offsets] and mine[1].word_ids == theirs[1].word_ids

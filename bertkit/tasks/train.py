@@ -262,7 +262,6 @@ def finetune(
     model.train()
     with MetricsLogger(output_dir / "metrics.jsonl") as logger, \
             tqdm(total=total_steps, desc="finetune", dynamic_ncols=True) as progress:
-        epoch = 0
         while step < total_steps and not stop:
             for batch in batches(train_features, config.batch_size, collator, shuffle=True, generator=shuffler):
                 batch = {k: v.to(device) for k, v in batch.items()}
@@ -287,7 +286,6 @@ def finetune(
                     run_evaluation(step / steps_per_epoch)
                 if step >= total_steps or stop:
                     break
-            epoch += 1
             if not config.eval_every and not stop:
                 run_evaluation(step / steps_per_epoch)
         if running_count:

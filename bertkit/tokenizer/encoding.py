@@ -35,6 +35,12 @@ class BatchEncoding(dict):
         self._details = details
         self._n_sequences = n_sequences
 
+    def __getitem__(self, key: str | int) -> Any:
+        """enc["input_ids"] gives a field; enc[i] gives row i's Encoding (tokens, offsets, word ids)."""
+        if isinstance(key, int):
+            return self._row(key)
+        return super().__getitem__(key)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)

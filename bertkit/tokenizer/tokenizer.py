@@ -54,7 +54,7 @@ class _Cache(dict):
     def __missing__(self, key: str) -> Any:
         if len(self) >= self.max_size:  # bounded memory: forget the older half
             for old in list(islice(self, self.max_size // 2)):
-                del self[old]
+                self.pop(old, None)  # another thread may have dropped it already
         value = self[key] = self.compute(key)
         return value
 
