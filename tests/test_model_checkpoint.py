@@ -307,3 +307,22 @@ def test_resize_token_embeddings_keeps_rows_and_round_trips_through_hf(tied, tmp
         assert close(model(ids).logits, theirs(input_ids=ids).logits)
     model.resize_token_embeddings(90)
     assert model(torch.tensor([[2, 5, 3]])).logits.shape == (1, 3, 90)
+
+
+def test_loaded_weights_are_the_models_own(tmp_path):
+    """Loading hands the file's tensors to the model without copying: updating them (training) must not touch
+    the file or another model loaded from it."""
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(**TINY)).save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    first = BertForMaskedLM.from_pretrained(tmp_path)
+    second = BertForMaskedLM.from_pretrained(tmp_path)
+    with torch.no_grad():
+        for param in first.parameters():
+            param.add_(1.0)
+    assert first.cls.predictions.decoder.weight is first.bert.embeddings.word_embeddings.weight
+    assert all(p.requires_grad for p in first.parameters())
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    third = BertForMaskedLM.from_pretrained(tmp_path)
+    for a, b in zip(second.state_dict().values(), third.state_dict().values()):
+        assert torch.equal(a, b)

@@ -66,6 +66,7 @@ def compare(ours, hf, *args, **kwargs) -> None:
 
 def check_parity(ours, hf, corpus) -> None:
     for name, lines in corpus.items():
+        compare(ours, hf, lines)  # ids by the fast path (word ids are then worked out on request)
         compare(ours, hf, lines, return_offsets_mapping=True)
         # pairs: each line with the next, truncated and padded as fine-tuning does
         compare(ours, hf, lines[:400], lines[1:401], truncation=True, max_length=64, padding="max_length",

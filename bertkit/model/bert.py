@@ -271,7 +271,10 @@ class BertPreTrainedModel(nn.Module):
     def tie_weights(self) -> None:
         """The MLM decoder shares the word-embedding matrix (and its bias is `cls.predictions.bias`)."""
         decoder = self.get_output_embeddings()
-        if decoder is not None and self.config.tie_word_embeddings:
+        if decoder is None:
+            return
+        decoder.bias = self.cls.predictions.bias
+        if self.config.tie_word_embeddings:
             decoder.weight = self.get_input_embeddings().weight
 
     @torch.no_grad()

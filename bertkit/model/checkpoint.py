@@ -210,7 +210,10 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     _check_fits({normalize_key(k): v for k, v in state.items()}, config, source)
 
     model_kwargs = {"add_pooling_layer": loader["add_pooling_layer"]} if "add_pooling_layer" in loader else {}
-    model = cls(config, **model_kwargs)
+    with torch.device("meta"):  # no memory and no random init for weights the checkpoint is about to fill
+        model = cls(config, **model_kwargs)
+    model.to_empty(device="cpu")
+    model.tie_weights()  # to_empty gives every module its own new tensors: tie the decoder again
     state, original_names = rename_keys(state, model_has_prefix=hasattr(model, PREFIX[:-1]))
     info = load_state(model, state, str(name_or_path), loader.get("ignore_mismatched_sizes", False), original_names)
     model.eval()  # like HF: dropout off until the caller trains
@@ -222,6 +225,19 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
         model.to(loader["device"])
     model.name_or_path = str(name_or_path)
     return (model, info) if loader.get("output_loading_info") else model
+
+
+@torch.no_grad()
+def init_missing(model: nn.Module, missing: list[str]) -> None:
+    """HF's init for the weights a checkpoint does not provide (a new head, say); the rest is loaded over it."""
+    modules = dict(model.named_modules())
+    for key in missing:
+        owner, _, name = key.rpartition(".")
+        module = modules[owner]
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm)):
+            model._init_weights(module)
+        else:  # cls.predictions.bias, the MLM output bias, starts at zero
+            getattr(module, name).zero_()
 
 
 def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str, ignore_mismatched_sizes: bool = False,
@@ -243,13 +259,18 @@ def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str, i
                 )
             mismatched.append(f"{key}: checkpoint {list(tensor.shape)} vs model {list(expected[key].shape)}")
             continue
-        to_load[key] = tensor
-    model.load_state_dict(to_load, strict=False)
+        to_load[key] = tensor.to(expected[key].dtype)
+    missing = sorted(k for k in expected if k not in to_load)
+    init_missing(model, missing)
+    # assign: the model takes the loaded tensors as they are instead of copying them (HF does the same);
+    # that replaces the parameter objects, so the MLM decoder is tied again afterwards
+    model.load_state_dict(to_load, strict=False, assign=True)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
 
     name = type(model).__name__
     original_names = original_names or {}
     unexpected = sorted(original_names.get(k, k) for k in state if k not in expected and k not in aliases)
-    missing = sorted(k for k in expected if k not in to_load)
     if unexpected:
         logger.warning(f"Some weights of the model checkpoint at {source} were not used when initializing {name}: "
                        f"{unexpected}")

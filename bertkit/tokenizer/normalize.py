@@ -1,14 +1,16 @@
 """BERT normalization and pre-tokenization, character for character as HuggingFace's Rust tokenizer does it.
 
-The text is cut into *chunks* at whitespace first (a regex over the raw text, so it runs in C). Each chunk is
-then normalized one character at a time, through a per-character table that is filled on first sight:
+Each character is normalized once, on first sight, and remembered:
 
     delete control / format / private-use characters, keep CJK ideographs as words of their own,
     strip accents (NFD, drop nonspacing marks), lowercase, split off punctuation.
 
-Every normalized character remembers which original character it came from, so each word knows its span
-in the original text. The tokenizer caches whole chunks, so this module only runs on chunks it has not
-seen before.
+Two paths use that table:
+- `words(text)`: the fast path. `str.translate` swaps each character for its normalized form (with spaces
+  around punctuation and CJK), then `str.split` cuts the result into words. Both run in C. No offsets.
+- `pre_tokenize(text)` / `split_chunk(chunk)`: the text is cut at whitespace into chunks (a regex), then
+  each chunk is walked one character at a time. Every normalized character remembers the original character
+  it came from, so each word knows its span in the text.
 """
 from __future__ import annotations
 
