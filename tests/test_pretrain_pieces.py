@@ -218,3 +218,9 @@ def test_load_model_weights_rejects_another_shape(tmp_path):
                                           intermediate_size=32, max_position_embeddings=32))
     with pytest.raises(ValueError, match="does not match"):
         ckpt.load_model_weights(other, path)
+    # a tensor of another size (here the vocabulary) is named in a one-line ValueError, not torch's RuntimeError
+    resized = BertForPreTraining(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                            intermediate_size=32, max_position_embeddings=32))
+    with pytest.raises(ValueError, match="does not match the model .*size mismatch for bert.embeddings.word_embeddings"):
+        ckpt.load_model_weights(resized, path)
+

@@ -27,6 +27,7 @@ import argparse
 import bz2
 import gzip
 import io
+import itertools
 import json
 import lzma
 import os
@@ -158,7 +159,7 @@ def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field
         return
     if fmt == "auto":
         fmt = _sniff(first, name.lower())
-    stream = _chain([first], lines)
+    stream = itertools.chain([first], lines)
     if fmt == "lines":
         yield from read_lines_documents(stream)
     elif fmt == "jsonl":
@@ -167,11 +168,6 @@ def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field
         yield from read_wikiextractor_documents(stream)
     else:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
-    yield from first
-    yield from rest
 
 
 def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_field: str = "text") -> Iterator[list[str]]:
@@ -378,7 +374,7 @@ def prepare_corpus(
         "documents": counts["documents"],
         "skipped_documents": counts["skipped_documents"],
         "tokens": counts["tokens"],
-        "splits": {k: v for k, v in splits.items()},
+        "splits": splits,
     }
     tmp = out / (HEADER + ".tmp")
     tmp.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
@@ -406,10 +402,6 @@ class Shard:
     @property
     def num_documents(self) -> int:
         return len(self.document_offsets) - 1
-
-    def document_token_range(self, doc: int) -> tuple[int, int]:
-        first, last = self.document_offsets[doc], self.document_offsets[doc + 1]
-        return int(self.sentence_offsets[first]), int(self.sentence_offsets[last])
 
     def sentences(self, doc: int) -> list[np.ndarray]:
         first, last = int(self.document_offsets[doc]), int(self.document_offsets[doc + 1])

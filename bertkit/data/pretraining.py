@@ -25,7 +25,6 @@ epoch from (seed, epoch)), so nothing is materialised until a batch asks for it.
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Any, Iterator
 
@@ -47,6 +46,28 @@ def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Rand
         else:
             longer[1] -= 1  # drop from the back
     return a, b
+
+
+def _random_b(shards: TokenShards, docs: list[tuple[int, int]], doc_index: int, target_b: int,
+              rng: random.Random) -> tuple[int, list[int]]:
+    """A NotNext segment B: (shard, [start, end)) of consecutive sentences from a random other document,
+    from a random sentence on until `target_b` tokens (or the document's end)."""
+    for _ in range(10):
+        other = rng.randint(0, len(docs) - 1)
+        if other != doc_index:
+            break
+    if other == doc_index:
+        other = (doc_index + 1) % len(docs)
+    shard_index, doc = docs[other]
+    shard = shards.shards[shard_index]
+    first, last = int(shard.document_offsets[doc]), int(shard.document_offsets[doc + 1])
+    start = rng.randint(first, last - 1)
+    b = [int(shard.sentence_offsets[start]), int(shard.sentence_offsets[start])]
+    for j in range(start, last):
+        b[1] = int(shard.sentence_offsets[j + 1])
+        if b[1] - b[0] >= target_b:
+            break
+    return shard_index, b
 
 
 def build_pair_index(
@@ -88,23 +109,7 @@ def build_pair_index(
                 a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
                 a = [int(offs[chunk[0]]), int(offs[chunk[a_end - 1] + 1])]
                 if random_next:
-                    target_b = max(1, target - (a[1] - a[0]))
-                    for _ in range(10):
-                        other = rng.randint(0, len(docs) - 1)
-                        if other != doc_index:
-                            break
-                    if other == doc_index:
-                        other = (doc_index + 1) % len(docs)
-                    os_, od = docs[other]
-                    oshard = shards.shards[os_]
-                    ofirst, olast = int(oshard.document_offsets[od]), int(oshard.document_offsets[od + 1])
-                    start = rng.randint(ofirst, olast - 1)
-                    b_shard = os_
-                    b = [int(oshard.sentence_offsets[start]), int(oshard.sentence_offsets[start])]
-                    for j in range(start, olast):
-                        b[1] = int(oshard.sentence_offsets[j + 1])
-                        if b[1] - b[0] >= target_b:
-                            break
+                    b_shard, b = _random_b(shards, docs, doc_index, max(1, target - (a[1] - a[0])), rng)
                     i -= len(chunk) - a_end  # the unused sentences go back for the next chunk
                     label = NOT_NEXT
                 else:
@@ -252,8 +257,3 @@ class PretrainingSampler(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[int]:
         yield from (int(i) for i in self._order()[self.start:])
-
-
-def nsp_fraction(index: np.ndarray) -> float:
-    """Share of NotNext pairs in a pair index (a quick check of the 50/50 split)."""
-    return float(np.mean(index[:, 6] == NOT_NEXT)) if len(index) else math.nan

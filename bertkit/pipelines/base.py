@@ -121,9 +121,8 @@ class Pipeline:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         loaded = load_model(model, self.model_class)
         self.tokenizer = load_tokenizer(tokenizer, model)  # by default from the folder the model came from
-        model = loaded
-        self.device = resolve_device(device, model)
-        self.model = model.to(self.device).eval()
+        self.device = resolve_device(device, loaded)
+        self.model = loaded.to(self.device).eval()
         self.batch_size = batch_size
         self.check_parameters(params)
         self.default_params = params

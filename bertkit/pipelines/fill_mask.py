@@ -131,7 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.text, args.file)
     unmasker = FillMaskPipeline(args.model, device=args.device)
-    results = [unmasker(text, top_k=args.top_k, targets=args.targets) for text in texts]
+    results = unmasker(texts, top_k=args.top_k, targets=args.targets)  # batched forward passes
+    if len(texts) == 1:  # the pipeline unwraps a list of one text (HuggingFace's habit)
+        results = [results]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], ensure_ascii=False, indent=2))
         return 0

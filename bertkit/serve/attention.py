@@ -34,7 +34,7 @@ def attention_data(
     import torch
 
     encoder = getattr(model, "bert", model)
-    encoded = tokenizer(text, text_pair, return_tensors="pt") if text_pair is not None else tokenizer(text, return_tensors="pt")
+    encoded = tokenizer(text, text_pair, return_tensors="pt")
     device = next(encoder.parameters()).device
     inputs = {k: encoded[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
     with torch.inference_mode():
@@ -42,6 +42,8 @@ def attention_data(
     maps = torch.stack([a[0] for a in outputs.attentions]).float()  # [layers, heads, tokens, tokens]
     layers = list(range(maps.shape[0]))
     if layer is not None:
+        if not -len(layers) <= layer < len(layers):
+            raise ValueError(f"layer {layer} does not exist: the model has layers 0..{len(layers) - 1}")
         layers = [layers[layer]]  # also accepts -1 for the last
         maps = maps[layers]
     type_ids = encoded["token_type_ids"][0].tolist() if "token_type_ids" in encoded else []

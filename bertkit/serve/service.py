@@ -207,7 +207,7 @@ class ModelService:
         max_chars = limit * MAX_CHARS_PER_TOKEN
         texts = [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(texts)]
         pairs = None if pairs is None else [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(pairs)]
-        encoded = self.tokenizer(texts, pairs) if pairs else self.tokenizer(texts)
+        encoded = self.tokenizer(texts, pairs or None)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for index, length in enumerate(lengths):
             if length <= limit:
@@ -238,7 +238,7 @@ class ModelService:
     def _truncate(self, text: str, pair: str | None, limit: int) -> tuple[str, str | None]:
         """Cut the text (or the longer of a pair, a token at a time) at a token boundary to fit `limit`."""
         # offsets only here: they cost more than the plain tokenization every request pays
-        encoded = self.tokenizer(text, pair, return_offsets_mapping=True) if pair is not None else self.tokenizer(text, return_offsets_mapping=True)
+        encoded = self.tokenizer(text, pair, return_offsets_mapping=True)
         sequence_ids = encoded.sequence_ids(0)
         offsets = encoded["offset_mapping"]
         spans = [[o for o, s in zip(offsets, sequence_ids) if s == side] for side in (0, 1)]
@@ -251,7 +251,7 @@ class ModelService:
 
     # -- the tasks ---------------------------------------------------------------------------
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:
-        encoded = self.tokenizer(texts, pairs, return_offsets_mapping=True) if pairs else self.tokenizer(texts, return_offsets_mapping=True)
+        encoded = self.tokenizer(texts, pairs or None, return_offsets_mapping=True)
         results = []
         for index, ids in enumerate(encoded["input_ids"]):
             results.append({
@@ -261,9 +261,6 @@ class ModelService:
                 "offsets": [list(span) for span in encoded["offset_mapping"][index]],
             })
         return results
-
-    def count_masks(self, text: str) -> int:
-        return text.count(self.tokenizer.mask_token)
 
     def batch_function(self, task: str) -> Callable[[list[Item]], list[Any]]:
         """What the batcher calls for `task`: a list of `Item`s in, one result each out."""

@@ -36,6 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bertkit.model.checkpoint import read_state_dict
+from bertkit.train import distributed as dist_utils
+
 TRAINING_STATE = "training_state.pt"
 LATEST = "latest"
 PREFIX = "step-"
@@ -85,9 +88,7 @@ def _as_tuple(value):
 
 
 def _dist():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed
-    return None
+    return torch.distributed if dist_utils.initialized() else None
 
 
 # ---------------------------------------------------------------- save
@@ -213,15 +214,13 @@ def load_model_weights(model: nn.Module, folder: str | os.PathLike) -> None:
     """
     folder = Path(folder)
     model = unwrap_model(model)
-    if (folder / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        weights = load_file(str(folder / "model.safetensors"))
-    elif (folder / "pytorch_model.bin").is_file():
-        weights = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    weights, _ = read_state_dict(folder)  # single file or shards; clear errors on a missing or corrupt file
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # a tensor of another shape: say which, in one line
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+        raise ValueError(f"checkpoint {folder} does not match the model ({detail}); "
+                         "build the model from that folder's config.json") from None
     # names that alias one storage: each group is satisfied when any member was loaded
     by_tensor: dict[int, list[str]] = {}
     for name, tensor in list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False)):

@@ -68,13 +68,18 @@ def setup(device: str | None = None, backend: str | None = None) -> DistContext:
     return DistContext(rank=rank, local_rank=local_rank, world_size=world_size, device=dev)
 
 
+def initialized() -> bool:
+    """Whether a torch.distributed process group is running in this process."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def cleanup() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if initialized():
         torch.distributed.destroy_process_group()
 
 
 def rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if initialized():
         return torch.distributed.get_rank()
     return env_world()[0]
 
@@ -99,6 +104,6 @@ def wrap_ddp(model: nn.Module, ctx: DistContext, find_unused_parameters: bool = 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over ranks (in place, returned); identity when alone."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if initialized():
         torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
     return values

@@ -35,12 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertkit.data.corpus import TokenShards
+from bertkit.data.masking import Masker, PretrainingCollator
+from bertkit.data.pretraining import MODES, PretrainingDataset, PretrainingSampler
+from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.logging import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# the sums and counts PretrainingObjective returns (NSP ones only in pairs mode)
+OBJECTIVE_SUMS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
 
 
 @dataclass
@@ -97,7 +103,7 @@ class PretrainConfig:
     def validate(self) -> None:
         if not self.data:
             raise ValueError("no training data: pass --data with a folder made by `bertkit prepare-corpus`")
-        if self.mode not in ("pairs", "full"):
+        if self.mode not in MODES:
             raise ValueError(f"mode must be 'pairs' (MLM+NSP) or 'full' (MLM only), got {self.mode!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
@@ -258,8 +264,6 @@ def build_model(config: PretrainConfig, vocab_size: int):
 
 
 def build_masker(tokenizer, config: PretrainConfig):
-    from bertkit.data.masking import Masker
-
     return Masker.from_tokenizer(tokenizer, whole_word=config.whole_word_mask, mlm_probability=config.mlm_probability)
 
 
@@ -274,12 +278,19 @@ def micro_batch_stream(loader, dataset, sampler, epoch: int, consumed: int, batc
         epoch, consumed = epoch + 1, 0
 
 
+def _objective_metrics(s: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """MLM loss / accuracy, and NSP loss / accuracy ({} without NSP), from summed OBJECTIVE_SUMS."""
+    mlm = {"mlm_loss": s["mlm_loss_sum"] / max(s["mlm_count"], 1), "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1)}
+    nsp = {"nsp_loss": s["nsp_loss_sum"] / s["nsp_count"], "nsp_acc": s["nsp_correct"] / s["nsp_count"]} if s["nsp_count"] else {}
+    return mlm, nsp
+
+
 @torch.no_grad()
 def evaluate(objective: nn.Module, loader, device: torch.device, precision: str) -> dict[str, float]:
     """Held-out MLM loss / accuracy (and NSP loss / accuracy) summed over every rank's part."""
     was_training = objective.training
     objective.eval()
-    keys = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
+    keys = OBJECTIVE_SUMS
     sums = torch.zeros(len(keys), dtype=torch.float64, device=device)
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -288,23 +299,13 @@ def evaluate(objective: nn.Module, loader, device: torch.device, precision: str)
         sums += torch.stack([out[k].double() if k in out else torch.zeros((), dtype=torch.float64, device=device) for k in keys])
     dist_utils.all_reduce_sum(sums)
     objective.train(was_training)
-    s = dict(zip(keys, sums.tolist()))
-    metrics = {"mlm_loss": s["mlm_loss_sum"] / max(s["mlm_count"], 1), "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1)}
-    metrics["mlm_perplexity"] = math.exp(min(metrics["mlm_loss"], 50.0))
-    if s["nsp_count"]:
-        metrics["nsp_loss"] = s["nsp_loss_sum"] / s["nsp_count"]
-        metrics["nsp_acc"] = s["nsp_correct"] / s["nsp_count"]
-    return metrics
+    mlm, nsp = _objective_metrics(dict(zip(keys, sums.tolist())))
+    return {**mlm, "mlm_perplexity": math.exp(min(mlm["mlm_loss"], 50.0)), **nsp}
 
 
 # ------------------------------------------------------------------------------------------ the recipe
 def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
     """Run (or resume) a pretraining run; returns the folder of its final checkpoint."""
-    from bertkit.data.corpus import TokenShards
-    from bertkit.data.masking import PretrainingCollator
-    from bertkit.data.pretraining import PretrainingDataset, PretrainingSampler
-    from bertkit.tokenizer import BertTokenizer
-
     if isinstance(config, dict):
         config = PretrainConfig.from_dict(config)
     config.validate()
@@ -313,13 +314,13 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         torch.set_num_threads(config.threads)
     ctx = dist_utils.setup(config.device)
     try:
-        return _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset, PretrainingSampler, BertTokenizer)
+        return _pretrain(config, ctx)
     finally:
         dist_utils.cleanup()
         torch.set_num_threads(threads)  # the caller's setting again (the API may run inside a bigger program)
 
 
-def _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset, PretrainingSampler, BertTokenizer) -> Path:
+def _pretrain(config: PretrainConfig, ctx: dist_utils.DistContext) -> Path:
     from tqdm.auto import tqdm
 
     out = Path(config.out)
@@ -343,9 +344,8 @@ def _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset,
 
     optimizer = build_optimizer(model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
                                 betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
-    warmup = config.warmup_steps
-    warmup = int(math.ceil(warmup * config.max_steps)) if 0 < warmup < 1 else int(warmup)
-    scheduler = linear_warmup_decay(optimizer, warmup, config.max_steps, config.min_lr_ratio)
+    # a warmup below 1 is a fraction of max_steps (linear_warmup_decay converts it)
+    scheduler = linear_warmup_decay(optimizer, config.warmup_steps, config.max_steps, config.min_lr_ratio)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
 
     # resume
@@ -381,7 +381,7 @@ def _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset,
     if len(sampler) // config.batch_size < 1 and consumed == 0:
         raise ValueError(f"the corpus gives {len(dataset)} examples, fewer than one batch of {config.batch_size} per rank; "
                          "lower --batch-size or prepare more text")
-    eval_loader = _eval_loader(config, ctx, PretrainingDataset, PretrainingSampler, TokenShards, collator)
+    eval_loader = _eval_loader(config, ctx, collator)
 
     logger = MetricsLogger(out / "metrics.jsonl", resume_step=step if checkpoint is not None else None, enabled=ctx.is_main)
     stream = micro_batch_stream(loader, dataset, sampler, epoch, consumed, config.batch_size)
@@ -424,7 +424,7 @@ def _pretrain(config, ctx, TokenShards, PretrainingCollator, PretrainingDataset,
     return latest_checkpoint(out)
 
 
-def _eval_loader(config, ctx, PretrainingDataset, PretrainingSampler, TokenShards, collator):
+def _eval_loader(config: PretrainConfig, ctx: dist_utils.DistContext, collator: PretrainingCollator):
     try:
         shards = TokenShards(config.data, "valid")
     except ValueError:
@@ -444,16 +444,13 @@ def _eval_loader(config, ctx, PretrainingDataset, PretrainingSampler, TokenShard
 
 def _train_metrics(window: dict[str, float], steps: int, seconds: float, ctx, config) -> dict[str, float]:
     """Averages over the steps since the last log; counts summed over ranks."""
-    keys = ["mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count", "tokens"]
+    keys = [*OBJECTIVE_SUMS, "tokens"]
     sums = torch.tensor([window.get(k, 0.0) for k in keys], dtype=torch.float64, device=ctx.device)
     dist_utils.all_reduce_sum(sums)
     s = dict(zip(keys, sums.tolist()))
-    row = {"mlm_loss": s["mlm_loss_sum"] / max(s["mlm_count"], 1), "mlm_acc": s["mlm_correct"] / max(s["mlm_count"], 1)}
-    row["loss"] = row["mlm_loss"]
-    if s["nsp_count"]:
-        row["nsp_loss"] = s["nsp_loss_sum"] / s["nsp_count"]
-        row["nsp_acc"] = s["nsp_correct"] / s["nsp_count"]
-        row["loss"] += row["nsp_loss"]
+    mlm, nsp = _objective_metrics(s)
+    loss = mlm["mlm_loss"] + nsp["nsp_loss"] if nsp else mlm["mlm_loss"]
+    row = {**mlm, "loss": loss, **nsp}
     row["grad_norm"] = window.get("grad_norm", 0.0) / max(steps, 1)
     row["tokens_per_s"] = s["tokens"] / max(seconds, 1e-9)
     row["seqs_per_s"] = steps * config.batch_size * config.grad_accum * ctx.world_size / max(seconds, 1e-9)
