@@ -79,9 +79,22 @@ def test_adamw_matches_torch_reference_with_groups():
         torch.testing.assert_close(a, b, msg=n)
 
 
-def test_fused_adamw_refuses_cpu_parameters():
-    with pytest.raises(ValueError, match="CUDA"):
-        build_optimizer(tiny_model(), "adamw", fused=True)
+def test_fused_adamw_on_cpu_steps_like_the_per_tensor_loop():
+    fused_model, loop_model = tiny_model(), tiny_model()
+    fused = build_optimizer(fused_model, "adamw", lr=1e-3)
+    loop = build_optimizer(loop_model, "adamw", lr=1e-3, fused=False)
+    assert fused.defaults["fused"] and not loop.defaults["fused"]
+    for m, opt in ((fused_model, fused), (loop_model, loop)):
+        torch.manual_seed(1)  # the same dropout masks on both sides
+        for s in range(3):
+            m(**batch(s)).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    for (n, a), (_, b) in zip(fused_model.named_parameters(), loop_model.named_parameters()):
+        torch.testing.assert_close(a, b, msg=n)
+    split_across_devices = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2, device="meta"))
+    with pytest.raises(ValueError, match="all on one CPU or CUDA device"):
+        build_optimizer(split_across_devices, "adamw", fused=True)
     with pytest.raises(ValueError, match="unknown optimizer"):
         build_optimizer(tiny_model(), "sgd")
 

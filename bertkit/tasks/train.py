@@ -9,7 +9,7 @@ A feature is a dict of python lists (input_ids, token_type_ids, attention_mask a
 every `eval_every` steps, its numbers are logged to `output_dir/metrics.jsonl`, the best one (by
 `metric_for_best`) is checkpointed with `bertkit.train.checkpoint`, early stopping counts evaluations
 without improvement, and at the end the best weights are back in `model` and saved to `output_dir`.
-The optimizer (AdamW, no decay on LayerNorm/bias: `bertkit.train.optim.param_groups`) and the warmup +
+The optimizer (`bertkit.train.optim.build_optimizer`: AdamW, fused, no decay on LayerNorm/bias) and the warmup +
 linear decay schedule (`bertkit.train.optim.linear_warmup_decay`) are the ones pretraining uses.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from bertkit.train.checkpoint import load_model_weights, save_checkpoint
 from bertkit.train.logging import MetricsLogger
-from bertkit.train.optim import linear_warmup_decay, param_groups
+from bertkit.train.optim import build_optimizer, linear_warmup_decay
 
 # what a feature may hand to the model; everything else in a feature is for post-processing
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
@@ -219,11 +219,8 @@ def finetune(
     steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
     warmup = config.warmup_steps or int(math.ceil(config.warmup_ratio * total_steps))
-    # bertkit.train.optim's no-decay groups, in torch's fused AdamW: fused runs on CPU too (torch >= 2.4) and
-    # is 3x faster there than the default per-tensor loop (build_optimizer fuses on CUDA only); it is also
-    # what HuggingFace's Trainer uses by default
-    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.learning_rate,
-                                  eps=config.adam_epsilon, fused=True)
+    optimizer = build_optimizer(model, "adamw", lr=config.learning_rate, weight_decay=config.weight_decay,
+                                eps=config.adam_epsilon)
     scheduler = linear_warmup_decay(optimizer, min(warmup, total_steps), total_steps)
     checkpoints = output_dir / "checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)  # best-of-this-run only
