@@ -71,7 +71,7 @@ class DemoSize:
 
 
 FULL = DemoSize(vocab_size=2000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=64,
-                pretrain_steps=400, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
+                pretrain_steps=1500, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
                 sentiment_epochs=8, ner_epochs=20, qa_epochs=20, qa_max_seq_length=160)
 # --quick checks that every step runs (the test suite uses it): the numbers mean nothing
 QUICK = DemoSize(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, max_seq_length=64,

@@ -24,12 +24,9 @@ last (atomically), so a folder with a header is complete.
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
 import io
 import itertools
 import json
-import lzma
 import os
 import re
 import tarfile
@@ -38,6 +35,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
+
+from bertkit.files import iter_jsonl, open_text
 
 HEADER = "corpus.json"
 FORMAT_NAME = "bertkit-token-shards"
@@ -76,18 +75,6 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 # ------------------------------------------------------------------ readers: files -> documents (lists of sentences)
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file, transparently decompressing .xz / .gz / .bz2."""
-    name = path.name.lower()
-    if name.endswith(".xz"):
-        return lzma.open(path, "rt", encoding="utf-8", errors="replace")
-    if name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    if name.endswith(".bz2"):
-        return bz2.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
-
-
 def read_lines_documents(lines: Iterable[str], split: bool = False) -> Iterator[list[str]]:
     """One sentence per line, documents separated by blank lines (`split=True`: lines are paragraphs)."""
     doc: list[str] = []
@@ -104,15 +91,9 @@ def read_lines_documents(lines: Iterable[str], split: bool = False) -> Iterator[
 
 
 def read_jsonl_documents(lines: Iterable[str], text_field: str = "text", source: str = "") -> Iterator[list[str]]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{source}:{number}: not valid JSON ({error.msg}); JSONL needs one object per line") from None
-        if not isinstance(record, dict) or text_field not in record:
-            raise ValueError(f"{source}:{number}: no {text_field!r} field; pass --text-field with the name of the text field")
+    for number, record in iter_jsonl(lines, source):
+        if text_field not in record:
+            raise ValueError(f"{source} line {number}: no {text_field!r} field; pass --text-field with the name of the text field")
         doc = [s for paragraph in str(record[text_field]).splitlines() for s in split_sentences(paragraph)]
         if doc:
             yield doc
@@ -194,7 +175,7 @@ def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_f
                     with io.TextIOWrapper(handle, encoding="utf-8", errors="replace") as text:
                         yield from _documents_from_stream(iter(text), fmt, member.name, text_field)
         else:
-            with open_text(path) as text:
+            with open_text(path, errors="replace") as text:
                 yield from _documents_from_stream(iter(text), fmt, path.name, text_field)
 
 

@@ -14,13 +14,12 @@ and "regression" (one number per row).
 from __future__ import annotations
 
 import csv
-import gzip
-import json
-import lzma
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from bertkit.files import iter_jsonl, open_text
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 # tried in this order when the user names no text column
@@ -34,18 +33,6 @@ class ClassificationExample:
     text: str
     text_pair: str | None = None
     label: Any = None  # str (single label), list[str] (multi-label), float (regression) or None (to predict)
-
-
-def open_text(path: str | Path):
-    """Open a text file for reading, transparently decompressing .xz / .gz (the shared data ships as .xz)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
-    if path.suffix == ".xz":
-        return lzma.open(path, "rt", encoding="utf-8")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8", newline="")
 
 
 def _format_of(path: Path) -> str:
@@ -64,20 +51,9 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a CSV / TSV (first line is the header) or JSONL file, as dicts."""
     path = Path(path)
     fmt = _format_of(path)
-    with open_text(path) as f:
+    with open_text(path, newline="") as f:  # csv needs newline=""
         if fmt == "jsonl":
-            rows = []
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path.name} line {number} is not valid JSON ({error.msg}); "
-                                     "JSONL needs one JSON object per line") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path.name} line {number} is not a JSON object; JSONL needs one object per line")
-                rows.append(row)
+            rows = [row for _, row in iter_jsonl(f, path.name)]
         else:
             # TSV files of the field (SST-2, NSMC) contain quotes that are part of the text
             reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",",

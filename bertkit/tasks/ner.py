@@ -15,14 +15,13 @@ BIO and IOBES tags both work: the tag set is whatever the data uses, and the ent
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from bertkit.tasks.classification import open_text
+from bertkit.files import iter_jsonl, open_text
 
 
 @dataclass
@@ -83,13 +82,7 @@ def read_ner_jsonl(path: str | Path, tokens_key: str | None = None, tags_key: st
     path = Path(path)
     sentences = []
     with open_text(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path.name} line {number} is not valid JSON ({error.msg})") from None
+        for number, row in iter_jsonl(f, path.name):
             words_key = tokens_key or next((k for k in ("tokens", "words") if k in row), None)
             labels_key = tags_key or next((k for k in ("tags", "ner_tags", "labels") if k in row), None)
             if words_key not in row:

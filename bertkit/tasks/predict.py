@@ -75,7 +75,7 @@ def _is_conll(path: Path) -> bool:
 
 def _looks_like_conll(path: Path) -> bool:
     # a .txt whose lines hold one token each (with or without tag columns), with blank lines between sentences
-    from bertkit.tasks.classification import open_text
+    from bertkit.files import open_text
 
     with open_text(path) as f:
         head = [line for _, line in zip(range(50), f)]

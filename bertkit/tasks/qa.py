@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bertkit.tasks.classification import open_text
+from bertkit.files import open_text
 
 
 @dataclass
