@@ -22,7 +22,7 @@ import dataclasses
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bertkit.tasks.evaluate import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.train import FinetuneConfig, finetune
@@ -49,6 +49,19 @@ def _subset(items: list, limit: int | None, seed: int) -> list:
         return items
     keep = sorted(random.Random(seed).sample(range(len(items)), limit))
     return [items[i] for i in keep]
+
+
+def _train_and_eval(read: Callable[[Any], list], train_file: Any, eval_file: Any,
+                    split: Callable[[list], tuple[list, list]], max_train: int | None, max_eval: int | None,
+                    seed: int) -> tuple[list, list]:
+    """The training examples and the evaluation ones (from eval_file, or split off the training data when there
+    is none), each capped to a seeded sample."""
+    train = read(train_file)
+    if eval_file:
+        evaluation = read(eval_file)
+    else:
+        train, evaluation = split(train)
+    return _subset(train, max_train, seed), _subset(evaluation, max_eval, seed)
 
 
 def _save_settings(config: FinetuneConfig, settings: dict[str, Any], result: dict[str, Any]) -> None:
@@ -93,20 +106,16 @@ def finetune_classifier(
     tokenizer_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier; without eval_file, test_size of the training file is held out."""
-    from bertkit.tasks.classification import build_label_maps, encode_examples, read_classification_file
+    from bertkit.tasks.classification import (build_label_maps, encode_examples, read_classification_file,
+                                              train_eval_split)
 
     config = config or FinetuneConfig()
     columns = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
                    problem_type=problem_type)
-    train = read_classification_file(train_file, **columns)
-    if eval_file:
-        evaluation = read_classification_file(eval_file, **columns)
-    else:
-        from bertkit.tasks.classification import train_eval_split
-
-        train, evaluation = train_eval_split(train, test_size=test_size, seed=config.seed)
-    train = _subset(train, max_train_examples, config.seed)
-    evaluation = _subset(evaluation, max_eval_examples, config.seed)
+    train, evaluation = _train_and_eval(
+        lambda path: read_classification_file(path, **columns), train_file, eval_file,
+        lambda rows: train_eval_split(rows, test_size=test_size, seed=config.seed),
+        max_train_examples, max_eval_examples, config.seed)
     if problem_type == "regression":
         head = {"num_labels": 1, "problem_type": problem_type}
         label2id = None
@@ -145,13 +154,10 @@ def finetune_ner(
     from bertkit.tasks.ner import build_tag_maps, detect_scheme, encode_sentences, read_ner_file
 
     config = config or FinetuneConfig()
-    train = read_ner_file(train_file, token_column, tag_column)
-    if eval_file:
-        evaluation = read_ner_file(eval_file, token_column, tag_column)
-    else:
-        train, evaluation = train_eval_split(train, test_size=test_size, seed=config.seed)
-    train = _subset(train, max_train_examples, config.seed)
-    evaluation = _subset(evaluation, max_eval_examples, config.seed)
+    train, evaluation = _train_and_eval(
+        lambda path: read_ner_file(path, token_column, tag_column), train_file, eval_file,
+        lambda sentences: train_eval_split(sentences, test_size=test_size, seed=config.seed),
+        max_train_examples, max_eval_examples, config.seed)
     # tags seen only in the eval data still get an id (a tag the model never saw is simply never predicted)
     label2id, id2label = build_tag_maps(list(train) + list(evaluation))
     model, tokenizer = _load("BertForTokenClassification", model_dir, tokenizer_dir, id2label=id2label, label2id=label2id)
@@ -188,13 +194,10 @@ def finetune_qa(
     from bertkit.tasks.qa import prepare_features, read_squad, split_by_article
 
     config = config or FinetuneConfig()
-    train = read_squad(train_file)
-    if eval_file:
-        evaluation = read_squad(eval_file)
-    else:
-        train, evaluation = split_by_article(train, eval_fraction=eval_fraction, seed=config.seed)
-    train = _subset(train, max_train_examples, config.seed)
-    evaluation = _subset(evaluation, max_eval_examples, config.seed)
+    train, evaluation = _train_and_eval(
+        read_squad, train_file, eval_file,
+        lambda examples: split_by_article(examples, eval_fraction=eval_fraction, seed=config.seed),
+        max_train_examples, max_eval_examples, config.seed)
     version_2_with_negative = version_2_with_negative or any(e.is_impossible for e in train)
     model, tokenizer = _load("BertForQuestionAnswering", model_dir, tokenizer_dir)
     features = prepare_features(train, tokenizer, max_seq_length, doc_stride, max_query_length)
