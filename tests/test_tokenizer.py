@@ -209,6 +209,10 @@ def test_encode_decode_match_hf(ours, hf):
         assert ours.decode(ids, skip_special_tokens=True) == hf.decode(ids, skip_special_tokens=True)
         assert ours.decode(ids, clean_up_tokenization_spaces=True) == hf.decode(ids, clean_up_tokenization_spaces=True)
         assert ours.convert_ids_to_tokens(ids) == hf.convert_ids_to_tokens(ids)
+        tokens = ours.tokenize(text)
+        assert ours.convert_tokens_to_string(tokens) == hf.convert_tokens_to_string(tokens)
+    for tokens in (["inc", "."], ["##s", "a"], ["i", "'", "m"], ["do", "not"], ["he", "##llo", "world", "!"]):
+        assert ours.convert_tokens_to_string(tokens) == hf.convert_tokens_to_string(tokens)
     ids = ours.encode("Hello there", "General Kenobi")
     assert ours.decode(torch.tensor(ids)) == hf.decode(ids)
     assert ours.batch_decode([ids, ids[:3]]) == hf.batch_decode([ids, ids[:3]])

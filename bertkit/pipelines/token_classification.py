@@ -14,29 +14,13 @@ always stay together. `text[start:end]` is the entity as the user wrote it; `wor
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from bertkit.pipelines.base import Pipeline
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
-
-
-def tokens_to_string(tokens: list[str]) -> str:
-    """Tokens joined as HuggingFace's WordPiece decoder (and so its pipeline) joins them: '##' pieces glue
-    to the previous token, and a space before . , ? ! and in English contractions is removed, per token."""
-    pieces = []
-    for i, token in enumerate(tokens):
-        if i and token.startswith("##"):
-            token = token[2:]
-        elif i:
-            token = " " + token
-        for spaced, tight in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                              (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-            token = token.replace(spaced, tight)
-        pieces.append(token)
-    return "".join(pieces)
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -48,8 +32,9 @@ def split_tag(tag: str) -> tuple[str, str]:
     return "I", tag
 
 
-def group_entities(entities: list[dict]) -> list[dict]:
-    """Merge adjacent tokens (or words) of the same type into entity groups; a B- starts a new group."""
+def group_entities(entities: list[dict], tokens_to_string: Callable[[list[str]], str]) -> list[dict]:
+    """Merge adjacent tokens (or words) of the same type into entity groups; a B- starts a new group.
+    `tokens_to_string` is the tokenizer's convert_tokens_to_string (the group's word, as HF writes it)."""
     groups: list[list[dict]] = []
     for entity in entities:
         prefix, entity_type = split_tag(entity["entity"])
@@ -111,7 +96,7 @@ class TokenClassificationPipeline(Pipeline):
             else:
                 entities = [self.aggregate_word(word, strategy) for word in self.words(pieces)]
             if strategy != "none":
-                entities = group_entities(entities)
+                entities = group_entities(entities, self.tokenizer.convert_tokens_to_string)
             results.append([e for e in entities if e.get("entity", e.get("entity_group")) not in ignore])
         return results
 
@@ -135,5 +120,5 @@ class TokenClassificationPipeline(Pipeline):
             scores = np.nanmean(np.stack([p["scores"] for p in pieces]), axis=0)
         best = int(scores.argmax())
         return {"entity": self.model.config.id2label[best], "score": float(scores[best]),
-                "word": tokens_to_string([p["word"] for p in pieces]),
+                "word": self.tokenizer.convert_tokens_to_string([p["word"] for p in pieces]),
                 "start": pieces[0]["start"], "end": pieces[-1]["end"]}

@@ -683,13 +683,8 @@ class BertTokenizer:
 
     # ----------------------------------------------------------------------------------------- decoding
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
-        """Join WordPiece tokens: '##' pieces glue to the previous one, others get a space."""
-        return " ".join(tokens).replace(" ##", "").strip()
-
-    def decode(self, token_ids: Any, skip_special_tokens: bool = False,
-               clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> str:
-        """Ids back to text, as HuggingFace's WordPiece decoder writes it (lowercased if the vocab is)."""
-        tokens = self.convert_ids_to_tokens(_as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
+        """Join WordPiece tokens as HuggingFace's WordPiece decoder does: '##' pieces glue to the previous one,
+        others get a space, and each token's space before . , ? ! and English contractions is removed."""
         pieces = []
         for i, token in enumerate(tokens):
             if i and token.startswith("##"):
@@ -697,7 +692,13 @@ class BertTokenizer:
             elif i:
                 token = " " + token
             pieces.append(_cleanup_decoder(token))
-        text = "".join(pieces)
+        return "".join(pieces)
+
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> str:
+        """Ids back to text, as HuggingFace's WordPiece decoder writes it (lowercased if the vocab is)."""
+        tokens = self.convert_ids_to_tokens(_as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
+        text = self.convert_tokens_to_string(tokens)
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
         return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
