@@ -23,6 +23,19 @@ def open_text(path: str | Path, errors: str = "strict", newline: str | None = No
     return path.open(encoding="utf-8", errors=errors, newline=newline)
 
 
+def read_json_object(path: str | Path, remedy: str) -> dict[str, Any]:
+    """A file that must hold one JSON object (config.json, tokenizer_config.json, a run config); a corrupt or
+    truncated file is a ValueError naming it, with `remedy` saying what to do."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {remedy}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, found {type(data).__name__}; {remedy}")
+    return data
+
+
 def iter_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a line that is not a JSON object is a clear ValueError."""
     for number, line in enumerate(lines, 1):

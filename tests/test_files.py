@@ -31,3 +31,17 @@ def test_iter_jsonl_skips_blank_lines_and_numbers_lines_from_one():
 def test_iter_jsonl_names_the_bad_line(line, problem):
     with pytest.raises(ValueError, match=problem):
         list(iter_jsonl(['{"text": "ok"}', line], "x.jsonl"))
+
+
+def test_read_json_object_names_a_corrupt_file_and_the_remedy(tmp_path):
+    from bertkit.files import read_json_object
+
+    good, truncated, listed = tmp_path / "good.json", tmp_path / "cut.json", tmp_path / "list.json"
+    good.write_text('{"hidden_size": 128}')
+    truncated.write_text('{"hidden_size": 1')
+    listed.write_text("[1, 2]")
+    assert read_json_object(good, "restore it") == {"hidden_size": 128}
+    with pytest.raises(ValueError, match=r"cut.json is not valid JSON .*; restore it"):
+        read_json_object(truncated, "restore it")
+    with pytest.raises(ValueError, match="must hold a JSON object, found list; restore it"):
+        read_json_object(listed, "restore it")

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bertkit.files import read_json_object
+
 CONFIG_NAME = "config.json"
 
 # name -> (layers, hidden, heads); intermediate size is 4 * hidden as in the paper (Turc et al. 2019 for the small ones)
@@ -152,13 +154,7 @@ class BertConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no config file at {path}: a model folder needs a HuggingFace config.json")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); the file is corrupt or truncated: restore it") from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a JSON object, found {type(data).__name__}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_json_object(path, "the file is corrupt or truncated: restore it"))
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> "BertConfig":

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Attention does not depend on the head, but loading the checkpoint's own class keeps the load quiet
     # (no "weights not used" warning for the head) and works for any checkpoint.
-    architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
+    architectures = models.BertConfig.from_pretrained(folder).architectures or []
     model_class = next((getattr(models, a) for a in architectures if hasattr(models, a)), models.BertModel)
     model = model_class.from_pretrained(folder).eval()
     tokenizer = BertTokenizer.from_pretrained(folder)

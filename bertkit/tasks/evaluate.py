@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bertkit.model.config import BertConfig
+
 TASK_FILE = "bertkit_task.json"
 TASKS = ("classify", "ner", "qa")
 
@@ -122,7 +124,7 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
     settings = read_task_settings(folder)
     task = task or settings.get("task")
     if task is None:
-        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or [""]
+        architectures = BertConfig.from_pretrained(folder).architectures or [""]
         task = {"BertForSequenceClassification": "classify", "BertForTokenClassification": "ner",
                 "BertForQuestionAnswering": "qa"}.get(architectures[0])
         if task is None:

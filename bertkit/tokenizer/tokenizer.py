@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 import re
 
+from bertkit.files import read_json_object
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.wordpiece import WordPiece
@@ -801,13 +802,7 @@ CONFIG_FLAGS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "kee
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); fix or delete it") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, "fix or delete it")
 
 
 def _token_content(token: Any) -> Any:

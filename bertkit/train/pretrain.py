@@ -38,6 +38,7 @@ from torch import nn
 from bertkit.data.corpus import TokenShards
 from bertkit.data.masking import Masker, PretrainingCollator
 from bertkit.data.pretraining import MODES, PretrainingDataset, PretrainingSampler
+from bertkit.files import read_json_object
 from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -127,11 +128,7 @@ class PretrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config file {path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        return cls.from_dict(read_json_object(path, "fix the pretraining config file"))
 
 
 # ------------------------------------------------------------------------------------------ the step
