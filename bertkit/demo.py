@@ -252,7 +252,7 @@ class Journey:
         section = self.step("Fine-tune and evaluate a sentiment classifier",
                             f"bertkit finetune classify --model {checkpoint} --train {train} --eval {dev} "
                             f"--output {folder} --epochs {epochs} --lr {self.size.finetune_lr}  |  "
-                            f"bertkit evaluate --model {folder} --input {dev}")
+                            f"bertkit evaluate --model {folder} --data {dev}")
         started = time.perf_counter()
         result = finetune_classifier(checkpoint, train, dev, self.finetune_config("sentiment", epochs, 8))
         self.timed("sentiment", started)
