@@ -38,6 +38,24 @@ _PUBLIC: dict[str, str] = {
     # pipelines
     "pipeline": "bertkit.pipelines",
     "FillMaskPipeline": "bertkit.pipelines",
+    "AutoConfig": "bertkit.model",
+    # fine-tuning with HuggingFace's Trainer surface
+    "Trainer": "bertkit.train.trainer",
+    "TrainingArguments": "bertkit.train.trainer",
+    "TrainOutput": "bertkit.train.trainer",
+    "EvalPrediction": "bertkit.train.trainer",
+    "TrainerCallback": "bertkit.train.trainer",
+    "EarlyStoppingCallback": "bertkit.train.trainer",
+    "set_seed": "bertkit.train.trainer",
+    "AdamW": "bertkit.train.optim",
+    "get_scheduler": "bertkit.train.optim",
+    "get_linear_schedule_with_warmup": "bertkit.train.optim",
+    "get_cosine_schedule_with_warmup": "bertkit.train.optim",
+    "get_constant_schedule_with_warmup": "bertkit.train.optim",
+    "DataCollatorWithPadding": "bertkit.data.collators",
+    "DataCollatorForLanguageModeling": "bertkit.data.collators",
+    "DataCollatorForWholeWordMask": "bertkit.data.collators",
+    "DataCollatorForTokenClassification": "bertkit.data.collators",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tarfile
 
 # `pytest -n 2` runs two workers on two cores: one math thread each avoids oversubscription (subprocesses
 # that tests start inherit it too).
@@ -35,3 +36,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise RuntimeError(f"the real data folder {SHARED_DATA} is missing (it sits beside the checkout)")
     return SHARED_DATA
+
+
+def wiki_lines(archive: Path, n: int) -> list[str]:
+    """Body lines of a WikiExtractor tar.xz (no <doc> tags, no blank or title-only lines): real text for tests."""
+    lines: list[str] = []
+    with tarfile.open(archive, mode="r|xz") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            for line in tar.extractfile(member).read().decode("utf-8").splitlines():
+                if line.strip() and not line.startswith(("<doc", "</doc")) and len(line) > 40:
+                    lines.append(line)
+                    if len(lines) >= n:
+                        return lines
+    return lines

@@ -8,33 +8,18 @@ import json
 import lzma
 import os
 import re
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from bertkit import BertTokenizer
+from conftest import wiki_lines
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread: the machine is shared
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 N_LINES = 1500  # per source; the CI slice
-
-
-def wiki_lines(archive: Path, n: int) -> list[str]:
-    """Body lines of a WikiExtractor tar.xz (no <doc> tags, no blank or title-only lines)."""
-    lines: list[str] = []
-    with tarfile.open(archive, mode="r|xz") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            for line in tar.extractfile(member).read().decode("utf-8").splitlines():
-                if line.strip() and not line.startswith(("<doc", "</doc")) and len(line) > 40:
-                    lines.append(line)
-                    if len(lines) >= n:
-                        return lines
-    return lines
 
 
 def xz_lines(path: Path, n: int, skip: int = 0) -> list[str]:

@@ -3,4 +3,7 @@
     from bertkit.data.corpus import prepare_corpus, TokenShards
     from bertkit.data.pretraining import PretrainingDataset, PretrainingSampler
     from bertkit.data.masking import Masker, PretrainingCollator
+
+Batches for fine-tuning: `collators` (`PaddingCollator`, and HF's `DataCollatorWithPadding`,
+`DataCollatorForTokenClassification`, `DataCollatorForLanguageModeling`, `DataCollatorForWholeWordMask`).
 """

@@ -22,6 +22,20 @@ from .heads import (
 from .outputs import ModelOutput
 
 
+class AutoConfig:
+    """HF's AutoConfig for the seeds' code: `AutoConfig.from_pretrained(folder, **overrides)` gives a BertConfig.
+
+    A config.json of another architecture (model_type other than "bert") is a ValueError naming it.
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("use AutoConfig.from_pretrained(folder)")
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> BertConfig:
+        return BertConfig.from_pretrained(name_or_path, **overrides)
+
+
 class _AutoModel:
     """HF's Auto* names for the seeds' code: from_pretrained / from_config build the matching Bert class."""
 
@@ -60,7 +74,7 @@ class AutoModelForQuestionAnswering(_AutoModel):
 
 
 __all__ = [
-    "AutoModel", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
+    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice",
     "BertForNextSentencePrediction", "BertForPreTraining", "BertForQuestionAnswering",
     "BertForSequenceClassification", "BertForTokenClassification", "BertModel", "BertPreTrainedModel",

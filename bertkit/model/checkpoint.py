@@ -9,7 +9,6 @@ and which model weights are newly initialised. Writes config.json + model.safete
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import socket
@@ -19,9 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bertkit.utils.logging import get_logger
+
 from .config import BertConfig
 
-logger = logging.getLogger("bertkit")
+logger = get_logger()  # the "bertkit" logger: WARNING and up to stderr by default, utils.logging sets verbosity
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"

@@ -202,7 +202,7 @@ def encode_examples(
     problem_type: str = "single_label_classification",
 ) -> list[dict[str, Any]]:
     """One unpadded feature dict per example (input_ids, token_type_ids, attention_mask[, labels]);
-    `bertkit.tasks.train.PaddingCollator` pads each batch to its own longest row."""
+    `bertkit.data.collators.PaddingCollator` pads each batch to its own longest row."""
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples]
     has_pairs = any(p is not None for p in pairs)

@@ -1,4 +1,4 @@
-"""The one fine-tuning loop, shared by classification, NER and QA.
+"""Fine-tuning for the task recipes (classification, NER, QA): `FinetuneConfig` -> `bertkit.Trainer`.
 
     config = FinetuneConfig(output_dir="runs/sst2", epochs=2, batch_size=16, learning_rate=5e-5)
     result = finetune(model, train_features, config, evaluate=lambda m: {"accuracy": ...}, tokenizer=tokenizer)
@@ -7,19 +7,15 @@ A feature is a dict of python lists (input_ids, token_type_ids, attention_mask a
 `labels` or `start_positions`/`end_positions`); `PaddingCollator` pads each batch to its longest row.
 `evaluate(model) -> dict` is the task's evaluation (it may use `predict` below); it runs every epoch or
 every `eval_every` steps, its numbers are logged to `output_dir/metrics.jsonl`, the best one (by
-`metric_for_best`) is checkpointed with `bertkit.train.checkpoint`, early stopping counts evaluations
-without improvement, and at the end the best weights are back in `model` and saved to `output_dir`.
-The optimizer (`bertkit.train.optim.build_optimizer`: AdamW, fused, no decay on LayerNorm/bias) and the warmup +
-linear decay schedule (`bertkit.train.optim.linear_warmup_decay`) are the ones pretraining uses.
+`metric_for_best`) is checkpointed, early stopping counts evaluations without improvement, and at the end
+the best weights are back in `model` and saved to `output_dir`. The loop itself is `bertkit.train.trainer`
+(the one behind `bertkit.Trainer`): this module only maps the recipes' settings onto `TrainingArguments`.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import math
-import random
 import shutil
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,12 +24,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bertkit.train.checkpoint import load_model_weights, save_checkpoint
-from bertkit.train.logging import MetricsLogger
-from bertkit.train.optim import build_optimizer, linear_warmup_decay
+from bertkit.data.collators import MODEL_KEYS, PaddingCollator  # noqa: F401 (re-exported)
+from bertkit.train.trainer import Trainer, TrainingArguments, select_device, set_seed  # noqa: F401 (re-exported)
 
-# what a feature may hand to the model; everything else in a feature is for post-processing
-MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
 # metrics where smaller is better; everything else (accuracy, f1, exact_match, ...) is maximized
 LOWER_IS_BETTER = ("loss", "eval_loss", "mse")
 
@@ -63,69 +56,17 @@ class FinetuneConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# batching
-
-
-class PaddingCollator:
-    """Pads a list of features to the batch's longest sequence and returns tensors.
-
-    input_ids get the tokenizer's pad id, masks and segment ids 0, token-level labels -100 (ignored by the
-    loss); sequence-level labels, multi-hot vectors and start/end positions are stacked as they are.
-    """
-
-    def __init__(self, pad_token_id: int = 0) -> None:
-        self.pad_token_id = pad_token_id
-
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        length = max(len(f["input_ids"]) for f in features)
-        pad_values = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
-        batch: dict[str, torch.Tensor] = {}
-        for key in features[0]:
-            if key not in MODEL_KEYS:
-                continue  # offsets, example ids, word ids: kept for post-processing, not model inputs
-            values = [f[key] for f in features]
-            if key in pad_values or (key == "labels" and _is_token_level(values, features)):
-                pad = pad_values.get(key, -100)
-                batch[key] = torch.tensor([list(v) + [pad] * (length - len(v)) for v in values], dtype=torch.long)
-            elif key == "labels" and isinstance(values[0], (float, list)):
-                batch[key] = torch.tensor(values, dtype=torch.float)  # regression / multi-hot (BCE wants floats)
-            else:
-                batch[key] = torch.tensor(values, dtype=torch.long)  # class ids, start/end positions
-        return batch
-
-
-def _is_token_level(values: list, features: Sequence[dict[str, Any]]) -> bool:
-    # token labels are int lists as long as input_ids (multi-hot vectors are float lists)
-    first = values[0]
-    return isinstance(first, list) and (not first or isinstance(first[0], int)) and len(first) == len(features[0]["input_ids"])
-
-
-def batches(features: Sequence[dict], batch_size: int, collator: Callable, shuffle: bool = False,
-            generator: random.Random | None = None):
-    order = list(range(len(features)))
-    if shuffle:
-        (generator or random).shuffle(order)
-    for start in range(0, len(order), batch_size):
-        yield collator([features[i] for i in order[start : start + batch_size]])
-
-
-# ----------------------------------------------------------------------------------------------
 # devices
 
 
-def select_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} asked for but CUDA is not available here; use --device cpu")
-    return device
+def bf16_available(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def autocast(device: torch.device, bf16: bool | None):
     """bf16 autocast on a GPU that supports it (None = automatic); plain fp32 on CPU."""
     if bf16 is None:
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        bf16 = bf16_available(device)
     if bf16 and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -182,18 +123,6 @@ def count_trainable(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def is_better(value: float, best: float | None, metric: str) -> bool:
-    if best is None:
-        return True
-    return value < best if metric in LOWER_IS_BETTER else value > best
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def finetune(
     model: torch.nn.Module,
     train_features: Sequence[dict],
@@ -202,104 +131,70 @@ def finetune(
     tokenizer: Any = None,
     collator: Callable | None = None,
 ) -> dict[str, Any]:
-    """Train `model` in place; returns {"best_metric", "best_step", "steps", "train_runtime", "history"}."""
+    """Train `model` in place through `bertkit.Trainer`; returns {"best_metric", "best_step", "steps",
+    "train_runtime", "metric_for_best", "trainable_parameters", "history"}. The best evaluation's weights end up
+    in `model` and in `config.output_dir` (with the tokenizer); metrics go to `output_dir/metrics.jsonl`."""
+    from bertkit.train.trainer import EarlyStoppingCallback
+
     if not train_features:
         raise ValueError("no training examples: the training file gave nothing to train on")
-    if config.metric_for_best is None:
-        config = replace(config, metric_for_best="loss")
-    set_seed(config.seed)
+    metric = config.metric_for_best or "loss"
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "finetune_config.json").write_text(json.dumps(asdict(replace(config, metric_for_best=metric)), indent=2))
+    set_seed(config.seed)
     device = select_device(config.device)
-    model.to(device)
     if config.freeze_encoder:
         freeze_encoder(model)
-    collator = collator or PaddingCollator(getattr(tokenizer, "pad_token_id", 0) or 0)
+    evaluation = "no" if evaluate is None else "steps" if config.eval_every else "epoch"
+    keep_best = config.save_best and evaluate is not None
+    checkpoints = output_dir / "checkpoints"  # best-of-this-run only; removed once the best is in output_dir
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    args = TrainingArguments(
+        output_dir=str(checkpoints), logging_dir=str(output_dir), num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size, learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+        adam_epsilon=config.adam_epsilon, max_grad_norm=config.max_grad_norm, eval_strategy=evaluation,
+        eval_steps=config.eval_every or None, save_steps=config.eval_every or 500, logging_steps=config.log_every or 10**9,
+        save_strategy=evaluation if keep_best else "no", save_total_limit=1, load_best_model_at_end=keep_best,
+        metric_for_best_model=metric, greater_is_better=metric not in LOWER_IS_BETTER, seed=config.seed,
+        device=str(device), bf16=config.bf16 if config.bf16 is not None else bf16_available(device),
+    )
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=list(train_features), data_collator=collator,
+                            processing_class=tokenizer, callbacks=callbacks, recipe_evaluate=evaluate)
+    output = trainer.train()
+    trainer.save_model(output_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    state = trainer.state
+    best_metric = state.best_metric
+    if best_metric is None and evaluate is not None:
+        evaluations = [e for e in state.log_history if f"eval_{metric}" in e]
+        best_metric = evaluations[-1][f"eval_{metric}"] if evaluations else None
+    return {"best_metric": best_metric, "best_step": state.best_global_step or 0, "steps": output.global_step,
+            "train_runtime": round(output.metrics["train_runtime"], 3), "metric_for_best": metric,
+            "trainable_parameters": count_trainable(model), "history": state.log_history}
 
-    steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
-    total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
-    warmup = config.warmup_steps or int(math.ceil(config.warmup_ratio * total_steps))
-    optimizer = build_optimizer(model, "adamw", lr=config.learning_rate, weight_decay=config.weight_decay,
-                                eps=config.adam_epsilon)
-    scheduler = linear_warmup_decay(optimizer, min(warmup, total_steps), total_steps)
-    checkpoints = output_dir / "checkpoints"
-    shutil.rmtree(checkpoints, ignore_errors=True)  # best-of-this-run only
 
-    (output_dir / "finetune_config.json").write_text(json.dumps(asdict(config), indent=2))
-    shuffler = random.Random(config.seed)
-    history: list[dict] = []
-    best_metric, best_step, best_folder, bad_evals = None, 0, None, 0
-    step, running_loss, running_count, stop = 0, 0.0, 0, False
-    start = time.perf_counter()
+class RecipeTrainer(Trainer):
+    """The Trainer with a recipe's own evaluation (entity F1 from tags, QA answers from logits): HF recipes
+    subclass Trainer the same way (QuestionAnsweringTrainer)."""
 
-    def run_evaluation(epoch: float) -> None:
-        nonlocal best_metric, best_step, best_folder, bad_evals, stop
-        if evaluate is None:
-            return
-        metrics = evaluate(model)
-        model.train()
-        row = logger.log(step=step, split="eval", epoch=round(epoch, 3),
-                         **{k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        history.append(row)
-        if config.metric_for_best not in metrics:
-            raise ValueError(f"metric_for_best {config.metric_for_best!r} is not among the evaluation's "
-                             f"metrics {sorted(metrics)}; pick one of those")
-        value = float(metrics[config.metric_for_best])
-        progress.write(f"step {step} epoch {epoch:.2f}: " + ", ".join(
-            f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float))))
-        if is_better(value, best_metric, config.metric_for_best):
-            best_metric, best_step, bad_evals = value, step, 0
-            if config.save_best:
-                best_folder = save_checkpoint(checkpoints, step, model, tokenizer=tokenizer,
-                                              extra={"metrics": {k: v for k, v in metrics.items()
-                                                                 if isinstance(v, (int, float))}}, keep_last=1)
-        else:
-            bad_evals += 1
-            if config.early_stopping_patience and bad_evals >= config.early_stopping_patience:
-                progress.write(f"early stopping: {bad_evals} evaluations without a better {config.metric_for_best}")
-                stop = True
+    def __init__(self, *args: Any, recipe_evaluate: Callable[[torch.nn.Module], dict] | None = None,
+                 **kwargs: Any) -> None:
+        self.recipe_evaluate = recipe_evaluate
+        super().__init__(*args, **kwargs)
 
-    model.train()
-    with MetricsLogger(output_dir / "metrics.jsonl") as logger, \
-            tqdm(total=total_steps, desc="finetune", dynamic_ncols=True) as progress:
-        while step < total_steps and not stop:
-            for batch in batches(train_features, config.batch_size, collator, shuffle=True, generator=shuffler):
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast(device, config.bf16):
-                    loss = model(**batch, return_dict=True).loss
-                loss.backward()
-                if config.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                running_loss += loss.item()
-                running_count += 1
-                progress.update(1)
-                progress.set_postfix(loss=f"{running_loss / running_count:.4f}")
-                if config.log_every and step % config.log_every == 0:
-                    history.append(logger.log(step=step, split="train", loss=running_loss / running_count,
-                                              lr=scheduler.get_last_lr()[0], epoch=round(step / steps_per_epoch, 3)))
-                    running_loss, running_count = 0.0, 0
-                if config.eval_every and step % config.eval_every == 0:
-                    run_evaluation(step / steps_per_epoch)
-                if step >= total_steps or stop:
-                    break
-            if not config.eval_every and not stop:
-                run_evaluation(step / steps_per_epoch)
-        if running_count:
-            history.append(logger.log(step=step, split="train", loss=running_loss / running_count,
-                                      lr=scheduler.get_last_lr()[0], epoch=round(step / steps_per_epoch, 3)))
-    train_runtime = time.perf_counter() - start
+    def has_evaluation(self) -> bool:
+        return self.recipe_evaluate is not None or super().has_evaluation()
 
-    if best_folder is not None and best_step != step:
-        load_model_weights(model, best_folder)  # back to the best evaluation's weights
-    model.save_pretrained(output_dir)
-    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-        tokenizer.save_pretrained(output_dir)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the best weights now sit in output_dir itself
-    result = {"best_metric": best_metric, "best_step": best_step, "steps": step,
-              "train_runtime": round(train_runtime, 3), "metric_for_best": config.metric_for_best,
-              "trainable_parameters": count_trainable(model), "history": history}
-    return result
+    def evaluate(self, eval_dataset: Any = None, **kwargs: Any) -> dict[str, float]:
+        if self.recipe_evaluate is not None and eval_dataset is None and not self.eval_rows:
+            self.eval_rows = [{}]  # the recipe reads its own examples; one placeholder row for the counts
+        return super().evaluate(eval_dataset, **kwargs)
+
+    def evaluation_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.recipe_evaluate is None:
+            return super().evaluation_metrics(rows)
+        return {k: v for k, v in self.recipe_evaluate(self.model).items() if isinstance(v, (int, float))}

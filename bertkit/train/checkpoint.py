@@ -30,7 +30,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -136,12 +136,14 @@ def save_checkpoint(
     scheduler: Any = None,
     extra: dict[str, Any] | None = None,
     keep_last: int | None = None,
+    protect: Sequence[str] = (),
 ) -> Path:
     """Write `run_dir/step-XXXXXXXX/` atomically and point `run_dir/latest` at it; returns the folder.
 
     `extra` holds your recipe's own state (data position, epoch, best metric...): plain Python values
     and tensors. Under torch.distributed call this on every rank (it gathers each rank's RNG state);
-    only rank 0 writes. `keep_last` prunes older step folders (the one `latest` names is always kept).
+    only rank 0 writes. `keep_last` prunes older step folders (the one `latest` names is always kept, and so are
+    the folder names in `protect`, such as the best evaluation's).
     """
     run_dir = Path(run_dir)
     dist = _dist()
@@ -179,17 +181,16 @@ def save_checkpoint(
         _fsync_dir(run_dir)
         _write_latest(run_dir, final.name)
         if keep_last:
-            _prune(run_dir, keep_last, keep=final.name)
+            _prune(run_dir, keep_last, keep={final.name, *protect})
     if dist:
         dist.barrier()
     return final
 
 
-def _prune(run_dir: Path, keep_last: int, keep: str) -> None:
-    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir())
-    for old in folders[:-keep_last]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
+def _prune(run_dir: Path, keep_last: int, keep: set[str]) -> None:
+    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir() and p.name not in keep)
+    for old in folders[:max(0, len(folders) - (keep_last - 1))]:  # the newest one (in keep) counts among keep_last
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- load

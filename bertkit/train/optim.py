@@ -11,13 +11,16 @@ Use from any recipe:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
 
+HuggingFace's names work too: `AdamW`, `get_scheduler(name, ...)`, `get_linear_schedule_with_warmup`,
+`get_cosine_schedule_with_warmup`, `get_constant_schedule_with_warmup` (same learning rate at every step).
+
 Weight decay is applied to weight matrices only: biases and LayerNorm parameters (BERT's
 "no_decay" list) are put in a second parameter group with weight_decay=0.
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -176,3 +179,86 @@ def linear_warmup_decay(
     if isinstance(warmup_steps, float) and 0 < warmup_steps < 1:
         warmup_steps = int(math.ceil(warmup_steps * total_steps))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupLinearDecay(int(warmup_steps), total_steps, min_ratio))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HuggingFace's names, for code written against `transformers` (the seeds do `from transformers import AdamW`).
+# torch's AdamW is what transformers itself now points users to; same defaults as torch (eps=1e-8).
+AdamW = torch.optim.AdamW
+
+SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
+class WarmupSchedule:
+    """lr multiplier of HuggingFace's `get_*_schedule_with_warmup`, formula for formula.
+
+    Warmup is step / warmup_steps (so step 0 has lr 0, unlike `WarmupLinearDecay`), then
+    - "linear": (total - step) / (total - warmup), floored at 0;
+    - "cosine": 0.5 * (1 + cos(pi * num_cycles * 2 * progress)), floored at 0 (num_cycles=0.5: one half-wave to 0);
+    - "constant": 1.
+    A callable object (not a lambda), so `LambdaLR.state_dict()` saves it and a resumed scheduler is exact.
+    """
+
+    def __init__(self, kind: str, warmup_steps: int = 0, total_steps: int | None = None, num_cycles: float = 0.5) -> None:
+        if kind not in ("linear", "cosine", "constant"):
+            raise ValueError(f"unknown schedule kind {kind!r}; choose linear, cosine or constant")
+        if kind != "constant" and total_steps is None:
+            raise ValueError(f"the {kind} schedule needs total_steps (num_training_steps)")
+        self.kind = kind
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.num_cycles = float(num_cycles)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return float(step) / float(max(1, self.warmup_steps))
+        if self.kind == "constant":
+            return 1.0
+        if self.kind == "linear":
+            return max(0.0, float(self.total_steps - step) / float(max(1, self.total_steps - self.warmup_steps)))
+        progress = float(step - self.warmup_steps) / float(max(1, self.total_steps - self.warmup_steps))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * progress)))
+
+
+def get_linear_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int,
+                                    last_epoch: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+    """0 -> lr linearly over `num_warmup_steps`, then lr -> 0 linearly at `num_training_steps` (HuggingFace's)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupSchedule("linear", num_warmup_steps, num_training_steps), last_epoch)
+
+
+def get_cosine_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int,
+                                    num_cycles: float = 0.5, last_epoch: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine decay: `num_cycles` waves over the remaining steps (0.5: lr -> 0 once)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupSchedule("cosine", num_warmup_steps, num_training_steps, num_cycles), last_epoch)
+
+
+def get_constant_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int,
+                                      last_epoch: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then the optimizer's lr unchanged."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule("constant", num_warmup_steps), last_epoch)
+
+
+def get_scheduler(name: str, optimizer: torch.optim.Optimizer, num_warmup_steps: int | None = None,
+                  num_training_steps: int | None = None,
+                  scheduler_specific_kwargs: dict[str, Any] | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """HuggingFace's `get_scheduler` for the schedules above, by name.
+
+    `scheduler_specific_kwargs` go to the schedule function (e.g. {"num_cycles": 1.0} for cosine); one it does
+    not take is a TypeError, as in HuggingFace.
+    """
+    name = str(getattr(name, "value", name)).lower()  # HF also passes a SchedulerType enum
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULES)}")
+    extra = dict(scheduler_specific_kwargs or {})
+    if name == "constant":
+        return get_constant_schedule_with_warmup(optimizer, 0, **extra)
+    if num_warmup_steps is None:
+        raise ValueError(f"the {name} scheduler needs num_warmup_steps")
+    if name == "constant_with_warmup":
+        return get_constant_schedule_with_warmup(optimizer, num_warmup_steps, **extra)
+    if num_training_steps is None:
+        raise ValueError(f"the {name} scheduler needs num_training_steps")
+    build = get_linear_schedule_with_warmup if name == "linear" else get_cosine_schedule_with_warmup
+    return build(optimizer, num_warmup_steps, num_training_steps, **extra)
