@@ -13,19 +13,17 @@ the best weights are back in `model` and saved to `output_dir`. The loop itself 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from bertkit.data.collators import MODEL_KEYS, PaddingCollator  # noqa: F401 (re-exported)
-from bertkit.train.trainer import Trainer, TrainingArguments, select_device, set_seed  # noqa: F401 (re-exported)
+from bertkit.train.trainer import (Trainer, TrainingArguments, forward_in_batches, select_device,  # noqa: F401
+                                   set_seed)
 
 # metrics where smaller is better; everything else (accuracy, f1, exact_match, ...) is maximized
 LOWER_IS_BETTER = ("loss", "eval_loss", "mse")
@@ -63,45 +61,19 @@ def bf16_available(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def autocast(device: torch.device, bf16: bool | None):
-    """bf16 autocast on a GPU that supports it (None = automatic); plain fp32 on CPU."""
-    if bf16 is None:
-        bf16 = bf16_available(device)
-    if bf16 and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # ----------------------------------------------------------------------------------------------
 # inference over features
 
 
-@torch.inference_mode()
 def predict(model: torch.nn.Module, features: Sequence[dict], collator: Callable, batch_size: int = 64,
             bf16: bool | None = None, progress: bool = False) -> dict[str, Any]:
     """Run the model over features. Returns {"loss": mean loss or None, "<output>": one numpy array per
     feature} for logits / start_logits / end_logits; token-level outputs are cut to each feature's length."""
-    model.eval()
     device = next(model.parameters()).device
-    outputs: dict[str, list[np.ndarray]] = {}
-    loss_sum, loss_count = 0.0, 0
-    for batch in tqdm(list(range(0, len(features), batch_size)), desc="predict", disable=not progress, leave=False):
-        chunk = features[batch : batch + batch_size]
-        inputs = {k: v.to(device) for k, v in collator(chunk).items()}
-        with autocast(device, bf16):
-            out = model(**inputs, return_dict=True)
-        if getattr(out, "loss", None) is not None:
-            loss_sum += float(out.loss) * len(chunk)
-            loss_count += len(chunk)
-        for name in ("logits", "start_logits", "end_logits"):
-            tensor = getattr(out, name, None)
-            if tensor is None:
-                continue
-            tensor = tensor.float().cpu().numpy()
-            token_level = name != "logits" or tensor.ndim == 3
-            for row, feature in zip(tensor, chunk):
-                outputs.setdefault(name, []).append(row[: len(feature["input_ids"])] if token_level else row)
-    return {"loss": loss_sum / loss_count if loss_count else None, **outputs}
+    use_bf16 = bf16_available(device) if bf16 is None else bf16 and device.type == "cuda"
+    outputs, _, loss = forward_in_batches(model, features, collator, batch_size, "bf16" if use_bf16 else "fp32",
+                                          label_names=(), progress=progress)
+    return {"loss": loss, **{k: v for k, v in outputs.items() if k in ("logits", "start_logits", "end_logits")}}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -618,12 +618,18 @@ class Trainer:
     def _record(self, logs: dict[str, Any], split: str) -> None:
         entry = {**logs, "step": self.state.global_step}
         self.state.log_history.append(entry)
-        if self._logger is not None:
+        metrics_log = self._logger
+        if metrics_log is None and self.state.global_step:  # evaluate() after train(): append to that run's log
+            metrics_log = MetricsLogger(Path(self.args.logging_dir or self.args.output_dir) / "metrics.jsonl",
+                                        resume_step=self.state.global_step)
+        if metrics_log is not None:
             prefix = "eval_" if split == "eval" else "train_" if split == "train_end" else ""
             row = {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in logs.items()}
             if "learning_rate" in row:
                 row["lr"] = row.pop("learning_rate")
-            self._logger.log(step=self.state.global_step, split=split, **row)
+            metrics_log.log(step=self.state.global_step, split=split, **row)
+            if metrics_log is not self._logger:
+                metrics_log.close()
         self._call("on_log", logs=logs)
 
     def _track_best(self, metrics: dict[str, float]) -> None:
@@ -716,45 +722,16 @@ class Trainer:
         metrics[f"{metric_key_prefix}_samples_per_second"] = round(len(rows) / max(runtime, 1e-9), 3)
         return PredictionOutput(predictions, label_ids, metrics)
 
-    @torch.inference_mode()
     def prediction_loop(self, rows: list[dict[str, Any]]) -> tuple[Any, Any, float | None]:
-        """Run the model over rows in length-sorted batches; returns (predictions, label_ids, mean loss) in the
-        rows' order. Token-level outputs of different lengths are padded with -100, as HF does."""
-        was_training = self.model.training
-        self.model.eval()
-        order = sorted(range(len(rows)), key=lambda i: -row_length(rows[i]))
-        size = self.args.per_device_eval_batch_size
-        outputs: dict[str, list[np.ndarray]] = {}
-        labels: dict[str, list[np.ndarray]] = {}
-        loss_sum, loss_rows = torch.zeros((), device=self.device), 0
-        for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            batch = self._to_device(self._collate([rows[i] for i in chunk]))
-            with autocast_context(self.device, self.precision):
-                out = self.model(**batch, return_dict=True)
-            if getattr(out, "loss", None) is not None:
-                loss_sum += out.loss.detach().float() * len(chunk)
-                loss_rows += len(chunk)
-            for name, value in out.items():
-                if name in ("loss", "hidden_states", "attentions") or not isinstance(value, torch.Tensor):
-                    continue
-                if self.preprocess_logits_for_metrics is not None:
-                    value = self.preprocess_logits_for_metrics(value, batch.get("labels"))
-                outputs.setdefault(name, []).extend(value.float().cpu().numpy())
-            for name in self.args.label_names or ("labels", "start_positions", "end_positions"):
-                if name in batch:
-                    labels.setdefault(name, []).extend(batch[name].cpu().numpy())
-        self.model.train(was_training)
-        back = np.argsort(order)  # position in the sorted order of each original row
-
-        def gather(arrays: list[np.ndarray]) -> np.ndarray:
-            return _stack_padded([arrays[j] for j in back])
-
-        predictions = tuple(gather(v) for v in outputs.values())
-        label_ids = tuple(gather(v) for v in labels.values())
+        """(predictions, label_ids, mean loss) over rows, in the rows' order. Token-level outputs of different
+        lengths are padded with -100 into one array, as HF does; QA gives (start_logits, end_logits)."""
+        outputs, labels, loss = forward_in_batches(
+            self.model, rows, self._collate, self.args.per_device_eval_batch_size, self.precision,
+            label_names=tuple(self.args.label_names or LABEL_NAMES), transform=self.preprocess_logits_for_metrics)
+        predictions = tuple(_stack_padded(v) for v in outputs.values())
+        label_ids = tuple(_stack_padded(v) for v in labels.values())
         return (predictions[0] if len(predictions) == 1 else predictions,
-                (label_ids[0] if len(label_ids) == 1 else label_ids) if label_ids else None,
-                float(loss_sum) / loss_rows if loss_rows else None)
+                (label_ids[0] if len(label_ids) == 1 else label_ids) if label_ids else None, loss)
 
     # -- saving -----------------------------------------------------------------------------------------
     def save_model(self, output_dir: str | os.PathLike | None = None) -> None:
@@ -765,6 +742,55 @@ class Trainer:
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(folder)
         (folder / "training_args.json").write_text(json.dumps(self.args.to_dict(), indent=2, default=str))
+
+
+LABEL_NAMES = ("labels", "start_positions", "end_positions")
+
+
+@torch.inference_mode()
+def forward_in_batches(
+    model: torch.nn.Module,
+    rows: Sequence[dict[str, Any]],
+    collate: Callable[[list], dict[str, torch.Tensor]],
+    batch_size: int = 64,
+    precision: str = "fp32",
+    label_names: Sequence[str] = LABEL_NAMES,
+    transform: Callable | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], float | None]:
+    """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
+
+    Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
+    order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = [row_length(r) for r in rows]
+    full_lengths = [len(r["input_ids"]) for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    outputs: dict[str, list[Any]] = {}
+    labels: dict[str, list[Any]] = {}
+    loss_sum, loss_rows = torch.zeros((), device=device), 0
+    for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
+        chunk = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
+        seq_len = batch["input_ids"].shape[1]
+        with autocast_context(device, precision):
+            out = model(**batch, return_dict=True)
+        if getattr(out, "loss", None) is not None:
+            loss_sum += out.loss.detach().float() * len(chunk)
+            loss_rows += len(chunk)
+        named = [(name, value, outputs) for name, value in out.items()
+                 if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
+        named += [(name, batch[name], labels) for name in label_names if name in batch]
+        for name, value, into in named:
+            if transform is not None and into is outputs:
+                value = transform(value, batch.get("labels"))
+            token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
+            for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
+                into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
+    model.train(was_training)
+    return outputs, labels, float(loss_sum) / loss_rows if loss_rows else None
 
 
 def _flat_ints(value: Any) -> list[int]:
