@@ -131,6 +131,15 @@ def run_hf(class_name: str, head: dict, features: list, settings: dict, steps: i
     return model, time.perf_counter() - start, output.training_loss
 
 
+def padding_share(features: list, batch_size: int, seed: int, grouped: bool) -> float:
+    """The share of padding among the tokens a training epoch computes on, for a batch order."""
+    from bertkit.train.trainer import batch_order, row_length
+
+    lengths = [row_length(f) for f in features]
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batch_order(lengths, batch_size, seed, grouped))
+    return round(1 - sum(lengths) / padded, 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
@@ -173,6 +182,8 @@ def main() -> None:
             "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "train_features": len(features), "eval_examples": n_eval, "epochs": settings["epochs"],
             "batch_size": settings["batch"], "max_length": settings["max_length"], "steps": steps,
+            "padding_share": {"bertkit_grouped": padding_share(features, settings["batch"], args.seed, True),
+                              "random_order": padding_share(features, settings["batch"], args.seed, False)},
             "bertkit": results["bertkit"], "hf_trainer": results["hf"],
             "speedup_examples_per_s": round(results["bertkit"]["examples_per_s"] / results["hf"]["examples_per_s"], 3),
             f"{metric}_difference": round(results["bertkit"][metric] - results["hf"][metric], 4),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -231,7 +230,8 @@ def test_seed_000_logs_what_transformers_trainer_logs(seed_000, seed_000_hugging
     # streams, so the losses cannot be bit-equal; with warmup_steps=500 the learning rate stays below 2e-6 for
     # all 18 steps, so both stay where a near-zero random head starts: near ln 2 for two balanced classes.
     for output in (seed_000["output"], seed_000_huggingface["output"]):
-        assert output.training_loss == pytest.approx(math.log(2), abs=0.1)
+        assert output.training_loss == pytest.approx(math.log(2), abs=0.02)
+    # the logged learning rate is the one the step just taken used (transformers 5 reads it before scheduler.step())
     for lr_ours, lr_hf in zip([e["learning_rate"] for e in our_kinds["train"]],
                               [e["learning_rate"] for e in their_kinds["train"]]):
         assert lr_ours == pytest.approx(lr_hf, rel=1e-9)
@@ -599,12 +599,12 @@ def test_mlm_collator_trains_a_masked_lm_through_trainer(model_name, wiki_text, 
                         intermediate_size=64, max_position_embeddings=64)
     model = BertForMaskedLM(config)
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True, mlm_probability=0.15)
-    trainer = Trainer(model=model, args=tiny_args(tmp_path, max_steps=16, save_strategy="no", logging_steps=1,
-                                                  learning_rate=2e-3),
+    trainer = Trainer(model=model, args=tiny_args(tmp_path, max_steps=24, save_strategy="no", logging_steps=1,
+                                                  learning_rate=5e-3),
                       data_collator=collator, train_dataset=rows)
     output = trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
+    assert len(losses) == 24 and all(math.isfinite(x) for x in losses)
     assert losses[0] == pytest.approx(math.log(tokenizer.vocab_size), rel=0.1)  # a random model starts near ln V
-    assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.2
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.5
     assert math.isfinite(output.training_loss)

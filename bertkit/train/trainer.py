@@ -292,8 +292,10 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
         if not isinstance(row, dict) and hasattr(row, "keys"):
             row = dict(row)
         if not isinstance(row, dict):
+            hint = (": it holds raw text; map the tokenizer over it first, e.g. rows = [{**tokenizer(text), "
+                    "'labels': label} for text, label in ...]") if isinstance(row, str) else ""
             raise ValueError(f"the {what} dataset's item {i} is a {type(row).__name__}, not a dict of columns "
-                             "such as {'input_ids': [...], 'labels': 1}")
+                             "such as {'input_ids': [...], 'labels': 1}" + hint)
         clean = {}
         for key, value in row.items():
             key = "labels" if key in ("label", "label_ids") and "labels" not in row else key
@@ -456,6 +458,16 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's loss on one batch (HF's hook: override it for a custom loss). Models may return an output
+        object or dict with `loss`, or a tuple whose first element is the loss, as HF's Trainer accepts."""
+        outputs = model(**inputs)
+        loss = outputs["loss"] if hasattr(outputs, "keys") else outputs[0] if isinstance(outputs, (tuple, list)) else None
+        if not isinstance(loss, torch.Tensor):
+            raise ValueError(f"{type(model).__name__} returned no loss for a training batch with inputs "
+                             f"{sorted(inputs)}: pass labels the model uses, or override Trainer.compute_loss")
+        return loss
+
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
         if self.optimizer is None:
             self.optimizer = build_optimizer(self.model, "adamw", lr=self.args.learning_rate,
@@ -519,7 +531,7 @@ class Trainer:
                     for indices in micro:
                         batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
                         with autocast_context(self.device, self.precision):
-                            loss = self.model(**batch, return_dict=True).loss
+                            loss = self.compute_loss(self.model, batch)
                         # each micro-batch weighs by its rows, so an uneven last batch counts what it holds
                         scaled = loss * (len(indices) / rows_in_step)
                         (scaler.scale(scaled) if scaler else scaled).backward()
@@ -534,6 +546,7 @@ class Trainer:
                         scaler.update()
                     else:
                         self.optimizer.step()
+                    self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used (HF 5 logs it)
                     self.lr_scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     self.state.global_step += 1
@@ -604,7 +617,7 @@ class Trainer:
         logs = {"loss": round(float(mean_loss), 4)}
         if grad_norm is not None:
             logs["grad_norm"] = float(grad_norm)
-        logs["learning_rate"] = self.lr_scheduler.get_last_lr()[0]
+        logs["learning_rate"] = self._step_lr
         logs["epoch"] = round(self.state.epoch, 4)
         self._progress.set_postfix(loss=f"{logs['loss']:.4f}")
         self.log(logs)
