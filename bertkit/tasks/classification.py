@@ -143,6 +143,15 @@ def read_classification_file(path: str | Path, **kwargs: Any) -> list[Classifica
     return examples_from_rows(read_table(path), **kwargs)
 
 
+def read_task_file(path: str | Path, settings: dict[str, Any], require_labels: bool = True) -> list[ClassificationExample]:
+    """The examples of a file, with the columns the model was fine-tuned with (`bertkit_task.json` settings)."""
+    return read_classification_file(path, text_column=settings.get("text_column"),
+                                    text_pair_column=settings.get("text_pair_column"),
+                                    label_column=settings.get("label_column") if require_labels else None,
+                                    problem_type=settings.get("problem_type", "single_label_classification"),
+                                    require_labels=require_labels)
+
+
 def _label_sort_key(label: str) -> tuple:
     # numeric labels in numeric order ("2" before "10"), so "0"/"1" files keep id 0 = "0"
     try:

@@ -19,9 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from bertkit.model.config import BertConfig
+from bertkit.tasks import registry
 
 TASK_FILE = "bertkit_task.json"
-TASKS = ("classify", "ner", "qa")
+TASKS = registry.fine_tunable_tasks()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,44 +126,41 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
     task = task or settings.get("task")
     if task is None:
         architectures = BertConfig.from_pretrained(folder).architectures or [""]
-        task = {"BertForSequenceClassification": "classify", "BertForTokenClassification": "ner",
-                "BertForQuestionAnswering": "qa"}.get(architectures[0])
-        if task is None:
+        spec = registry.task_of_architecture(architectures[0])
+        if spec is None:
             raise ValueError(f"cannot tell the task of {str(folder)!r} (architectures {architectures}); pass --task")
+        task = spec.name
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    class_name = {"classify": "BertForSequenceClassification", "ner": "BertForTokenClassification",
-                  "qa": "BertForQuestionAnswering"}[task]
+    class_name = registry.get_task(task).model_class
     model = getattr(bertkit.model, class_name).from_pretrained(folder).to(select_device(device)).eval()
     return task, settings, model, BertTokenizer.from_pretrained(folder)
 
 
 def load_examples(task: str, path: str | Path, settings: dict[str, Any], require_labels: bool = True):
     """A task's examples from a file, with the columns / keys the model was fine-tuned with."""
-    if task == "classify":
-        from bertkit.tasks.classification import read_classification_file
-
-        return read_classification_file(path, text_column=settings.get("text_column"),
-                                        text_pair_column=settings.get("text_pair_column"),
-                                        label_column=settings.get("label_column") if require_labels else None,
-                                        problem_type=settings.get("problem_type", "single_label_classification"),
-                                        require_labels=require_labels)
-    if task == "ner":
-        from bertkit.tasks.ner import read_ner_file
-
-        return read_ner_file(path, settings.get("token_column", 0), settings.get("tag_column", -1))
-    from bertkit.tasks.qa import read_squad
-
-    return read_squad(path)
+    return registry.resolve(registry.get_task(task).reader)(path, settings, require_labels)
 
 
 def evaluate_file(model: Any, tokenizer: Any, task: str, examples: Sequence, settings: dict[str, Any],
                   batch_size: int = 64) -> dict[str, Any]:
-    if task == "classify":
-        return evaluate_classification(model, tokenizer, examples, settings.get("max_length", 128), batch_size)
-    if task == "ner":
-        return evaluate_ner(model, tokenizer, examples, settings.get("max_length", 128), batch_size,
-                            settings.get("label_all_subwords", False))
+    return registry.resolve(registry.get_task(task).evaluator)(model, tokenizer, examples, settings, batch_size)
+
+
+# the registry's evaluators: one signature (model, tokenizer, examples, settings, batch_size) for every task
+def evaluate_classification_task(model: Any, tokenizer: Any, examples: Sequence, settings: dict[str, Any],
+                                 batch_size: int = 64) -> dict[str, Any]:
+    return evaluate_classification(model, tokenizer, examples, settings.get("max_length", 128), batch_size)
+
+
+def evaluate_ner_task(model: Any, tokenizer: Any, examples: Sequence, settings: dict[str, Any],
+                      batch_size: int = 64) -> dict[str, Any]:
+    return evaluate_ner(model, tokenizer, examples, settings.get("max_length", 128), batch_size,
+                        settings.get("label_all_subwords", False))
+
+
+def evaluate_qa_task(model: Any, tokenizer: Any, examples: Sequence, settings: dict[str, Any],
+                     batch_size: int = 64) -> dict[str, Any]:
     keys = ("max_seq_length", "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
             "version_2_with_negative")
     return evaluate_qa(model, tokenizer, examples, batch_size=batch_size, **{k: settings[k] for k in keys if k in settings})

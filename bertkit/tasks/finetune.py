@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bertkit.tasks.evaluate import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
+from bertkit.tasks.registry import fine_tunable_tasks, get_task
 from bertkit.tasks.train import FinetuneConfig, finetune
 
-DEFAULT_METRIC = {"classify": "accuracy", "regression": "mse", "multilabel": "micro_f1", "ner": "f1", "qa": "f1"}
+# what picks the best checkpoint: the task's (bertkit.tasks.registry), or the problem type's for classification
+DEFAULT_METRIC = {**{name: get_task(name).default_metric for name in fine_tunable_tasks()},
+                  "regression": "mse", "multilabel": "micro_f1"}
 
 
 def _load(class_name: str, model_dir: str | Path, tokenizer_dir: str | Path | None, **config: Any):

@@ -106,6 +106,11 @@ def read_ner_file(path: str | Path, token_column: int = 0, tag_column: int = -1)
     return read_conll(path, token_column, tag_column)
 
 
+def read_task_file(path: str | Path, settings: dict[str, Any], require_labels: bool = True) -> list[NerSentence]:
+    """The sentences of a file, with the columns the model was fine-tuned with (`bertkit_task.json` settings)."""
+    return read_ner_file(path, settings.get("token_column", 0), settings.get("tag_column", -1))
+
+
 def detect_scheme(tags: Sequence[str]) -> str:
     """"IOBES" when the tags use E-/S- prefixes, else "BIO"."""
     return "IOBES" if any(t[:2] in ("E-", "S-") for t in tags) else "BIO"

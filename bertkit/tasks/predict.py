@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bertkit.tasks.evaluate import load_examples, load_finetuned
+from bertkit.tasks.registry import fine_tunable_tasks
 
 
 def predict_classification(model: Any, tokenizer: Any, examples: list, max_length: int = 128,
@@ -86,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="folder written by `bertkit finetune`")
     parser.add_argument("--input", required=True, help="file to run the model over (see `bertkit predict --help`)")
     parser.add_argument("--output", required=True, help="where the predictions go; the extension picks the format")
-    parser.add_argument("--task", choices=("classify", "ner", "qa"), help="default: read from the model folder")
+    parser.add_argument("--task", choices=fine_tunable_tasks(), help="default: read from the model folder")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
     parser.add_argument("--aggregation-strategy", default="simple", choices=("none", "simple", "first", "average", "max"),

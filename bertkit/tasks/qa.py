@@ -64,6 +64,11 @@ def read_squad(path: str | Path) -> list[QAExample]:
     return examples
 
 
+def read_task_file(path: str | Path, settings: dict[str, Any], require_labels: bool = True) -> list[QAExample]:
+    """The questions of a SQuAD-shaped file (the registry's uniform reader signature)."""
+    return read_squad(path)
+
+
 def split_by_article(examples: Sequence[QAExample], eval_fraction: float = 0.3, seed: int = 42
                      ) -> tuple[list[QAExample], list[QAExample]]:
     """Train / eval split by article title, so no context is seen in both halves."""
