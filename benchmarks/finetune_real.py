@@ -70,8 +70,8 @@ def main() -> None:
 
     import torch
 
-    from bertkit.tasks import finetune as recipes
-    from bertkit.tasks.train import FinetuneConfig
+    from bertkit.train import finetune as recipes
+    from bertkit.train.finetune import FinetuneConfig
 
     output = args.output or tempfile.mkdtemp(prefix=f"bertkit-{args.task}-")
     qa_task = args.task in ("squad", "korquad")

@@ -21,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-corpus": ("bertkit.data.corpus", "tokenize raw text into memory-mapped pretraining shards"),
     "pretrain": ("bertkit.train.pretrain", "pretrain BERT with MLM (+ NSP)"),
     "plot": ("bertkit.train.plot", "plot the curves of a JSONL metrics log to PNG"),
-    "finetune": ("bertkit.tasks.finetune", "fine-tune for classify | ner | qa"),
-    "predict": ("bertkit.tasks.predict", "run a fine-tuned model over a file"),
-    "evaluate": ("bertkit.tasks.evaluate", "evaluate a fine-tuned model on a labelled file"),
+    "finetune": ("bertkit.commands.finetune", "fine-tune for classify | ner | qa"),
+    "predict": ("bertkit.commands.predict", "run a fine-tuned model over a file"),
+    "evaluate": ("bertkit.commands.evaluate", "evaluate a fine-tuned model on a labelled file"),
     "serve": ("bertkit.serve.app", "serve a model over HTTP with a web page"),
     "attention": ("bertkit.serve.attention", "write a self-contained attention view (HTML)"),
 }

@@ -237,7 +237,7 @@ class Journey:
 
     # 6-8 -------------------------------------------------------------------------------------
     def finetune_config(self, task: str, epochs: int, batch_size: int) -> Any:
-        from bertkit.tasks.train import FinetuneConfig
+        from bertkit.train.finetune import FinetuneConfig
 
         return FinetuneConfig(output_dir=str(self.out / task), epochs=epochs, batch_size=batch_size,
                               learning_rate=self.size.finetune_lr, warmup_ratio=0.1, log_every=2,
@@ -245,7 +245,7 @@ class Journey:
 
     def sentiment(self, checkpoint: Path) -> None:
         from bertkit.pipelines import pipeline
-        from bertkit.tasks.finetune import finetune_classifier
+        from bertkit.train.finetune import finetune_classifier
 
         train, dev, folder = TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv", self.out / "sentiment"
         epochs = self.size.sentiment_epochs
@@ -272,7 +272,7 @@ class Journey:
 
     def ner(self, checkpoint: Path) -> None:
         from bertkit.pipelines import pipeline
-        from bertkit.tasks.finetune import finetune_ner
+        from bertkit.train.finetune import finetune_ner
 
         train, dev, folder = TASKS / "ner_train.conll", TASKS / "ner_dev.conll", self.out / "ner"
         epochs = self.size.ner_epochs
@@ -296,7 +296,7 @@ class Journey:
 
     def qa(self, checkpoint: Path) -> None:
         from bertkit.pipelines import pipeline
-        from bertkit.tasks.finetune import finetune_qa
+        from bertkit.train.finetune import finetune_qa
 
         train, dev, folder = TASKS / "qa_train.json", TASKS / "qa_dev.json", self.out / "qa"
         epochs, length = self.size.qa_epochs, self.size.qa_max_seq_length

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bertkit.cli import main
-from bertkit.tasks.finetune import finetune_classifier
-from bertkit.tasks.train import FinetuneConfig, PaddingCollator, count_trainable, finetune, freeze_encoder
+from bertkit.data.collators import PaddingCollator
+from bertkit.train.finetune import FinetuneConfig, count_trainable, finetune, finetune_classifier, freeze_encoder
 from bertkit.train.logging import read_metrics
 
 

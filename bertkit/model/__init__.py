@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .bert import BertModel, BertPreTrainedModel, encode_batches
+from .bert import BertModel, BertPreTrainedModel
+from .inference import encode_batches
 from .config import NAMED_SIZES, BertConfig
 from .heads import (
     BertForMaskedLM,

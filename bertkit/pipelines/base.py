@@ -39,24 +39,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from bertkit.model.inference import resolve_device
+
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def resolve_device(device: str | int | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
-    """HuggingFace's device conventions -> a torch.device (None keeps the model where it is)."""
-    if device is None:
-        if model is not None:
-            parameter = next(model.parameters(), None)
-            if parameter is not None:
-                return parameter.device
-        return torch.device("cpu")
-    if isinstance(device, int):
-        device = "cpu" if device < 0 else f"cuda:{device}"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use device='cpu'")
-    return device
 
 
 def load_model(model: Any, model_class: str) -> torch.nn.Module:

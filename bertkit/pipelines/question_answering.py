@@ -18,7 +18,8 @@ from typing import Any
 
 from bertkit.pipelines.base import Pipeline
 from bertkit.tasks.qa import QAExample, postprocess, prepare_features
-from bertkit.tasks.train import PaddingCollator, predict
+from bertkit.data.collators import PaddingCollator
+from bertkit.model.inference import predict
 
 
 class QuestionAnsweringPipeline(Pipeline):

@@ -1,4 +1,4 @@
-"""Evaluate a fine-tuned model on a labelled file, with the field's metrics (`bertkit evaluate`).
+"""Evaluating a fine-tuned model on labelled examples, with the field's metrics (the library under `bertkit evaluate`).
 
     bertkit evaluate --model runs/sst2 --data dev.tsv
     bertkit evaluate --model runs/conll --data valid.txt            # entity P / R / F1 (seqeval's)
@@ -11,7 +11,6 @@ The task and its settings come from `bertkit_task.json`, written next to the mod
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +32,8 @@ def classify_logits(model: Any, tokenizer: Any, examples: Sequence, max_length: 
                     with_labels: bool = True) -> tuple[np.ndarray, float | None]:
     """Logits (examples x labels) of a sequence classifier, and the mean loss when labels are given."""
     from bertkit.tasks.classification import encode_examples
-    from bertkit.tasks.train import PaddingCollator, predict
+    from bertkit.data.collators import PaddingCollator
+    from bertkit.model.inference import predict
 
     problem_type = model.config.problem_type or "single_label_classification"
     label2id = model.config.label2id if with_labels and problem_type != "regression" else None
@@ -75,7 +75,8 @@ def evaluate_ner(model: Any, tokenizer: Any, sentences: Sequence, max_length: in
     """Entity precision / recall / F1 (equal to seqeval's), token accuracy, per-type report and loss."""
     from bertkit.tasks.metrics import entity_metrics
     from bertkit.tasks.ner import encode_sentences, word_predictions
-    from bertkit.tasks.train import PaddingCollator, predict
+    from bertkit.data.collators import PaddingCollator
+    from bertkit.model.inference import predict
 
     features = encode_sentences(sentences, tokenizer, model.config.label2id, max_length, label_all_subwords)
     out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size)
@@ -91,7 +92,8 @@ def evaluate_qa(model: Any, tokenizer: Any, examples: Sequence, max_seq_length: 
     """Official SQuAD exact_match and f1 (percent), loss, and the answers (id -> text)."""
     from bertkit.tasks.metrics import squad_metrics
     from bertkit.tasks.qa import gold_answers, postprocess, prepare_features
-    from bertkit.tasks.train import PaddingCollator, predict
+    from bertkit.data.collators import PaddingCollator
+    from bertkit.model.inference import predict
 
     features = prepare_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
     out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size)
@@ -115,7 +117,7 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
     """(task, settings, model, tokenizer) of a fine-tuned folder; the task is read from bertkit_task.json
     or guessed from config.json's architectures."""
     import bertkit.model
-    from bertkit.tasks.train import select_device
+    from bertkit.model.inference import resolve_device
     from bertkit.tokenizer import BertTokenizer
 
     folder = Path(model_dir)
@@ -133,7 +135,7 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     class_name = registry.get_task(task).model_class
-    model = getattr(bertkit.model, class_name).from_pretrained(folder).to(select_device(device)).eval()
+    model = getattr(bertkit.model, class_name).from_pretrained(folder).to(resolve_device(device)).eval()
     return task, settings, model, BertTokenizer.from_pretrained(folder)
 
 
@@ -178,27 +180,3 @@ def format_report(task: str, result: dict[str, Any]) -> str:
     totals = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     lines.append("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in totals.items()))
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# the command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="folder written by `bertkit finetune`")
-    parser.add_argument("--data", required=True, help="labelled file: CSV/TSV/JSONL (classify), CoNLL/JSONL (ner), SQuAD JSON (qa)")
-    parser.add_argument("--task", choices=TASKS, help="default: read from the model folder")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
-    parser.add_argument("--output", help="also write the metrics (and predictions) to this JSON file")
-
-
-def run(args: argparse.Namespace) -> int:
-    task, settings, model, tokenizer = load_finetuned(args.model, args.task, args.device)
-    examples = load_examples(task, args.data, settings)
-    result = evaluate_file(model, tokenizer, task, examples, settings, args.batch_size)
-    print(format_report(task, result))
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=1, ensure_ascii=False))
-        print(f"metrics written to {args.output}")
-    return 0

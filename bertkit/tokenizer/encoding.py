@@ -141,7 +141,6 @@ class BatchEncoding(dict):
         return self
 
     def convert_to_tensors(self, tensor_type: str | None) -> BatchEncoding:
-        from bertkit.tokenizer.tokenizer import to_tensors  # one place converts
         for key, value in self.items():
             self[key] = to_tensors(value, tensor_type, key)
         return self
@@ -150,3 +149,21 @@ class BatchEncoding(dict):
 def _indices(batch_or_index: int, index: int | None) -> tuple[int, int]:
     """HuggingFace's helpers take (index) for a single text and (batch_index, index) for batches."""
     return (0, batch_or_index) if index is None else (batch_or_index, index)
+
+
+def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
+    """Lists of rows -> torch ('pt') or numpy ('np') arrays; rows must have one length."""
+    if tensor_type is None:
+        return value
+    if tensor_type not in ("pt", "np"):
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        lengths = {len(row) for row in value}
+        if len(lengths) > 1:
+            raise ValueError(f"cannot make a tensor of {key!r}: its rows have lengths {sorted(lengths)}; "
+                             "pass padding=True (and truncation=True for long texts)")
+    if tensor_type == "pt":
+        import torch
+        return torch.tensor(value, dtype=torch.long)
+    import numpy as np
+    return np.array(value, dtype=np.int64)

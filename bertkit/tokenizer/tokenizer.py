@@ -10,7 +10,6 @@ chunk) and are only computed when asked for, directly or through `BatchEncoding.
 from __future__ import annotations
 
 import gc
-import json
 import os
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -20,13 +19,12 @@ from pathlib import Path
 from typing import Any
 import re
 
-from bertkit.files import read_json_object
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
+from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.wordpiece import WordPiece
 
 VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
-SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 CACHE_SIZE = 500_000  # words (or chunks) kept per cache; the oldest half goes when full
 
@@ -776,169 +774,6 @@ def clean_up_tokenization(text: str) -> str:
     return (text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
             .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s")
             .replace(" 've", "'ve").replace(" 're", "'re"))
-
-
-def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
-    """Lists of rows -> torch ('pt') or numpy ('np') arrays; rows must have one length."""
-    if tensor_type is None:
-        return value
-    if tensor_type not in ("pt", "np"):
-        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
-    if isinstance(value, list) and value and isinstance(value[0], list):
-        lengths = {len(row) for row in value}
-        if len(lengths) > 1:
-            raise ValueError(f"cannot make a tensor of {key!r}: its rows have lengths {sorted(lengths)}; "
-                             "pass padding=True (and truncation=True for long texts)")
-    if tensor_type == "pt":
-        import torch
-        return torch.tensor(value, dtype=torch.long)
-    import numpy as np
-    return np.array(value, dtype=np.int64)
-
-
-# --------------------------------------------------------------------------------------------- files
-CONFIG_FLAGS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "keep_hangul", "model_max_length",
-                "clean_up_tokenization_spaces", "padding_side", "truncation_side", "max_input_chars_per_word")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return read_json_object(path, "fix or delete it")
-
-
-def _token_content(token: Any) -> Any:
-    """Special tokens are saved as "[CLS]" or as {"content": "[CLS]", ...}."""
-    return token.get("content") if isinstance(token, dict) else token
-
-
-def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
-    """BertTokenizer keyword arguments from a HuggingFace tokenizer folder (or a bare vocab.txt file).
-
-    tokenizer.json, when present, decides the vocabulary and the normalizer (as HuggingFace's fast tokenizer
-    does); tokenizer_config.json and special_tokens_map.json give the special tokens and model_max_length.
-    """
-    path = Path(path)
-    if path.is_file():
-        return {"vocab_file": path, "name_or_path": str(path)}
-    if not path.is_dir():
-        raise FileNotFoundError(f"no tokenizer folder at {path}: bertkit loads local folders holding vocab.txt "
-                                "(+ tokenizer_config.json) or tokenizer.json; it never downloads")
-    settings: dict[str, Any] = {"name_or_path": str(path)}
-    config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
-    special = _read_json(path / "special_tokens_map.json") if (path / "special_tokens_map.json").is_file() else {}
-    for source in (special, config):
-        for name in SPECIAL_TOKEN_NAMES:
-            if _token_content(source.get(name)):
-                settings[name] = _token_content(source[name])
-        extra = source.get("additional_special_tokens") or source.get("extra_special_tokens")
-        if isinstance(extra, list) and extra:
-            settings["additional_special_tokens"] = [_token_content(t) for t in extra]
-    settings.update({key: config[key] for key in CONFIG_FLAGS if config.get(key) is not None})
-    if "strip_accents" in config:  # an explicit null means "follow do_lower_case"
-        settings["strip_accents"] = config["strip_accents"]
-    if (path / "tokenizer.json").is_file():
-        settings.update(_read_tokenizer_json(path / "tokenizer.json"))
-    elif (path / "vocab.txt").is_file():
-        settings["vocab_file"] = path / "vocab.txt"
-    else:
-        raise FileNotFoundError(f"{path} holds neither vocab.txt nor tokenizer.json: save a tokenizer there with "
-                                "save_pretrained() or copy a BERT vocab.txt into it")
-    return settings
-
-
-def _read_tokenizer_json(path: Path) -> dict[str, Any]:
-    data = _read_json(path)
-    model = data.get("model") or {}
-    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
-        raise ValueError(f"{path} holds a {model.get('type')!r} model; bertkit reads WordPiece (BERT) tokenizers only")
-    if model.get("continuing_subword_prefix", "##") != "##":
-        raise ValueError(f"{path}: continuing_subword_prefix must be '##', got {model['continuing_subword_prefix']!r}")
-    vocab = dict(model["vocab"])
-    for added in data.get("added_tokens") or []:
-        vocab.setdefault(added["content"], added["id"])
-    settings: dict[str, Any] = {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
-                                "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}
-    settings.update(_read_normalizer(data.get("normalizer"), path))
-    return settings
-
-
-def _read_normalizer(normalizer: dict[str, Any] | None, path: Path) -> dict[str, Any]:
-    """BertNormalizer, or the Sequence that save_pretrained writes for keep_hangul (Korean mode)."""
-    if normalizer is None:
-        return {"do_lower_case": False, "strip_accents": False}
-    if normalizer.get("type") == "BertNormalizer":
-        return {"do_lower_case": normalizer.get("lowercase", True), "strip_accents": normalizer.get("strip_accents"),
-                "tokenize_chinese_chars": normalizer.get("handle_chinese_chars", True), "keep_hangul": False}
-    steps = normalizer.get("normalizers") or []
-    types = [step.get("type") for step in steps]
-    if normalizer.get("type") == "Sequence" and types[:1] == ["BertNormalizer"] and "NFC" in types:
-        return {"do_lower_case": "Lowercase" in types, "strip_accents": True, "keep_hangul": True,
-                "tokenize_chinese_chars": steps[0].get("handle_chinese_chars", True)}
-    raise ValueError(f"{path}: unsupported normalizer {normalizer.get('type')!r}; bertkit reads BERT's "
-                     "BertNormalizer (or the Korean-mode sequence it writes itself)")
-
-
-def _normalizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
-    bert = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": tokenizer.tokenize_chinese_chars,
-            "strip_accents": tokenizer.strip_accents, "lowercase": tokenizer.do_lower_case}
-    if not (tokenizer.keep_hangul and tokenizer.pre_tokenizer.strip_accents):
-        return bert
-    # Korean mode in HuggingFace's terms: decompose, drop nonspacing marks, recompose (Hangul comes back whole).
-    steps = [{**bert, "strip_accents": False, "lowercase": False}, {"type": "NFD"},
-             {"type": "Replace", "pattern": {"Regex": "\\p{Mn}"}, "content": ""}, {"type": "NFC"}]
-    if tokenizer.do_lower_case:
-        steps.append({"type": "Lowercase"})
-    return {"type": "Sequence", "normalizers": steps}
-
-
-def write_tokenizer_folder(tokenizer: BertTokenizer, folder: str | os.PathLike) -> tuple[str, ...]:
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"cannot save a tokenizer to {folder}: it is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = tokenizer.get_vocab()
-    by_id = sorted(vocab.items(), key=lambda item: item[1])
-    if [i for _, i in by_id] != list(range(len(by_id))):
-        raise ValueError("the vocabulary ids are not 0..n-1 without gaps, so they cannot be written as vocab.txt")
-    for token, _ in by_id:
-        if "\n" in token:
-            raise ValueError(f"token {token!r} holds a newline and cannot be written to vocab.txt")
-    paths = {name: folder / name for name in
-             ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")}
-    paths["vocab.txt"].write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
-    specials = tokenizer.special_tokens_map
-    config = {"tokenizer_class": "BertTokenizer", "do_lower_case": tokenizer.do_lower_case,
-              "strip_accents": tokenizer.strip_accents, "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
-              "keep_hangul": tokenizer.keep_hangul, "do_basic_tokenize": True, "never_split": None,
-              "model_max_length": tokenizer.model_max_length,
-              "clean_up_tokenization_spaces": tokenizer.clean_up_tokenization_spaces,
-              "max_input_chars_per_word": tokenizer.max_input_chars_per_word,
-              "padding_side": tokenizer.padding_side, "truncation_side": tokenizer.truncation_side, **specials}
-    _write_json(paths["tokenizer_config.json"], config)
-    _write_json(paths["special_tokens_map.json"], specials)
-    single = [{"SpecialToken": {"id": tokenizer.cls_token, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-              {"SpecialToken": {"id": tokenizer.sep_token, "type_id": 0}}]
-    pair = single + [{"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": tokenizer.sep_token, "type_id": 1}}]
-    full = {
-        "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": vocab[token], "content": token, "single_word": False, "lstrip": False,
-                          "rstrip": False, "normalized": False, "special": True}
-                         for token in tokenizer.all_special_tokens],
-        "normalizer": _normalizer_json(tokenizer),
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": {
-            token: {"id": token, "ids": [vocab[token]], "tokens": [token]}
-            for token in (tokenizer.cls_token, tokenizer.sep_token)}},
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
-        "model": {"type": "WordPiece", "unk_token": tokenizer.unk_token, "continuing_subword_prefix": "##",
-                  "max_input_chars_per_word": tokenizer.max_input_chars_per_word, "vocab": dict(by_id)},
-    }
-    _write_json(paths["tokenizer.json"], full)
-    return tuple(str(p) for p in paths.values())
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 class AutoTokenizer:

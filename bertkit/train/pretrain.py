@@ -39,13 +39,13 @@ from bertkit.data.corpus import TokenShards
 from bertkit.data.masking import Masker, PretrainingCollator
 from bertkit.data.pretraining import MODES, PretrainingDataset, PretrainingSampler
 from bertkit.files import read_json_object
+from bertkit.model.inference import PRECISIONS, autocast, resolve_precision
 from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.logging import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # the sums and counts PretrainingObjective returns (NSP ones only in pairs mode)
 OBJECTIVE_SUMS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
 
@@ -166,24 +166,6 @@ class PretrainingObjective(nn.Module):
         return result
 
 
-def autocast_context(device: torch.device, precision: str):
-    """bf16/fp16 autocast, or nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision != "auto":
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
 def train_step(
     objective: nn.Module,
     micro_batches: list[dict[str, torch.Tensor]],
@@ -212,7 +194,7 @@ def train_step(
         # skip the gradient all-reduce on all but the last micro-batch
         sync = contextlib.nullcontext() if last or not hasattr(objective, "no_sync") else objective.no_sync()
         with sync:
-            with autocast_context(device, precision):
+            with autocast(device, precision):
                 out = objective(**batch)
             loss = out["mlm_loss_sum"] / max(global_masked, 1.0)
             if has_nsp:
@@ -291,7 +273,7 @@ def evaluate(objective: nn.Module, loader, device: torch.device, precision: str)
     sums = torch.zeros(len(keys), dtype=torch.float64, device=device)
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast_context(device, precision):
+        with autocast(device, precision):
             out = objective(**batch)
         sums += torch.stack([out[k].double() if k in out else torch.zeros((), dtype=torch.float64, device=device) for k in keys])
     dist_utils.all_reduce_sum(sums)

@@ -41,10 +41,10 @@ import torch
 from tqdm.auto import tqdm
 
 from bertkit.data.collators import PaddingCollator
+from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from bertkit.train.logging import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler
-from bertkit.train.pretrain import autocast_context
 
 logger = logging.getLogger("bertkit")
 
@@ -70,16 +70,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def select_device(device: str = "auto") -> torch.device:
-    """"auto" = cuda when available, else cpu; a clear error for a GPU that is not there."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} asked for but CUDA is not available here; use --device cpu")
-    return device
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -316,11 +306,6 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
     return rows
 
 
-def row_length(row: dict[str, Any]) -> int:
-    mask = row.get("attention_mask")
-    return int(sum(mask)) if mask is not None else len(row["input_ids"])
-
-
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:
     """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
 
@@ -395,7 +380,7 @@ class Trainer:
         self.control = TrainerControl()
         self._training = False  # inside train(): evaluations print a table row
         self._logger: MetricsLogger | None = None
-        self.device = select_device("cpu" if self.args.use_cpu else self.args.device)
+        self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
@@ -530,7 +515,7 @@ class Trainer:
                     rows_in_step = sum(len(b) for b in micro)
                     for indices in micro:
                         batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
-                        with autocast_context(self.device, self.precision):
+                        with autocast(self.device, self.precision):
                             loss = self.compute_loss(self.model, batch)
                         # each micro-batch weighs by its rows, so an uneven last batch counts what it holds
                         scaled = loss * (len(indices) / rows_in_step)
@@ -755,55 +740,6 @@ class Trainer:
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(folder)
         (folder / "training_args.json").write_text(json.dumps(self.args.to_dict(), indent=2, default=str))
-
-
-LABEL_NAMES = ("labels", "start_positions", "end_positions")
-
-
-@torch.inference_mode()
-def forward_in_batches(
-    model: torch.nn.Module,
-    rows: Sequence[dict[str, Any]],
-    collate: Callable[[list], dict[str, torch.Tensor]],
-    batch_size: int = 64,
-    precision: str = "fp32",
-    label_names: Sequence[str] = LABEL_NAMES,
-    transform: Callable | None = None,
-    progress: bool = False,
-) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], float | None]:
-    """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
-
-    Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
-    order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    lengths = [row_length(r) for r in rows]
-    full_lengths = [len(r["input_ids"]) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
-    outputs: dict[str, list[Any]] = {}
-    labels: dict[str, list[Any]] = {}
-    loss_sum, loss_rows = torch.zeros((), device=device), 0
-    for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
-        chunk = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
-        seq_len = batch["input_ids"].shape[1]
-        with autocast_context(device, precision):
-            out = model(**batch, return_dict=True)
-        if getattr(out, "loss", None) is not None:
-            loss_sum += out.loss.detach().float() * len(chunk)
-            loss_rows += len(chunk)
-        named = [(name, value, outputs) for name, value in out.items()
-                 if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
-        named += [(name, batch[name], labels) for name in label_names if name in batch]
-        for name, value, into in named:
-            if transform is not None and into is outputs:
-                value = transform(value, batch.get("labels"))
-            token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
-            for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
-                into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
-    model.train(was_training)
-    return outputs, labels, float(loss_sum) / loss_rows if loss_rows else None
 
 
 def _flat_ints(value: Any) -> list[int]:

@@ -1,32 +1,164 @@
-"""Fine-tuning recipes: text classification, NER and extractive QA (`bertkit finetune classify|ner|qa`).
+"""Fine-tuning: `FinetuneConfig` -> `bertkit.Trainer`, and the recipes for classification, NER and QA.
 
-    bertkit finetune classify --model path/to/bert --train train.tsv --eval dev.tsv --output runs/sst2
-    bertkit finetune ner --model path/to/bert --train train.txt --eval valid.txt --output runs/conll
-    bertkit finetune qa --model path/to/bert --train squad.json --output runs/squad   # no --eval: split by article
-
-From Python:
-
-    from bertkit.tasks.finetune import finetune_classifier
-    from bertkit.tasks.train import FinetuneConfig
+    from bertkit.train.finetune import FinetuneConfig, finetune_classifier
     result = finetune_classifier("path/to/bert", "train.tsv", eval_file=None,  # the seed's 70/30 split
                                  config=FinetuneConfig(output_dir="runs/x", epochs=2))
 
-Each recipe: read the files -> label maps -> the model with a fresh head (`from_pretrained(base,
-id2label=...)`) -> features -> `bertkit.tasks.train.finetune` with the task's evaluation ->
-the best model, tokenizer and `bertkit_task.json` (the settings predict / evaluate reuse) in output_dir.
+Each recipe: read the files -> label maps -> the model with a fresh head (`from_pretrained(base, id2label=...)`)
+-> features -> `finetune` with the task's evaluation -> the best model, tokenizer and `bertkit_task.json` (the
+settings predict / evaluate reuse) in output_dir. `finetune` maps the recipe's settings onto `TrainingArguments`
+and runs `bertkit.train.trainer.Trainer` (the loop behind HF's Trainer surface; there is no second loop): the
+task's evaluation runs every epoch or every `eval_every` steps, its numbers go to `output_dir/metrics.jsonl`,
+the best one (by `metric_for_best`) is checkpointed, early stopping counts evaluations without improvement, and
+at the end the best weights are back in `model` and saved to `output_dir`. A feature is a dict of python lists
+(input_ids, token_type_ids, attention_mask and the task's targets: `labels` or `start_positions`/`end_positions`).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import torch
+
+from bertkit.model.inference import resolve_device
 from bertkit.tasks.evaluate import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.registry import fine_tunable_tasks, get_task
-from bertkit.tasks.train import FinetuneConfig, finetune
+from bertkit.train.trainer import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+# metrics where smaller is better; everything else (accuracy, f1, exact_match, ...) is maximized
+LOWER_IS_BETTER = ("loss", "eval_loss", "mse")
+
+
+@dataclass
+class FinetuneConfig:
+    output_dir: str = "runs/finetune"
+    epochs: float = 3.0
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.0  # fraction of all steps spent warming up ...
+    warmup_steps: int = 0  # ... or a number of steps (wins when > 0; the seed uses 500)
+    weight_decay: float = 0.01
+    adam_epsilon: float = 1e-8  # HuggingFace Trainer's default
+    max_grad_norm: float = 1.0  # 0 turns clipping off
+    max_steps: int = 0  # > 0 stops after that many optimizer steps (overrides epochs)
+    eval_every: int = 0  # evaluate every N steps; 0 = at the end of each epoch
+    log_every: int = 50  # log the running train loss every N steps
+    metric_for_best: str | None = None  # a key of evaluate()'s dict; None = the recipe's usual one, else loss
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = never
+    freeze_encoder: bool = False  # feature-extractor mode: only the task head trains
+    seed: int = 42
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    bf16: bool | None = None  # bf16 autocast; None = on where the GPU supports it
+    save_best: bool = True  # keep the best evaluation's weights (else the last)
+
+
+# ----------------------------------------------------------------------------------------------
+# devices
+
+
+def bf16_available(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+# ----------------------------------------------------------------------------------------------
+# the loop
+
+
+def freeze_encoder(model: torch.nn.Module) -> int:
+    """Feature-extractor mode: freeze the encoder (`model.bert`), train only the head. Returns the number
+    of trainable parameters left (1,538 for bert-base with 2 labels, as the seed counts)."""
+    encoder = getattr(model, "bert", None)
+    if encoder is None:
+        raise ValueError(f"{type(model).__name__} has no .bert encoder to freeze")
+    for parameter in encoder.parameters():
+        parameter.requires_grad = False
+    return count_trainable(model)
+
+
+def count_trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def finetune(
+    model: torch.nn.Module,
+    train_features: Sequence[dict],
+    config: FinetuneConfig,
+    evaluate: Callable[[torch.nn.Module], dict] | None = None,
+    tokenizer: Any = None,
+    collator: Callable | None = None,
+) -> dict[str, Any]:
+    """Train `model` in place through `bertkit.Trainer`; returns {"best_metric", "best_step", "steps",
+    "train_runtime", "metric_for_best", "trainable_parameters", "history"}. The best evaluation's weights end up
+    in `model` and in `config.output_dir` (with the tokenizer); metrics go to `output_dir/metrics.jsonl`."""
+    if not train_features:
+        raise ValueError("no training examples: the training file gave nothing to train on")
+    metric = config.metric_for_best or "loss"
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "finetune_config.json").write_text(json.dumps(asdict(replace(config, metric_for_best=metric)), indent=2))
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    if config.freeze_encoder:
+        freeze_encoder(model)
+    evaluation = "no" if evaluate is None else "steps" if config.eval_every else "epoch"
+    keep_best = config.save_best and evaluate is not None
+    checkpoints = output_dir / "checkpoints"  # best-of-this-run only; removed once the best is in output_dir
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    args = TrainingArguments(
+        output_dir=str(checkpoints), logging_dir=str(output_dir), num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size, learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
+        adam_epsilon=config.adam_epsilon, max_grad_norm=config.max_grad_norm, eval_strategy=evaluation,
+        eval_steps=config.eval_every or None, save_steps=config.eval_every or 500, logging_steps=config.log_every or 10**9,
+        save_strategy=evaluation if keep_best else "no", save_total_limit=1, load_best_model_at_end=keep_best,
+        metric_for_best_model=metric, greater_is_better=metric not in LOWER_IS_BETTER, seed=config.seed,
+        device=str(device), bf16=config.bf16 if config.bf16 is not None else bf16_available(device),
+    )
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=list(train_features), data_collator=collator,
+                            processing_class=tokenizer, callbacks=callbacks, recipe_evaluate=evaluate)
+    output = trainer.train()
+    trainer.save_model(output_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    state = trainer.state
+    best_metric = state.best_metric
+    if best_metric is None and evaluate is not None:
+        evaluations = [e for e in state.log_history if f"eval_{metric}" in e]
+        best_metric = evaluations[-1][f"eval_{metric}"] if evaluations else None
+    return {"best_metric": best_metric, "best_step": state.best_global_step or 0, "steps": output.global_step,
+            "train_runtime": round(output.metrics["train_runtime"], 3), "metric_for_best": metric,
+            "trainable_parameters": count_trainable(model), "history": state.log_history}
+
+
+class RecipeTrainer(Trainer):
+    """The Trainer with a recipe's own evaluation (entity F1 from tags, QA answers from logits): HF recipes
+    subclass Trainer the same way (QuestionAnsweringTrainer)."""
+
+    def __init__(self, *args: Any, recipe_evaluate: Callable[[torch.nn.Module], dict] | None = None,
+                 **kwargs: Any) -> None:
+        self.recipe_evaluate = recipe_evaluate
+        super().__init__(*args, **kwargs)
+
+    def has_evaluation(self) -> bool:
+        return self.recipe_evaluate is not None or super().has_evaluation()
+
+    def evaluate(self, eval_dataset: Any = None, **kwargs: Any) -> dict[str, float]:
+        if self.recipe_evaluate is not None and eval_dataset is None and not self.eval_rows:
+            self.eval_rows = [{}]  # the recipe reads its own examples; one placeholder row for the counts
+        return super().evaluate(eval_dataset, **kwargs)
+
+    def evaluation_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.recipe_evaluate is None:
+            return super().evaluation_metrics(rows)
+        return {k: v for k, v in self.recipe_evaluate(self.model).items() if isinstance(v, (int, float))}
+
 
 # what picks the best checkpoint: the task's (bertkit.tasks.registry), or the problem type's for classification
 DEFAULT_METRIC = {**{name: get_task(name).default_metric for name in fine_tunable_tasks()},
@@ -216,106 +348,3 @@ def finetune_qa(
     _save_settings(config, {"task": "qa", **knobs}, result)
     return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation),
             "train_features": len(features)}
-
-
-# ----------------------------------------------------------------------------------------------
-# the command
-
-
-def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = FinetuneConfig()
-    group = parser.add_argument_group("training")
-    group.add_argument("--output", required=True, help="folder for the fine-tuned model, metrics.jsonl and settings")
-    group.add_argument("--epochs", type=float, default=defaults.epochs)
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    group.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
-    group.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=defaults.learning_rate)
-    group.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
-    group.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help="wins over --warmup-ratio when > 0")
-    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    group.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="0 = no clipping")
-    group.add_argument("--max-steps", type=int, default=0, help="> 0 stops after that many steps")
-    group.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: every epoch)")
-    group.add_argument("--log-every", type=int, default=defaults.log_every)
-    group.add_argument("--metric", dest="metric_for_best", default=None,
-                       help="metric that picks the best checkpoint (default: accuracy / f1 / f1; mse for regression)")
-    group.add_argument("--early-stopping", dest="early_stopping_patience", type=int, default=0,
-                       help="stop after N evaluations without improvement")
-    group.add_argument("--freeze-encoder", action="store_true", help="train only the task head (feature extraction)")
-    group.add_argument("--seed", type=int, default=defaults.seed)
-    group.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
-    group.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                       help="bf16 autocast (default: on for GPUs that support it)")
-    group.add_argument("--max-train-examples", type=int, help="train on a seeded sample of this many examples")
-    group.add_argument("--max-eval-examples", type=int, help="evaluate on a seeded sample of this many examples")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", required=True, help="pretrained model folder (HuggingFace layout)")
-    common.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
-    common.add_argument("--train", required=True, help="training file")
-    common.add_argument("--eval", help="evaluation file (default: hold out part of --train)")
-
-    classify = tasks.add_parser("classify", parents=[common], help="text / text-pair classification, multi-label, regression")
-    classify.add_argument("--text-column", help="default: text, sentence, document, ...")
-    classify.add_argument("--text-pair-column", help="second text for pairs (NLI, paraphrase)")
-    classify.add_argument("--label-column", help="default: label, labels, ...")
-    classify.add_argument("--problem-type", default="single_label_classification",
-                          choices=["single_label_classification", "multi_label_classification", "regression"])
-    classify.add_argument("--max-length", type=int, default=128)
-    classify.add_argument("--test-size", type=float, default=0.3, help="held-out fraction when no --eval (seed: 0.3)")
-    _training_arguments(classify)
-
-    ner = tasks.add_parser("ner", parents=[common], help="named entity recognition (CoNLL or JSONL, BIO / IOBES)")
-    ner.add_argument("--token-column", type=int, default=0, help="CoNLL column of the word (0-based)")
-    ner.add_argument("--tag-column", type=int, default=-1, help="CoNLL column of the tag (-1 = last)")
-    ner.add_argument("--label-all-subwords", action="store_true", help="label every sub-word, not only the first")
-    ner.add_argument("--max-length", type=int, default=128)
-    ner.add_argument("--test-size", type=float, default=0.3)
-    _training_arguments(ner)
-
-    qa = tasks.add_parser("qa", parents=[common], help="extractive QA on SQuAD v1.1 / v2.0 / KorQuAD JSON")
-    qa.add_argument("--max-seq-length", type=int, default=384)
-    qa.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive windows")
-    qa.add_argument("--max-query-length", type=int, default=64)
-    qa.add_argument("--n-best", dest="n_best_size", type=int, default=20)
-    qa.add_argument("--max-answer-length", type=int, default=30)
-    qa.add_argument("--version-2", dest="version_2_with_negative", action="store_true",
-                    help="unanswerable questions allowed (SQuAD v2.0); on by itself when the data has some")
-    qa.add_argument("--eval-fraction", type=float, default=0.3, help="articles held out when no --eval")
-    _training_arguments(qa)
-
-
-def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    values["output_dir"] = args.output
-    return FinetuneConfig(**values)
-
-
-def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    common = dict(model_dir=args.model, train_file=args.train, eval_file=args.eval, config=config,
-                  tokenizer_dir=args.tokenizer, max_train_examples=args.max_train_examples,
-                  max_eval_examples=args.max_eval_examples)
-    if args.task == "classify":
-        result = finetune_classifier(**common, text_column=args.text_column, text_pair_column=args.text_pair_column,
-                                     label_column=args.label_column, problem_type=args.problem_type,
-                                     max_length=args.max_length, test_size=args.test_size)
-    elif args.task == "ner":
-        result = finetune_ner(**common, token_column=args.token_column, tag_column=args.tag_column,
-                              label_all_subwords=args.label_all_subwords, max_length=args.max_length,
-                              test_size=args.test_size)
-    else:
-        result = finetune_qa(**common, max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                             max_query_length=args.max_query_length, n_best_size=args.n_best_size,
-                             max_answer_length=args.max_answer_length,
-                             version_2_with_negative=args.version_2_with_negative, eval_fraction=args.eval_fraction)
-    from bertkit.tasks.evaluate import format_report
-
-    print(format_report(args.task, result["eval"]))
-    print(f"best {result['metric_for_best']}={result['best_metric']} at step {result['best_step']} "
-          f"({result['steps']} steps, {result['train_runtime']:.1f}s); model saved to {config.output_dir}")
-    return 0

@@ -1,0 +1,213 @@
+"""Running a model over many inputs, and where and how it runs: the one device rule and the one precision rule.
+
+    from bertkit.model.inference import encode_batches, forward_in_batches, resolve_device, autocast
+    outputs = encode_batches(model, tokenizer(sentences)["input_ids"], batch_size=32)  # one output per sentence
+    device = resolve_device("auto")              # cuda when there is one, else cpu (HF's ints work too: -1, 0)
+    with autocast(device, "bf16"):               # "fp32" (nothing), "bf16", "fp16"
+        ...
+
+`encode_batches` (feature extraction, embeddings) and `forward_in_batches` (evaluation and prediction of any head)
+sort inputs by length so each batch pads only to its own longest row, and give results back in input order.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .bert import BertModel, BertPreTrainedModel
+from .outputs import BaseModelOutputWithPooling
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str | int | torch.device | None = "auto", model: torch.nn.Module | None = None) -> torch.device:
+    """"auto" = cuda when available, else cpu; HF's ints (-1 cpu, 0 cuda:0); None keeps the model where it is.
+    A GPU that is not there is a clear error."""
+    if device is None:
+        parameter = next(model.parameters(), None) if model is not None else None
+        return parameter.device if parameter is not None else torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, int):
+        device = "cpu" if device < 0 else f"cuda:{device}"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use device='cpu'")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" = bf16 on a GPU that has it (else fp16), fp32 on CPU; fp16 on CPU is an error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16/fp16 autocast, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def row_length(row: dict[str, Any]) -> int:
+    mask = row.get("attention_mask")
+    return int(sum(mask)) if mask is not None else len(row["input_ids"])
+
+
+LABEL_NAMES = ("labels", "start_positions", "end_positions")
+
+
+@torch.inference_mode()
+def forward_in_batches(
+    model: torch.nn.Module,
+    rows: Sequence[dict[str, Any]],
+    collate: Callable[[list], dict[str, torch.Tensor]],
+    batch_size: int = 64,
+    precision: str = "fp32",
+    label_names: Sequence[str] = LABEL_NAMES,
+    transform: Callable | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], float | None]:
+    """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
+
+    Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
+    order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = [row_length(r) for r in rows]
+    full_lengths = [len(r["input_ids"]) for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    outputs: dict[str, list[Any]] = {}
+    labels: dict[str, list[Any]] = {}
+    loss_sum, loss_rows = torch.zeros((), device=device), 0
+    for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
+        chunk = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
+        seq_len = batch["input_ids"].shape[1]
+        with autocast(device, precision):
+            out = model(**batch, return_dict=True)
+        if getattr(out, "loss", None) is not None:
+            loss_sum += out.loss.detach().float() * len(chunk)
+            loss_rows += len(chunk)
+        named = [(name, value, outputs) for name, value in out.items()
+                 if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
+        named += [(name, batch[name], labels) for name in label_names if name in batch]
+        for name, value, into in named:
+            if transform is not None and into is outputs:
+                value = transform(value, batch.get("labels"))
+            token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
+            for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
+                into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
+    model.train(was_training)
+    return outputs, labels, float(loss_sum) / loss_rows if loss_rows else None
+
+
+def predict(model: torch.nn.Module, features: Sequence[dict], collator: Callable, batch_size: int = 64,
+            bf16: bool | None = None, progress: bool = False) -> dict[str, Any]:
+    """Run the model over features. Returns {"loss": mean loss or None, "<output>": one numpy array per
+    feature} for logits / start_logits / end_logits; token-level outputs are cut to each feature's length."""
+    device = next(model.parameters()).device
+    use_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) if bf16 is None else bf16 and device.type == "cuda"
+    outputs, _, loss = forward_in_batches(model, features, collator, batch_size, "bf16" if use_bf16 else "fp32",
+                                          label_names=(), progress=progress)
+    return {"loss": loss, **{k: v for k, v in outputs.items() if k in ("logits", "start_logits", "end_logits")}}
+
+
+def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Lists of ids (unpadded), or a tokenizer's output (padded lists/tensors + attention_mask) -> unpadded lists."""
+    mask = None
+    if hasattr(inputs, "keys"):  # dict / BatchEncoding
+        mask = inputs.get("attention_mask")
+        token_type_ids = inputs.get("token_type_ids") if token_type_ids is None else token_type_ids
+        inputs = inputs["input_ids"]
+
+    def to_list(rows: Any) -> list[list[int]]:
+        rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+        if any(not isinstance(row, (list, tuple)) for row in rows):
+            raise ValueError("encode_batches takes a batch: a list of token-id lists (or a tokenizer's batch output)")
+        return [list(row) for row in rows]
+
+    ids = to_list(inputs)
+    types = to_list(token_type_ids) if token_type_ids is not None else None
+    if mask is not None:
+        mask = to_list(mask)
+        lengths = [sum(row) for row in mask]
+        if any(not all(row[:n]) or any(row[n:]) for row, n in zip(mask, lengths)):
+            raise ValueError("encode_batches expects right padding (attention_mask = 1...1 0...0); "
+                             "tokenize with padding_side='right' or pass unpadded id lists")
+        ids = [row[:n] for row, n in zip(ids, lengths)]
+        types = [row[:n] for row, n in zip(types, lengths)] if types is not None else None
+    return ids, types
+
+
+@torch.inference_mode()
+def encode_batches(
+    model: BertPreTrainedModel,
+    input_ids: Any,
+    token_type_ids: Any = None,
+    batch_size: int = 32,
+    output_hidden_states: bool = False,
+    unpad: bool = True,
+    progress: bool = False,
+) -> list[BaseModelOutputWithPooling]:
+    """Encode many sequences fast, with the same numbers as one padded batch through `model`.
+
+    Sorts the sequences by length so each batch pads only to its own longest (length bucketing), runs the
+    encoder with unpad=True (token-wise layers on real tokens only), and returns one output per input, in input
+    order, without padding: last_hidden_state [len_i, hidden], pooler_output [hidden] (None if the model has no
+    pooler), hidden_states (embeddings + every layer, each [len_i, hidden]) when asked.
+
+    input_ids: a list of token-id lists, or a tokenizer's batch output (dict with input_ids, attention_mask and
+    token_type_ids, padded on the right). A head model (BertFor...) is encoded through its `.bert`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    encoder: BertModel = getattr(model, "bert", model)
+    ids, types = _as_sequences(input_ids, token_type_ids)
+    if any(len(row) == 0 for row in ids):
+        raise ValueError("encode_batches got an empty sequence; every input needs at least one token ([CLS])")
+    if types is not None and [len(t) for t in types] != [len(r) for r in ids]:
+        raise ValueError("token_type_ids must have one entry per token of input_ids")
+    device, pad = encoder.device, encoder.config.pad_token_id
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    results: list[BaseModelOutputWithPooling | None] = [None] * len(ids)
+
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="encoding", unit="batch")
+    for batch in batches:
+        width = len(ids[batch[0]])  # longest first
+        input_batch = torch.full((len(batch), width), pad, dtype=torch.long)
+        type_batch = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            n = len(ids[i])
+            input_batch[row, :n] = torch.tensor(ids[i])
+            if types is not None:
+                type_batch[row, :n] = torch.tensor(types[i])
+            mask[row, :n] = 1
+        out = encoder(input_batch.to(device), mask.to(device), type_batch.to(device),
+                      output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False, return_dict=True)
+        for row, i in enumerate(batch):
+            n = len(ids[i])
+            results[i] = BaseModelOutputWithPooling(
+                last_hidden_state=out.last_hidden_state[row, :n],
+                pooler_output=out.pooler_output[row] if out.pooler_output is not None else None,
+                hidden_states=tuple(h[row, :n] for h in out.hidden_states) if output_hidden_states else None,
+            )
+    return results  # type: ignore[return-value]
