@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 # the shared data ships as .xz; .gz and .bz2 are what users have otherwise
-_OPENERS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+OPENERS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
 def open_text(path: str | Path, errors: str = "strict", newline: str | None = None) -> IO[str]:
@@ -17,10 +17,16 @@ def open_text(path: str | Path, errors: str = "strict", newline: str | None = No
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
-    opener = _OPENERS.get(path.suffix.lower())
+    opener = OPENERS.get(path.suffix.lower())
     if opener is not None:
         return opener(path, "rt", encoding="utf-8", errors=errors)
     return path.open(encoding="utf-8", errors=errors, newline=newline)
+
+
+def open_binary(path: str | Path) -> IO[bytes]:
+    """Open a file for reading bytes, decompressing .xz / .gz / .bz2 on the fly (for line-by-line reading)."""
+    path = Path(path)
+    return OPENERS.get(path.suffix.lower(), open)(path, "rb")
 
 
 def read_json_object(path: str | Path, remedy: str) -> dict[str, Any]:

@@ -10,6 +10,10 @@ HF state dict loads 1:1. Two ways through the encoder give the same numbers on r
   * unpadded (`unpad=True`): the token-wise layers (projections, feed-forward, LayerNorms) run on the real tokens
     only, [tokens, hidden], and only attention sees the padded [batch, heads, seq, head_dim] layout. On batches of
     mixed lengths this skips the work HF spends on padding. Padding positions of the output are zeros.
+
+Shapes: B batch, S sequence (padded), T real tokens of the batch (sum of lengths), H hidden, N heads, D head_dim
+(H = N * D), I intermediate. Token-wise layers take [B, S, H] (padded) or [T, H] (unpadded); attention always
+works on [B, N, S, D].
 """
 from __future__ import annotations
 
@@ -21,19 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .config import BertConfig
+from .config import ACTIVATIONS, BertConfig
 from .outputs import BaseModelOutputWithPooling, ModelOutput
 
 
 def activation(name: str) -> nn.Module:
-    """HF's hidden_act names -> modules ("gelu" is the exact erf GELU of the original BERT)."""
-    if name == "gelu":
-        return nn.GELU()
-    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
-        return nn.GELU(approximate="tanh")
-    if name in ("silu", "swish"):
-        return nn.SiLU()
-    return {"relu": nn.ReLU, "tanh": nn.Tanh}[name]()
+    """HF's hidden_act names -> modules (the table is config.ACTIVATIONS, which BertConfig validates against)."""
+    class_name, kwargs = ACTIVATIONS[name]
+    return getattr(nn, class_name)(**kwargs)
 
 
 def attention_bias(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -53,11 +52,11 @@ class Unpadding:
         self.batch_size, self.seq_len = attention_mask.shape
         self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat positions of real tokens
 
-    def unpad(self, x: Tensor) -> Tensor:
+    def unpad(self, x: Tensor) -> Tensor:  # [B, S, ...] -> [T, ...]
         return x.reshape(self.batch_size * self.seq_len, *x.shape[2:]).index_select(0, self.index)
 
-    def pad(self, x: Tensor) -> Tensor:
-        out = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:])
+    def pad(self, x: Tensor) -> Tensor:  # [T, ...] -> [B, S, ...], zeros on padding
+        out = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:])  # [B*S, ...]
         out.index_copy_(0, self.index, x)
         return out.view(self.batch_size, self.seq_len, *x.shape[1:])
 
@@ -106,26 +105,27 @@ class BertSelfAttention(nn.Module):
     def forward(
         self, x: Tensor, bias: Tensor | None, unpadding: Unpadding | None = None, output_attentions: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        q, k, v = self.query(x), self.key(x), self.value(x)
-        if unpadding is not None:  # [tokens, hidden] -> [batch, seq, hidden]: attention needs the sequences
-            q, k, v = unpadding.pad(torch.cat([q, k, v], dim=-1)).chunk(3, dim=-1)
+        q, k, v = self.query(x), self.key(x), self.value(x)  # each [B, S, H] (or [T, H] unpadded)
+        if unpadding is not None:  # attention needs the sequences back
+            q, k, v = unpadding.pad(torch.cat([q, k, v], dim=-1)).chunk(3, dim=-1)  # [T, 3H] -> 3 x [B, S, H]
         batch_size, seq_len, hidden = q.shape
-        q, k, v = (t.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
+                   for t in (q, k, v))  # each [B, N, S, D]
         dropout_p = self.dropout_prob if self.training else 0.0
 
         probs = None
         if output_attentions:
-            scores = q @ k.transpose(-1, -2) * self.head_dim**-0.5
+            scores = q @ k.transpose(-1, -2) * self.head_dim**-0.5  # [B, N, S, S]
             if bias is not None:
-                scores = scores + bias
-            probs = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)
-            context = probs @ v
+                scores = scores + bias  # bias [B, 1, 1, S]: padding keys get dtype-min
+            probs = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)  # [B, N, S, S]
+            context = probs @ v  # [B, N, S, D]
         else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)  # [B, N, S, D]
 
-        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden)
+        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden)  # [B, S, H]
         if unpadding is not None:
-            context = unpadding.unpad(context)
+            context = unpadding.unpad(context)  # [T, H]
         return context, probs
 
 
@@ -265,17 +265,22 @@ class BertPreTrainedModel(nn.Module):
     def get_input_embeddings(self) -> nn.Embedding:
         return getattr(self, self.base_model_prefix).embeddings.word_embeddings
 
-    def get_output_embeddings(self) -> nn.Linear | None:
+    def get_output_head(self) -> nn.Module | None:
+        """The vocabulary projection head (a `BertLMPredictionHead`) of models that have one; heads override this."""
         return None
 
+    def get_output_embeddings(self) -> nn.Linear | None:
+        head = self.get_output_head()
+        return head.decoder if head is not None else None
+
     def tie_weights(self) -> None:
-        """The MLM decoder shares the word-embedding matrix (and its bias is `cls.predictions.bias`)."""
-        decoder = self.get_output_embeddings()
-        if decoder is None:
+        """The MLM decoder shares the word-embedding matrix (its bias is the head's own output bias)."""
+        head = self.get_output_head()
+        if head is None:
             return
-        decoder.bias = self.cls.predictions.bias
+        head.tie_bias()
         if self.config.tie_word_embeddings:
-            decoder.weight = self.get_input_embeddings().weight
+            head.decoder.weight = self.get_input_embeddings().weight
 
     @torch.no_grad()
     def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
@@ -293,13 +298,12 @@ class BertPreTrainedModel(nn.Module):
 
         embeddings = self.get_input_embeddings()
         embeddings.weight, embeddings.num_embeddings = resized(embeddings.weight, std), new_num_tokens
-        decoder = self.get_output_embeddings()
-        if decoder is not None:
-            predictions = self.cls.predictions
-            predictions.bias = decoder.bias = resized(predictions.bias, 0.0)  # new output biases start at 0
-            decoder.out_features = new_num_tokens
+        head = self.get_output_head()
+        if head is not None:
+            head.bias = resized(head.bias, 0.0)  # new output biases start at 0
+            head.decoder.out_features = new_num_tokens
             if not self.config.tie_word_embeddings:  # an untied decoder keeps its own rows
-                decoder.weight = resized(decoder.weight, std)
+                head.decoder.weight = resized(head.decoder.weight, std)
             self.tie_weights()
         self.config.vocab_size = new_num_tokens
         return embeddings

@@ -29,8 +29,13 @@ NAMED_SIZES: dict[str, tuple[int, int, int]] = {
     "large": (24, 1024, 16),
 }
 
-# hidden_act values BertModel understands (HF names)
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
+# hidden_act values BertModel understands (HF names) -> (torch.nn class name, keyword arguments); "gelu" is the
+# exact erf GELU of the original BERT, the others approximate it with tanh
+ACTIVATIONS: dict[str, tuple[str, dict]] = {
+    "gelu": ("GELU", {}), "gelu_new": ("GELU", {"approximate": "tanh"}),
+    "gelu_pytorch_tanh": ("GELU", {"approximate": "tanh"}), "gelu_fast": ("GELU", {"approximate": "tanh"}),
+    "relu": ("ReLU", {}), "silu": ("SiLU", {}), "swish": ("SiLU", {}), "tanh": ("Tanh", {}),
+}
 
 # every field BertConfig knows, with HF's defaults (bert-base-uncased)
 _DEFAULTS: dict[str, Any] = {

@@ -55,6 +55,9 @@ class BertLMPredictionHead(nn.Module):
         self.transform = BertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.tie_bias()
+
+    def tie_bias(self) -> None:
         self.decoder.bias = self.bias
 
     def forward(self, x: Tensor) -> Tensor:
@@ -103,8 +106,8 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.cls = BertPreTrainingHeads(config, next_sentence=False)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.cls.predictions.decoder
+    def get_output_head(self) -> nn.Module:
+        return self.cls.predictions
 
     def forward(
         self,
@@ -167,8 +170,8 @@ class BertForPreTraining(BertPreTrainedModel):
         self.cls = BertPreTrainingHeads(config)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.cls.predictions.decoder
+    def get_output_head(self) -> nn.Module:
+        return self.cls.predictions
 
     def forward(
         self,

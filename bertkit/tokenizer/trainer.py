@@ -22,10 +22,7 @@ pairs and spends the vocabulary on spelling out rare words; `coarse_to_fine=Fals
 from __future__ import annotations
 
 import argparse
-import bz2
-import gzip
 import heapq
-import lzma
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from bertkit.files import OPENERS, open_binary
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
 
 if TYPE_CHECKING:
@@ -53,7 +51,6 @@ _MASK = (1 << _SHIFT) - 1
 # ---------------------------------------------------------------------------------------------
 
 # Compressed training files are read through these, by suffix.
-_DECOMPRESSORS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 
 
 def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -78,13 +75,13 @@ def _iter_file_lines(files: list[Path], show_progress: bool) -> Iterator[str]:
     total = sum(f.stat().st_size for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not show_progress) as bar:
         for file in files:
-            opener = _DECOMPRESSORS.get(file.suffix)
-            with (opener or open)(file, "rb") as handle:
+            compressed = file.suffix.lower() in OPENERS
+            with open_binary(file) as handle:
                 for raw in handle:  # a UTF-8 character never spans a newline, so lines decode on their own
                     yield raw.decode("utf-8", errors="replace")
-                    if opener is None:
+                    if not compressed:
                         bar.update(len(raw))
-            if opener is not None:  # compressed: the bar counts file bytes, so advance it per file
+            if compressed:  # compressed: the bar counts file bytes, so advance it per file
                 bar.update(file.stat().st_size)
 
 

@@ -147,12 +147,12 @@ class PretrainingObjective(nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label=None) -> dict[str, torch.Tensor]:
         out = self.model.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                               return_dict=True, unpad=self.unpad)
-        hidden = out.last_hidden_state
-        flat_labels = labels.reshape(-1)
-        positions = (flat_labels != -100).nonzero().squeeze(1)
-        masked_hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
-        logits = self.model.cls.predictions(masked_hidden).float()
-        targets = flat_labels.index_select(0, positions)
+        hidden = out.last_hidden_state  # [B, S, H] (zeros on padding when unpadded)
+        flat_labels = labels.reshape(-1)  # [B*S], -100 where nothing is predicted
+        positions = (flat_labels != -100).nonzero().squeeze(1)  # [M] flat positions of the masked tokens
+        masked_hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)  # [M, H]
+        logits = self.model.cls.predictions(masked_hidden).float()  # [M, V]: the vocabulary only where it counts
+        targets = flat_labels.index_select(0, positions)  # [M]
         result = {
             "mlm_loss_sum": F.cross_entropy(logits, targets, reduction="sum"),
             "mlm_correct": (logits.argmax(-1) == targets).sum(),
