@@ -84,6 +84,7 @@ def main() -> None:
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     import tokenizers
+
     from bertkit import BertTokenizer
     sys.path.insert(0, str(REPO / "tests"))
     from conftest import minilm_folder

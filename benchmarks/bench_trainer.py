@@ -114,8 +114,14 @@ def run_bertkit(class_name: str, head: dict, features: list, settings: dict, ste
 def run_hf(class_name: str, head: dict, features: list, settings: dict, steps: int, device: str, seed: int,
            work: Path, tokenizer_dir: Path):
     import transformers
-    from transformers import (BertTokenizerFast, DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        BertTokenizerFast,
+        DataCollatorForTokenClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(seed)
     model = getattr(transformers, class_name).from_pretrained(tokenizer_dir, **head)

@@ -243,7 +243,8 @@ def main() -> None:
     results = {name: summarize(runs[name], calls[name]) for name in modes}
     ceiling = forward_only_in_a_thread(model, sentences[:128], args.max_batch_size, args.threads)
     print(json.dumps({
-        "benchmark": "load_test", "model": f"random {args.size}" if args.size else width["model"], "task": "embed", "sentences": "en-sentiment-sst2 dev",
+        "benchmark": "load_test", "model": f"random {args.size}" if args.size else width["model"], "task": "embed",
+        "sentences": "en-sentiment-sst2 dev",
         "clients": args.clients, "rounds": args.rounds, "threads": args.threads or "torch default",
         "batched": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, **results["batched"]},
         "unbatched": {"max_batch_size": 1, **results["unbatched"]},

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from bertkit.errors import UserError  # noqa: F401 (bertkit.cli.UserError, as the docs name it)
+
 # command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bertkit.demo", "run the seeds' journey end to end on bundled samples"),
@@ -27,10 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("bertkit.serve.app", "serve a model over HTTP with a web page"),
     "attention": ("bertkit.serve.attention", "write a self-contained attention view (HTML)"),
 }
-
-
-class UserError(Exception):
-    """A problem with the user's input; printed as one clear line, without a traceback."""
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_data_corpus import make_wiki_corpus
 
 from bertkit.data.corpus import TokenShards
 from bertkit.data.masking import Masker, PretrainingCollator
 from bertkit.data.pretraining import PretrainingDataset
 from bertkit.tokenizer import BertTokenizer
-from test_data_corpus import make_wiki_corpus
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,6 @@ def batch_of(collate, examples, size=64):
 
 def test_rates_80_10_10_on_real_text(tokenizer, examples):
     masker = Masker.from_tokenizer(tokenizer)
-    collate = PretrainingCollator(masker, pad_token_id=tokenizer.pad_token_id)
     special = torch.tensor(sorted(tokenizer.all_special_ids))
     chosen = candidates = as_mask = as_random = unchanged = 0
     for example in examples:

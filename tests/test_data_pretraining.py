@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_data_corpus import make_wiki_corpus
 
 from bertkit.data.corpus import TokenShards
 from bertkit.data.pretraining import (
@@ -13,7 +14,6 @@ from bertkit.data.pretraining import (
     build_full_sentence_index,
     build_pair_index,
 )
-from test_data_corpus import make_wiki_corpus
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import wiki_lines
 
 import bertkit
-from conftest import wiki_lines
 from bertkit import (
     AutoConfig,
     AutoModel,

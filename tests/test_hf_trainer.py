@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 import torch
 import transformers
-
 from conftest import wiki_lines
 
 SST2 = "en-sentiment-sst2/dev.tsv"

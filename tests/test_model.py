@@ -3,8 +3,8 @@ every head in both directions (HF saves -> bertkit loads, bertkit saves -> HF lo
 and the unpadded / length-bucketed fast path against the padded reference."""
 from __future__ import annotations
 
-import lzma
 import json
+import lzma
 from pathlib import Path
 
 import pytest

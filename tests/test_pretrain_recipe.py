@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_corpus import make_wiki_corpus
 
 from bertkit.cli import main as cli_main
 from bertkit.train.logging import read_metrics
 from bertkit.train.pretrain import PretrainConfig, PretrainingObjective, build_model, pretrain, train_step
-from test_data_corpus import make_wiki_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

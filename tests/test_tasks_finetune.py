@@ -14,7 +14,6 @@ from bertkit.train.finetune import FinetuneConfig, count_trainable, finetune, fi
 from bertkit.train.logging import read_metrics
 
 
-
 def tiny_vocabulary() -> list[str]:
     """Special tokens, every single character (alone and as a ## piece) and the whole words of the bundled
     samples and of these tests: small enough that a training step costs milliseconds, complete enough

@@ -349,8 +349,8 @@ def test_huge_text_in_one_call(ours, hf):
 
 def test_docs_examples_run(minilm_dir, capsys):
     """Every python block of docs/tokenizer.md runs, and its printed results match the comments."""
-    from pathlib import Path
     import re
+    from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "tokenizer.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)

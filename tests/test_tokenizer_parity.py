@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import wiki_lines
 
 from bertkit import BertTokenizer
-from conftest import wiki_lines
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread: the machine is shared
 transformers = pytest.importorskip("transformers")

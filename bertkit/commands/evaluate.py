@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bertkit.tasks.evaluate import TASKS, evaluate_file, format_report, load_examples, load_finetuned
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="folder written by `bertkit finetune`")
     parser.add_argument("--data", required=True, help="labelled file: CSV/TSV/JSONL (classify), CoNLL/JSONL (ner), SQuAD JSON (qa)")

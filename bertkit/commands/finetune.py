@@ -12,6 +12,7 @@ import dataclasses
 from bertkit.tasks.evaluate import format_report
 from bertkit.train.finetune import FinetuneConfig, finetune_classifier, finetune_ner, finetune_qa
 
+
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FinetuneConfig()
     group = parser.add_argument_group("training")

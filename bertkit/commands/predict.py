@@ -113,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
 def predict_ner_file(model: Any, tokenizer: Any, source: Path, output: Path, settings: dict, args) -> list:
     if _is_conll(source):  # word per line -> the same lines + predicted tag
-        from bertkit.tasks.ner import NerSentence, encode_sentences, read_conll, word_predictions
         from bertkit.data.collators import PaddingCollator
         from bertkit.model.inference import predict
+        from bertkit.tasks.ner import NerSentence, encode_sentences, read_conll, word_predictions
 
         sentences = read_conll(source, settings.get("token_column", 0), settings.get("tag_column", -1))
         words_only = [NerSentence(s.words) for s in sentences]
@@ -149,9 +149,9 @@ def predict_ner_file(model: Any, tokenizer: Any, source: Path, output: Path, set
 
 
 def predict_qa_file(model: Any, tokenizer: Any, source: Path, output: Path, settings: dict, args) -> list:
-    from bertkit.tasks.qa import postprocess, prepare_features, read_squad
     from bertkit.data.collators import PaddingCollator
     from bertkit.model.inference import predict
+    from bertkit.tasks.qa import postprocess, prepare_features, read_squad
 
     if source.suffix.lower() == ".jsonl":
         from bertkit.pipelines.question_answering import QuestionAnsweringPipeline

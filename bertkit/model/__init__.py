@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 from .bert import BertModel, BertPreTrainedModel
-from .inference import encode_batches
 from .config import NAMED_SIZES, BertConfig
 from .heads import (
     BertForMaskedLM,
@@ -20,6 +19,7 @@ from .heads import (
     BertForSequenceClassification,
     BertForTokenClassification,
 )
+from .inference import encode_batches
 from .outputs import ModelOutput
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bertkit.pipelines.base import Pipeline
-from bertkit.tasks.qa import QAExample, postprocess, prepare_features
 from bertkit.data.collators import PaddingCollator
 from bertkit.model.inference import predict
+from bertkit.pipelines.base import Pipeline
+from bertkit.tasks.qa import QAExample, postprocess, prepare_features
 
 
 class QuestionAnsweringPipeline(Pipeline):

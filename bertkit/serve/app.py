@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         require_serve_extras()
     except ImportError as error:
-        from bertkit.cli import UserError
+        from bertkit.errors import UserError
 
         raise UserError(str(error)) from error
     import torch

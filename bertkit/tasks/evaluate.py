@@ -31,9 +31,9 @@ TASKS = registry.fine_tunable_tasks()
 def classify_logits(model: Any, tokenizer: Any, examples: Sequence, max_length: int = 128, batch_size: int = 64,
                     with_labels: bool = True) -> tuple[np.ndarray, float | None]:
     """Logits (examples x labels) of a sequence classifier, and the mean loss when labels are given."""
-    from bertkit.tasks.classification import encode_examples
     from bertkit.data.collators import PaddingCollator
     from bertkit.model.inference import predict
+    from bertkit.tasks.classification import encode_examples
 
     problem_type = model.config.problem_type or "single_label_classification"
     label2id = model.config.label2id if with_labels and problem_type != "regression" else None
@@ -73,10 +73,10 @@ def evaluate_classification(model: Any, tokenizer: Any, examples: Sequence, max_
 def evaluate_ner(model: Any, tokenizer: Any, sentences: Sequence, max_length: int = 128, batch_size: int = 64,
                  label_all_subwords: bool = False) -> dict[str, Any]:
     """Entity precision / recall / F1 (equal to seqeval's), token accuracy, per-type report and loss."""
-    from bertkit.tasks.metrics import entity_metrics
-    from bertkit.tasks.ner import encode_sentences, word_predictions
     from bertkit.data.collators import PaddingCollator
     from bertkit.model.inference import predict
+    from bertkit.tasks.metrics import entity_metrics
+    from bertkit.tasks.ner import encode_sentences, word_predictions
 
     features = encode_sentences(sentences, tokenizer, model.config.label2id, max_length, label_all_subwords)
     out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size)
@@ -90,10 +90,10 @@ def evaluate_qa(model: Any, tokenizer: Any, examples: Sequence, max_seq_length: 
                 max_query_length: int = 64, n_best_size: int = 20, max_answer_length: int = 30,
                 version_2_with_negative: bool = False, batch_size: int = 64) -> dict[str, Any]:
     """Official SQuAD exact_match and f1 (percent), loss, and the answers (id -> text)."""
-    from bertkit.tasks.metrics import squad_metrics
-    from bertkit.tasks.qa import gold_answers, postprocess, prepare_features
     from bertkit.data.collators import PaddingCollator
     from bertkit.model.inference import predict
+    from bertkit.tasks.metrics import squad_metrics
+    from bertkit.tasks.qa import gold_answers, postprocess, prepare_features
 
     features = prepare_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
     out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size)

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
-import re
 
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
-from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
+from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
 from bertkit.tokenizer.wordpiece import WordPiece
 
 VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length

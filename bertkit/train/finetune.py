@@ -241,8 +241,7 @@ def finetune_classifier(
     tokenizer_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier; without eval_file, test_size of the training file is held out."""
-    from bertkit.tasks.classification import (build_label_maps, encode_examples, read_classification_file,
-                                              train_eval_split)
+    from bertkit.tasks.classification import build_label_maps, encode_examples, read_classification_file, train_eval_split
 
     config = config or FinetuneConfig()
     columns = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,

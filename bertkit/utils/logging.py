@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import sys
-
 from logging import CRITICAL, DEBUG, ERROR, INFO, WARNING  # noqa: F401 (HF exports these names too)
 
 LIBRARY_LOGGER = "bertkit"
