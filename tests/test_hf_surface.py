@@ -352,3 +352,21 @@ def test_bertviz_on_bertkit_attentions_seed_003(minilm_dir, tokenizer):
         html = view(attention, tokens, html_action="return").data
         assert stacked in html  # the page draws exactly bertkit's attention weights
         assert '"python"' in html
+
+
+def test_arguments_hf_takes_but_bertkit_ignores_are_said_once(minilm_dir, tmp_path, caplog):
+    from bertkit import BertModel, BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(minilm_dir)
+    with caplog.at_level(logging.WARNING, logger="bertkit"):
+        assert tokenizer.decode([101, 1045, 102], spaces_between_special_tokens=False) == "[CLS] i [SEP]"
+        tokenizer.decode([101, 102], spaces_between_special_tokens=False)  # the second time says nothing
+        tokenizer.save_pretrained(tmp_path / "tok", legacy_format=False)
+        model = BertModel.from_pretrained(minilm_dir, trust_remote_code=True, use_safetensors=True)
+        model.save_pretrained(tmp_path / "model", safe_serialization=True)
+    said = [r.getMessage() for r in caplog.records if "is ignored" in r.getMessage()]
+    assert sum("'spaces_between_special_tokens'" in m for m in said) == 1
+    assert any("save_pretrained" in m and "'legacy_format'" in m for m in said)
+    assert any("from_pretrained" in m and "'trust_remote_code'" in m for m in said)
+    assert any("BertModel.save_pretrained" in m and "'safe_serialization'" in m for m in said)
+    assert (tmp_path / "model" / "model.safetensors").is_file()

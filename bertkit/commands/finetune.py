@@ -7,36 +7,30 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from bertkit.tasks.evaluate import format_report
 from bertkit.train.finetune import FinetuneConfig, finetune_classifier, finetune_ner, finetune_qa
+from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
+
+# the flags' help; their names and types come from FinetuneConfig's fields
+TRAINING_HELP = {
+    "output_dir": "folder for the fine-tuned model, metrics.jsonl and settings",
+    "warmup_steps": "wins over --warmup-ratio when > 0", "max_grad_norm": "0 = no clipping",
+    "max_steps": "> 0 stops after that many steps", "eval_every": "evaluate every N steps (0: every epoch)",
+    "metric_for_best": "metric that picks the best checkpoint (default: accuracy / f1 / f1; mse for regression)",
+    "early_stopping_patience": "stop after N evaluations without improvement",
+    "freeze_encoder": "train only the task head (feature extraction)",
+    "device": "auto (cuda if available), cpu, cuda, cuda:1",
+    "bf16": "bf16 autocast (default: on for GPUs that support it)",
+    "save_best": "keep the best evaluation's weights (else the last)",
+}
+TRAINING_FLAGS = {"output_dir": ["--output", "--out"], "epochs": ["--epochs"], "learning_rate": ["--lr", "--learning-rate"],
+                  "metric_for_best": ["--metric"], "early_stopping_patience": ["--early-stopping"]}
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = FinetuneConfig()
     group = parser.add_argument_group("training")
-    group.add_argument("--output", required=True, help="folder for the fine-tuned model, metrics.jsonl and settings")
-    group.add_argument("--epochs", type=float, default=defaults.epochs)
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    group.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size)
-    group.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=defaults.learning_rate)
-    group.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
-    group.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help="wins over --warmup-ratio when > 0")
-    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    group.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="0 = no clipping")
-    group.add_argument("--max-steps", type=int, default=0, help="> 0 stops after that many steps")
-    group.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: every epoch)")
-    group.add_argument("--log-every", type=int, default=defaults.log_every)
-    group.add_argument("--metric", dest="metric_for_best", default=None,
-                       help="metric that picks the best checkpoint (default: accuracy / f1 / f1; mse for regression)")
-    group.add_argument("--early-stopping", dest="early_stopping_patience", type=int, default=0,
-                       help="stop after N evaluations without improvement")
-    group.add_argument("--freeze-encoder", action="store_true", help="train only the task head (feature extraction)")
-    group.add_argument("--seed", type=int, default=defaults.seed)
-    group.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
-    group.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                       help="bf16 autocast (default: on for GPUs that support it)")
+    add_dataclass_arguments(group, FinetuneConfig, aliases=TRAINING_FLAGS, help=TRAINING_HELP, required=("output_dir",))
     group.add_argument("--max-train-examples", type=int, help="train on a seeded sample of this many examples")
     group.add_argument("--max-eval-examples", type=int, help="evaluate on a seeded sample of this many examples")
 
@@ -80,10 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    values["output_dir"] = args.output
-    return FinetuneConfig(**values)
+    return FinetuneConfig(**dataclass_values(args, FinetuneConfig))
 
 
 def run(args: argparse.Namespace) -> int:

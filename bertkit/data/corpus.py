@@ -445,7 +445,7 @@ def _memmap(path: Path, dtype: Any, count: int) -> np.ndarray:
 # ------------------------------------------------------------------ command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="text / JSONL / WikiExtractor files, folders or tar archives")
-    parser.add_argument("--out", required=True, help="output folder for the shards")
+    parser.add_argument("--output", "--out", dest="out", required=True, help="output folder for the shards")
     parser.add_argument("--tokenizer", required=True, help="folder with vocab.txt (and tokenizer_config.json)")
     parser.add_argument("--format", default="auto", choices=FORMATS, help="input format (default: detect)")
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")

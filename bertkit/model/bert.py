@@ -345,9 +345,14 @@ class BertPreTrainedModel(nn.Module):
 
         return load_pretrained(cls, name_or_path, **kwargs)
 
-    def save_pretrained(self, folder: str | os.PathLike, max_shard_size: int | str | None = None) -> None:
+    def save_pretrained(self, folder: str | os.PathLike, max_shard_size: int | str | None = None, **kwargs: Any) -> None:
         """Write config.json + model.safetensors (or shards with an index when max_shard_size is given)."""
+        from bertkit.utils.logging import warn_ignored
+
         from .checkpoint import save_pretrained
+
+        if kwargs:  # safe_serialization, push_to_hub, ...: always safetensors, never uploaded
+            warn_ignored(f"{type(self).__name__}.save_pretrained", kwargs, "weights are always written as safetensors, locally")
 
         save_pretrained(self, folder, max_shard_size=max_shard_size)
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bertkit.utils.logging import get_logger
+from bertkit.utils.logging import get_logger, warn_ignored
 
 from .config import BertConfig
 
@@ -192,6 +192,10 @@ def _parse_dtype(value: Any, config: BertConfig, state: dict[str, Tensor]) -> to
 def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     """Build `cls` from a folder's config.json (+ overrides) and load its weights; see BertPreTrainedModel.from_pretrained."""
     loader = {k: kwargs.pop(k) for k in list(kwargs) if k in _LOADER_KEYS}
+    no_effect = {k for k in ("trust_remote_code", "use_safetensors", "low_cpu_mem_usage", "force_download") if loader.get(k)}
+    if no_effect:
+        warn_ignored(f"{cls.__name__}.from_pretrained", no_effect,
+                     "bertkit runs only its own code, prefers safetensors and loads weights without a random init anyway")
     hub_kwargs = {k: loader[k] for k in ("cache_dir", "revision", "token") if loader.get(k) is not None}
     folder = resolve_folder(name_or_path, loader.get("local_files_only", False), **hub_kwargs)
 

@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help='the sentence, e.g. "He got bit by Python"')
     parser.add_argument("--pair", default=None, help="an optional second sentence (sentence B)")
     parser.add_argument("--model", required=True, help="model folder (HuggingFace layout: config.json, weights, vocab.txt)")
-    parser.add_argument("--out", default="attention.html", help="where to write the page (default attention.html)")
+    parser.add_argument("--output", "--out", dest="out", default="attention.html", help="where to write the page (default attention.html)")
 
 
 def run(args: argparse.Namespace) -> int:

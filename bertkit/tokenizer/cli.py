@@ -7,7 +7,7 @@ import json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the text to tokenize")
-    parser.add_argument("--vocab", required=True, metavar="DIR",
+    parser.add_argument("--tokenizer", "--vocab", dest="vocab", required=True, metavar="DIR",
                         help="tokenizer folder (vocab.txt [+ tokenizer_config.json] or tokenizer.json) or a vocab.txt")
     parser.add_argument("--pair", metavar="TEXT", help="a second text: encoded as [CLS] text [SEP] pair [SEP]")
     parser.add_argument("--max-length", type=int, help="truncate to this many tokens (longest_first)")

@@ -23,6 +23,7 @@ from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
 from bertkit.tokenizer.wordpiece import WordPiece
+from bertkit.utils.logging import warn_ignored
 
 VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
@@ -645,6 +646,8 @@ class BertTokenizer:
             return_attention_mask: bool | None = None, return_tensors: str | None = None,
             padding_side: str | None = None, **kwargs: Any) -> BatchEncoding:
         """Pad already-encoded rows (a dict of lists or a list of dicts), as data collators do."""
+        if kwargs:
+            warn_ignored("BertTokenizer.pad", kwargs)
         if isinstance(encoded_inputs, (list, tuple)):
             if not encoded_inputs or not all(isinstance(e, dict) for e in encoded_inputs):
                 raise ValueError("pad expects a dict of lists or a non-empty list of dicts of encoded inputs")
@@ -696,6 +699,8 @@ class BertTokenizer:
     def decode(self, token_ids: Any, skip_special_tokens: bool = False,
                clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> str:
         """Ids back to text, as HuggingFace's WordPiece decoder writes it (lowercased if the vocab is)."""
+        if kwargs:
+            warn_ignored("BertTokenizer.decode", kwargs)
         tokens = self.convert_ids_to_tokens(_as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
         text = self.convert_tokens_to_string(tokens)
         if clean_up_tokenization_spaces is None:
@@ -704,6 +709,8 @@ class BertTokenizer:
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> list[str]:
+        if kwargs:
+            warn_ignored("BertTokenizer.batch_decode", kwargs)
         if hasattr(sequences, "tolist"):
             sequences = sequences.tolist()
         return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
@@ -718,6 +725,8 @@ class BertTokenizer:
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> tuple[str, ...]:
         """Write vocab.txt, tokenizer_config.json, special_tokens_map.json and tokenizer.json (HF loads it)."""
+        if kwargs:
+            warn_ignored("BertTokenizer.save_pretrained", kwargs)
         return write_tokenizer_folder(self, save_directory)
 
     save_vocabulary = save_pretrained

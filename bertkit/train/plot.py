@@ -66,7 +66,7 @@ def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", help="metrics.jsonl written by a run")
-    parser.add_argument("--out", default=None, help="PNG to write (default: next to the log, curves.png)")
+    parser.add_argument("--output", "--out", dest="out", default=None, help="PNG to write (default: next to the log, curves.png)")
     parser.add_argument("--title", default=None)
 
 

@@ -45,6 +45,7 @@ from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.logging import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay
+from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
 
 # the sums and counts PretrainingObjective returns (NSP ones only in pairs mode)
 OBJECTIVE_SUMS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
@@ -439,24 +440,14 @@ def _train_metrics(window: dict[str, float], steps: int, seconds: float, ctx, co
 # ------------------------------------------------------------------------------------------ command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON file of options (keys as the flags, e.g. {\"max_steps\": 1000}); flags override it")
-    for f in dataclasses.fields(PretrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
-        if kind == "bool":
-            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=f"(default {f.default})")
-        else:
-            caster = {"int": int, "float": float, "int | None": int, "float | None": float}.get(kind, str)
-            parser.add_argument(flag, dest=f.name, type=caster, default=None, help=f"(default {f.default})")
+    add_dataclass_arguments(parser, PretrainConfig, aliases={"out": ["--output", "--out"]})
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
     values: dict[str, Any] = {}
     if getattr(args, "config", None):
         values.update(dataclasses.asdict(PretrainConfig.from_json(args.config)))
-    for f in dataclasses.fields(PretrainConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            values[f.name] = value
+    values.update(dataclass_values(args, PretrainConfig))
     return PretrainConfig.from_dict(values)
 
 

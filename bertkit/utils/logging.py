@@ -87,3 +87,15 @@ def set_verbosity_debug() -> None:
 
 __all__ = ["CRITICAL", "DEBUG", "ERROR", "INFO", "WARNING", "get_logger", "get_verbosity", "set_verbosity",
            "set_verbosity_debug", "set_verbosity_error", "set_verbosity_info", "set_verbosity_warning"]
+
+
+_already_said: set[tuple[str, str]] = set()
+
+
+def warn_ignored(api: str, arguments: dict | set | list | tuple, why: str = "bertkit has no use for it") -> None:
+    """Say once per (api, argument) that an argument HF's API takes is accepted here but changes nothing, instead
+    of dropping it silently."""
+    for name in sorted(arguments):
+        if (api, name) not in _already_said:
+            _already_said.add((api, name))
+            get_logger().warning(f"{api}: argument {name!r} is ignored ({why})")

@@ -1,0 +1,44 @@
+"""Command-line flags from a config dataclass, so that a recipe's settings are typed once (the dataclass) and every
+command spells them the same way (`--batch-size` for `batch_size`; `--output` for folders written, `--out` kept as
+an alias).
+
+    add_dataclass_arguments(parser, PretrainConfig, aliases={"out": ["--output", "--out"]})
+    config = PretrainConfig(**dataclass_values(args, PretrainConfig))
+
+Flags default to None, so `dataclass_values` returns only what the user set and the dataclass keeps its own
+defaults (and a --config file can sit underneath).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+# field annotation (as a string, under `from __future__ import annotations`) -> argparse type
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float, "str | None": str}
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser | Any, cls: type, aliases: dict[str, list[str]] | None = None,
+                            help: dict[str, str] | None = None, skip: tuple[str, ...] = (),
+                            required: tuple[str, ...] = ()) -> None:
+    """One flag per field of `cls` (`--field-name`, or the names in `aliases[field]`), typed from the annotation;
+    booleans get --x / --no-x."""
+    aliases, help = aliases or {}, help or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flags = aliases.get(f.name, ["--" + f.name.replace("_", "-")])
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        text = help.get(f.name, "")
+        text = f"{text} (default {default})" if text and f.name not in required else text or f"(default {default})"
+        if kind in ("bool", "bool | None"):
+            parser.add_argument(*flags, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(*flags, dest=f.name, type=_TYPES.get(kind, str), default=None,
+                                required=f.name in required, help=text)
+
+
+def dataclass_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The fields of `cls` the user set on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
