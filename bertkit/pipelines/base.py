@@ -3,11 +3,15 @@
 How a pipeline works (one input or a list of inputs in, plain Python results out):
 
     results = pipe(inputs, **params)
-        -> the inputs are split into batches of `batch_size`
-        -> for each batch: encoded = pipe.preprocess(batch, **params)      # tokenizer -> tensors
-                           outputs = pipe.forward(encoded, **params)       # model, under inference_mode
-                           pipe.postprocess(encoded, outputs, batch, **params) -> one result per input
-        -> a single input (anything that is not a list) gives a single result, a list gives a list
+        -> items, is_batch, params = pipe.inputs_of(inputs, **params)   # HF's call forms -> a list of items
+        -> pipe.run(items, **params): one result per item, always a list; the items are split into batches:
+               encoded = pipe.preprocess(batch, **params)      # tokenizer -> tensors
+               outputs = pipe.forward(encoded, **params)       # model, under inference_mode
+               pipe.postprocess(encoded, outputs, batch, **params) -> one result per item
+        -> pipe.shape(results, inputs, is_batch, params)       # HF's return shapes: one input, one result
+
+Every pipeline follows this one protocol; `inputs_of` and `shape` are the thin layer of HF's habits on top (a
+question/context pair, a text_pair keyword, a one-item list unwrapped). The server calls `run` directly.
 
 Writing a pipeline (the fine-tuning and serving code does exactly this):
 
@@ -20,8 +24,8 @@ Writing a pipeline (the fine-tuning and serving code does exactly this):
         def postprocess(self, encoded, outputs, batch, **params):   # -> list, one result per input
             ...
 
-`forward` (calls `run_model`: inputs to the device, model under inference_mode) and `__call__`
-(batching) rarely need overriding; a pipeline whose single input is itself a list overrides `is_batch`.
+`forward` (calls `run_model`: inputs to the device, model under inference_mode) rarely needs overriding; a
+pipeline whose single input is itself a list overrides `is_batch`.
 
 Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, **params)`.
 - `model`: a bertkit model object, or a folder in HuggingFace layout (loaded as `model_class`).
@@ -122,13 +126,28 @@ class Pipeline:
     def is_batch(self, inputs: Any) -> bool:
         return isinstance(inputs, list)
 
-    def __call__(self, inputs: Any, batch_size: int | None = None, **params: Any) -> Any:
+    def __call__(self, inputs: Any = None, *args: Any, batch_size: int | None = None, **params: Any) -> Any:
+        """HF's call: one input gives one result, a list gives a list (each pipeline's HF shape on top)."""
+        items, is_batch, run_params = self.inputs_of(inputs, *args, **params)
+        results = self.run(items, batch_size, **run_params)
+        return self.shape(results, inputs, is_batch, params)
+
+    def inputs_of(self, inputs: Any, *args: Any, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
+        """(items, whether the call was a batch, the params for `run`): HF's call forms -> a list of items."""
+        if args:
+            raise TypeError(f"{type(self).__name__} takes one input (or a list of them) and keyword arguments; "
+                            f"got {len(args)} more positional argument(s)")
+        batch = self.is_batch(inputs)
+        return (list(inputs) if batch else [inputs]), batch, params
+
+    def shape(self, results: list[Any], inputs: Any, is_batch: bool, params: dict[str, Any]) -> Any:
+        """HF's return shape: a list for a batch, the one result for one input."""
+        return results if is_batch else results[0]
+
+    def run(self, items: list[Any], batch_size: int | None = None, **params: Any) -> list[Any]:
+        """One result per item, in order: preprocess -> forward -> postprocess over batches of `batch_size`."""
         self.check_parameters(params)
         params = {**self.default_params, **params}
-        batch = self.is_batch(inputs)
-        items = list(inputs) if batch else [inputs]
-        if not items:
-            return []
         batch_size = batch_size or self.batch_size
         results: list[Any] = []
         for start in range(0, len(items), batch_size):
@@ -136,7 +155,7 @@ class Pipeline:
             encoded = self.preprocess(chunk, **params)
             outputs = self.forward(encoded, **params)
             results.extend(self.postprocess(encoded, outputs, chunk, **params))
-        return results if batch else results[0]
+        return results
 
     def tokenize(self, texts: list[str], text_pairs: list[str] | None = None, **tokenizer_kwargs: Any) -> Any:
         """Padded, truncated to the model's window, as tensors (keywords override these defaults)."""

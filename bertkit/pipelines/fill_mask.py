@@ -35,12 +35,11 @@ class FillMaskPipeline(Pipeline):
         if getattr(self.tokenizer, "mask_token_id", None) is None:
             raise ValueError("the tokenizer has no mask token; fill-mask needs a vocabulary with [MASK]")
 
-    def __call__(self, inputs: str | list[str], **params: Any) -> list[dict] | list[list[dict]]:
-        results = super().__call__(inputs, **params)
+    def shape(self, results: list[Any], inputs: Any, is_batch: bool, params: dict[str, Any]) -> Any:
         # HuggingFace's convention: a list holding one text gives that text's result, not a list of one
-        if isinstance(inputs, list) and len(inputs) == 1:
+        if is_batch and len(results) == 1:
             return results[0]
-        return results
+        return super().shape(results, inputs, is_batch, params)
 
     def preprocess(self, batch: list[str], **params: Any) -> dict:
         for text in batch:

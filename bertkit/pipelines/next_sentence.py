@@ -39,7 +39,8 @@ def as_pair(item: Any) -> tuple[str, str]:
 class NextSentencePredictionPipeline(Pipeline):
     model_class = "BertForNextSentencePrediction"
 
-    def __call__(self, inputs: Any, text_pair: str | list[str] | None = None, **params: Any) -> dict | list[dict]:
+    def inputs_of(self, inputs: Any, text_pair: str | list[str] | None = None,
+                  **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
         if text_pair is not None:  # nsp(A, B) or nsp([A1, A2], [B1, B2])
             if isinstance(inputs, list) != isinstance(text_pair, list):
                 raise ValueError("give text and text_pair both as strings or both as lists of the same length")
@@ -49,7 +50,7 @@ class NextSentencePredictionPipeline(Pipeline):
                 inputs = list(zip(inputs, text_pair))
             else:
                 inputs = (inputs, text_pair)
-        return super().__call__(inputs, **params)
+        return super().inputs_of(inputs, **params)
 
     def preprocess(self, batch: list[Any], **params: Any) -> dict:
         pairs = [as_pair(item) for item in batch]

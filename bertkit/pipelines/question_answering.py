@@ -27,41 +27,49 @@ class QuestionAnsweringPipeline(Pipeline):
     parameters = ("top_k", "doc_stride", "max_answer_len", "max_seq_len", "max_question_len",
                   "handle_impossible_answer")
 
-    def __call__(self, inputs: Any = None, question: str | list[str] | None = None,
-                 context: str | list[str] | None = None, batch_size: int | None = None, **params: Any) -> Any:
-        self.check_parameters(params)
-        params = {**self.default_params, **params}
-        if inputs is None:
+    def inputs_of(self, inputs: Any = None, question: str | list[str] | None = None,
+                  context: str | list[str] | None = None, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
+        if inputs is None:  # qa(question=..., context=...), texts or lists of them
             if question is None or context is None:
                 raise ValueError("give question=... and context=... (or a {'question', 'context'} dict)")
             if isinstance(question, list) != isinstance(context, list):
                 raise ValueError("question and context must both be texts or both be lists of the same length")
             inputs = ([{"question": q, "context": c} for q, c in zip(question, context, strict=True)]
                       if isinstance(question, list) else {"question": question, "context": context})
-        items = inputs if isinstance(inputs, list) else [inputs]
+        return super().inputs_of(inputs, **params)
+
+    def preprocess(self, batch: list[Any], top_k: int = 1, max_seq_len: int | None = None, doc_stride: int | None = None,
+                   max_question_len: int = 64, **params: Any) -> dict[str, Any]:
+        """The batch's questions as examples, and their windows as features (a long context gives several)."""
         examples = []
-        for i, item in enumerate(items):
+        for i, item in enumerate(batch):
             if not isinstance(item, dict) or "question" not in item or "context" not in item:
                 raise ValueError("each input must be a dict with 'question' and 'context' keys")
             if not str(item["context"]).strip():
                 raise ValueError("the context is empty: the answer is read from the context, so give one")
             examples.append(QAExample(str(i), str(item["question"]), str(item["context"])))
-        top_k = int(params.get("top_k", 1))
-        if top_k < 1:
+        if int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
-        max_seq_len = int(params.get("max_seq_len", min(384, self.max_length)))
+        max_seq_len = int(max_seq_len or min(384, self.max_length))
         features = prepare_features(examples, self.tokenizer, max_seq_length=max_seq_len,
-                                    doc_stride=int(params.get("doc_stride", min(128, max_seq_len // 2))),
-                                    max_query_length=int(params.get("max_question_len", 64)), with_positions=False)
-        outputs = predict(self.model, features, PaddingCollator(self.tokenizer.pad_token_id),
-                          batch_size=batch_size or self.batch_size)
-        _, nbest = postprocess(examples, features, outputs["start_logits"], outputs["end_logits"],
-                               n_best_size=max(20, top_k), max_answer_length=int(params.get("max_answer_len", 15)),
-                               version_2_with_negative=bool(params.get("handle_impossible_answer", False)),
-                               rank_by="probability")
+                                    doc_stride=int(doc_stride or min(128, max_seq_len // 2)),
+                                    max_query_length=int(max_question_len), with_positions=False)
+        return {"examples": examples, "features": features}
+
+    def forward(self, encoded: dict[str, Any], **params: Any) -> dict[str, Any]:
+        # every window of the batch's contexts, in batches of windows (length-sorted by `predict`)
+        return predict(self.model, encoded["features"], PaddingCollator(self.tokenizer.pad_token_id),
+                       batch_size=max(self.batch_size, len(encoded["examples"])))
+
+    def postprocess(self, encoded: dict[str, Any], outputs: dict[str, Any], batch: list[Any], top_k: int = 1,
+                    max_answer_len: int = 15, handle_impossible_answer: bool = False, **params: Any) -> list[Any]:
+        examples, top_k = encoded["examples"], int(top_k)
+        _, nbest = postprocess(examples, encoded["features"], outputs["start_logits"], outputs["end_logits"],
+                               n_best_size=max(20, top_k), max_answer_length=int(max_answer_len),
+                               version_2_with_negative=bool(handle_impossible_answer), rank_by="probability")
         results = []
         for example in examples:
             answers = [{"score": c["score"], "start": c["start"], "end": c["end"], "answer": c["text"]}
                        for c in nbest[example.id][:top_k]]
             results.append(answers[0] if top_k == 1 else answers)
-        return results if isinstance(inputs, list) else results[0]
+        return results

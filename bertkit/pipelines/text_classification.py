@@ -18,7 +18,6 @@ import numpy as np
 
 from bertkit.pipelines.base import Pipeline
 
-_UNSET = object()
 FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
@@ -47,17 +46,20 @@ class TextClassificationPipeline(Pipeline):
     model_class = "BertForSequenceClassification"
     parameters = ("top_k", "function_to_apply")
 
-    def __call__(self, inputs: Any, top_k: Any = _UNSET, **params: Any) -> Any:
+    def _legacy(self, params: dict[str, Any]) -> bool:
         # HuggingFace's legacy shape: without top_k a text gives [best]; with top_k a sorted list of dicts
-        if top_k is _UNSET:
-            top_k = self.default_params.get("top_k", _UNSET)
-        legacy = top_k is _UNSET
-        results = super().__call__(inputs, top_k=1 if legacy else top_k, **params)
-        if legacy:
-            if self.is_batch(inputs):
-                return [r[0] for r in results]
-            return results if isinstance(inputs, str) else results[0]  # HF: a text gives [dict], a pair dict
-        return results
+        return "top_k" not in params and "top_k" not in self.default_params
+
+    def inputs_of(self, inputs: Any, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
+        items, is_batch, params = super().inputs_of(inputs, **params)
+        return items, is_batch, ({**params, "top_k": 1} if self._legacy(params) else params)
+
+    def shape(self, results: list[Any], inputs: Any, is_batch: bool, params: dict[str, Any]) -> Any:
+        if not self._legacy(params):
+            return super().shape(results, inputs, is_batch, params)
+        if is_batch:
+            return [r[0] for r in results]
+        return results[0] if isinstance(inputs, str) else results[0][0]  # HF: a text gives [dict], a pair dict
 
     def preprocess(self, batch: list[Any], **params: Any) -> dict:
         texts, pairs = [], []

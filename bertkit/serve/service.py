@@ -8,7 +8,6 @@ gives the batcher one `run_<task>(items)` function per task: a list of inputs in
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -67,9 +66,7 @@ def group_by_params(call: Callable[..., Sequence[Any]]) -> Callable[[list[Item]]
 
 def run_pipeline(pipe: Any, inputs: list[Any], **params: Any) -> list[Any]:
     """One result per input, all in one forward pass (the batcher already chose the batch)."""
-    # The base class's __call__: some pipelines unwrap a one-item list (HuggingFace's habit).
-    base = importlib.import_module("bertkit.pipelines.base").Pipeline
-    return base.__call__(pipe, inputs, batch_size=max(1, len(inputs)), **params)
+    return pipe.run(inputs, batch_size=max(1, len(inputs)), **params)
 
 
 class ModelService:
@@ -240,9 +237,9 @@ class ModelService:
         if task == "attention":
             return group_by_params(self._attention)
         pipe = self.pipelines[task]
-        if task == "qa":  # the QA pipeline batches the windows of its contexts itself
-            return group_by_params(lambda pairs, **params: pipe(
-                [{"question": q, "context": c} for q, c in pairs], batch_size=max(1, len(pairs)), **params))
+        if task == "qa":
+            return group_by_params(lambda pairs, **params: run_pipeline(
+                pipe, [{"question": q, "context": c} for q, c in pairs], **params))
         if task == "classify":  # every label, best first (HuggingFace's top_k=None)
             return group_by_params(lambda texts, **params: run_pipeline(pipe, texts, top_k=None, **params))
         return group_by_params(lambda inputs, **params: run_pipeline(pipe, inputs, **params))
