@@ -41,6 +41,21 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _describe_os_error(error: OSError) -> str:
+    """An OSError as one line: the system's own ones ("[Errno 17] File exists: 'x'") get a plain reading."""
+    if error.errno is None or error.strerror is None:
+        return str(error)  # raised by bertkit with its own message
+    path = f" {error.filename!r}" if error.filename is not None else ""
+    hints = {
+        FileExistsError: "something is already there (a file where a folder is to be made?); pass another path",
+        IsADirectoryError: "that is a folder where a file is needed; pass a file path",
+        NotADirectoryError: "a file is in the way where a folder is needed; pass another path",
+        PermissionError: "no permission; pass a path you can write to",
+    }
+    hint = next((text for kind, text in hints.items() if isinstance(error, kind)), "check the path")
+    return f"{error.strerror.lower()}:{path}; {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -52,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
+    except (UserError, ValueError, OverflowError) as error:
         print(f"bertkit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # a path that is a file where a folder is needed (or the reverse), no permission, a full disk...: the
+        # commands check the common cases with their own message; anything else is still one line, not a traceback
+        print(f"bertkit {args.command}: error: {_describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

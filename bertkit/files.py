@@ -10,13 +10,93 @@ from typing import IO, Any, Iterable, Iterator
 
 # the shared data ships as .xz; .gz and .bz2 are what users have otherwise
 OPENERS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+# how much of a file's start is looked at to tell text from binary data, and the share of bytes that may fail
+# to decode before a file counts as binary (a stray Latin-1 byte in text is not binary; random bytes are ~50%)
+SNIFF_BYTES = 64 * 1024
+MAX_UNDECODABLE_SHARE = 0.1
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """`path` as a Path when it is an existing file; otherwise an error that says what is there instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a folder; pass a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
+    return path
+
+
+def require_folder(path: str | Path, what: str = "folder") -> Path:
+    """`path` as a Path when it is an existing folder; otherwise an error that says what is there instead."""
+    path = Path(path)
+    if path.is_file():
+        raise NotADirectoryError(f"{what} {str(path)!r} is a file; pass the folder that holds it")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
+    return path
+
+
+def require_output_folder(path: str | Path, what: str = "output folder") -> Path:
+    """A folder to write into (the caller creates it when missing); a file in its place is a clear error."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{what} {str(path)!r} is a file; pass a folder path (it is created when missing)")
+    return path
+
+
+def require_output_file(path: str | Path, what: str = "output file") -> Path:
+    """A file to write (created or replaced); a folder in its place is a clear error."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a folder; pass a file path, e.g. {str(path / 'out.jsonl')!r}")
+    return path
+
+
+def check_text(path: str | Path, head: bytes, strict: bool = True) -> None:
+    """Refuse `head` (the first bytes of `path`) when it is not UTF-8 text, naming the file.
+
+    Binary data (a NUL byte, or more than MAX_UNDECODABLE_SHARE undecodable bytes) is always refused; with
+    `strict`, so is any undecodable byte (a character cut at the end of `head` is fine: the rest follows).
+    """
+    if b"\x00" in head:
+        raise ValueError(f"{path} is not a text file (it holds NUL bytes: binary data); pass a UTF-8 text file")
+    try:
+        head.decode("utf-8")
+        return
+    except UnicodeDecodeError as error:
+        if error.start >= len(head) - 3 and error.reason == "unexpected end of data":
+            return  # a multi-byte character cut by the end of `head`
+        first_bad = error.start
+    undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
+    if undecodable > MAX_UNDECODABLE_SHARE * len(head):
+        raise ValueError(f"{path} is not a text file ({undecodable} of its first {len(head)} bytes are not UTF-8: "
+                         "binary data); pass a UTF-8 text file")
+    if strict:
+        raise ValueError(f"{path} is not UTF-8 text (byte {first_bad} cannot be decoded); save it as UTF-8")
+
+
+def check_text_file(path: str | Path, what: str = "file", strict: bool = True) -> Path:
+    """An existing text file (see check_text; compressed files are looked at decompressed) as a Path."""
+    path = require_file(path, what)
+    with open_binary(path) as f:
+        check_text(path, f.read(SNIFF_BYTES), strict)
+    return path
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The whole of a UTF-8 text file; a binary or non-UTF-8 file is a ValueError naming it."""
+    path = require_file(path, what)
+    data = path.read_bytes()
+    check_text(path, data[:SNIFF_BYTES])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8") from None
 
 
 def open_text(path: str | Path, errors: str = "strict", newline: str | None = None) -> IO[str]:
     """Open a UTF-8 text file for reading, decompressing .xz / .gz / .bz2 on the fly."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
+    path = check_text_file(path, "data file", strict=errors == "strict")
     opener = OPENERS.get(path.suffix.lower())
     if opener is not None:
         return opener(path, "rt", encoding="utf-8", errors=errors)

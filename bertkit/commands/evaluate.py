@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_file, require_folder, require_output_file
+
+    require_folder(args.model, "--model")
+    require_file(args.data, "--data")
+    if args.output:
+        require_output_file(args.output, "--output")
     task, settings, model, tokenizer = load_finetuned(args.model, args.task, args.device)
     examples = load_examples(task, args.data, settings)
     result = evaluate_file(model, tokenizer, task, examples, settings, args.batch_size)

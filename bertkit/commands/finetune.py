@@ -78,7 +78,15 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_file, require_folder, require_output_folder
+
     config = config_from_args(args)
+    # the paths first: a wrong one is said before the model loads and training starts
+    require_folder(args.model, "--model")
+    for flag, path in (("--train", args.train), ("--eval", args.eval)):
+        if path is not None:
+            require_file(path, flag)
+    require_output_folder(config.output_dir, "--output")
     common = dict(model_dir=args.model, train_file=args.train, eval_file=args.eval, config=config,
                   tokenizer_dir=args.tokenizer, max_train_examples=args.max_train_examples,
                   max_eval_examples=args.max_eval_examples)

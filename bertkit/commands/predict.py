@@ -96,8 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_file, require_folder, require_output_file
+
+    # the paths first: a wrong one is said before the model loads
+    require_folder(args.model, "--model")
+    source = require_file(args.input, "--input")
+    output = require_output_file(args.output, "--output")
     task, settings, model, tokenizer = load_finetuned(args.model, args.task, args.device)
-    source, output = Path(args.input), Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if task == "classify":
         examples = load_examples(task, source, settings, require_labels=False)

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bertkit.files import iter_jsonl, open_text
+from bertkit.files import iter_jsonl, open_text, require_folder, require_output_folder
 
 HEADER = "corpus.json"
 FORMAT_NAME = "bertkit-token-shards"
@@ -290,7 +290,7 @@ def prepare_corpus(
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    out = Path(out_dir)
+    out = require_output_folder(out_dir, "output folder")
     out.mkdir(parents=True, exist_ok=True)
     if (out / HEADER).exists():
         (out / HEADER).unlink()  # the folder is incomplete until the new header is written
@@ -459,9 +459,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bertkit.tokenizer import BertTokenizer
 
+    require_output_folder(args.out, "--output")  # before the slow part, not after it
     folder = Path(args.tokenizer)
-    if not folder.exists():
-        raise FileNotFoundError(f"tokenizer folder {folder} does not exist; pass a folder with vocab.txt")
+    if not folder.is_file():  # a vocab.txt is fine too
+        require_folder(folder, "--tokenizer")
     tokenizer = BertTokenizer.from_pretrained(str(folder))
     header = prepare_corpus(
         args.inputs, args.out, tokenizer, fmt=args.format, text_field=args.text_field,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import socket
 from pathlib import Path
@@ -82,18 +83,51 @@ def resolve_folder(name_or_path: str | os.PathLike, local_files_only: bool = Fal
 
 
 # --- reading weights --------------------------------------------------------------------------------------
+def load_pickle(path: Path, what: str = "file") -> Any:
+    """`torch.load` that never runs code from the file (weights_only=True), with one-line errors naming it.
+
+    A pickle that asks for a function or class (`os.system`, `eval`...) is said to hold code, plainly: torch's
+    own message would suggest weights_only=False, which is exactly what must not be done with such a file.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - zip reader, unpickler and storage code raise many kinds
+        text = str(err)
+        if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in text:
+            called = re.search(r"GLOBAL ([\w.]+)", text)
+            name = f" ({called.group(1)})" if called else ""
+            raise ValueError(f"{what} {path} holds code{name} that bertkit refuses to run: it was not written by "
+                             "torch.save of tensors, or it was tampered with; do not use it, restore the file from "
+                             "a source you trust") from None
+        first = re.split(r"(?<=\.)\s", text.strip().splitlines()[0])[0][:160] if text.strip() else "no detail"
+        raise ValueError(f"could not read {what} {path} ({type(err).__name__}: {first}); the file is truncated "
+                         "or corrupt: copy or download it again") from None
+
+
 def _read_file(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} is missing: the folder is incomplete, copy it again")
+    if path.suffix != ".safetensors":
+        return load_pickle(path, "weights file")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - safetensors/pickle raise many kinds on a bad file
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises many kinds on a bad file
         raise ValueError(f"could not read weights file {path} ({type(err).__name__}: {err}); the file is truncated "
                          "or corrupt: copy or download it again") from err
+
+
+def _shard_path(folder: Path, index: Path, shard: Any) -> Path:
+    """A shard named by an index, refused unless it is a plain file name inside the folder: an index is data
+    from wherever the folder came from, and must not make us read `../../secret` or `/etc/...`."""
+    if not isinstance(shard, str) or not shard:
+        raise ValueError(f"{index} names a shard {shard!r} that is not a file name; restore the index")
+    # judged by the name, not by resolving links: the Hugging Face cache keeps its files as links to ../blobs/
+    if Path(shard).is_absolute() or ".." in Path(shard).parts:
+        raise ValueError(f"{index} names shard {shard!r}, which is outside the model folder {folder}; shards must be "
+                         "files inside that folder: restore the index")
+    return folder / shard
 
 
 def read_state_dict(folder: Path) -> tuple[dict[str, Tensor], Path]:
@@ -106,11 +140,14 @@ def read_state_dict(folder: Path) -> tuple[dict[str, Tensor], Path]:
             return _read_file(path), path
         try:
             weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"{path} is not a valid shard index ({err}); restore the file") from err
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{path} is not a valid shard index (weight_map is not an object); restore the file")
+        shards = sorted({_shard_path(folder, path, shard) for shard in weight_map.values()})
         state: dict[str, Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            state.update(_read_file(folder / shard))
+        for shard in shards:  # every name checked before any file is read
+            state.update(_read_file(shard))
         missing = sorted(set(weight_map) - set(state))
         if missing:
             raise ValueError(f"{path} lists tensors that no shard holds: {missing[:5]}; the shards are incomplete")

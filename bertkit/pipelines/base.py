@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from bertkit.files import read_text, require_folder
 from bertkit.model.inference import resolve_device
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
@@ -52,12 +53,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def load_model(model: Any, model_class: str) -> torch.nn.Module:
     """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`."""
     if isinstance(model, (str, Path)):
-        folder = Path(model)
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"model folder {str(folder)!r} does not exist; pass a folder with config.json and weights "
-                "(HuggingFace layout) or a model object"
-            )
+        folder = require_folder(model, "model folder")  # a file or a missing path: said as such
         return getattr(importlib.import_module("bertkit.model"), model_class).from_pretrained(folder)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a folder path or a bertkit model object, got {type(model).__name__}")
@@ -196,10 +192,7 @@ class Pipeline:
 def read_texts(texts: list[str], file: str | None) -> list[str]:
     """The commands' input: texts from the command line, then one per non-empty line of `file`."""
     if file:
-        path = Path(file)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file {file!r} does not exist")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(file, "--file").splitlines()  # a folder, a missing or a binary file: named
         texts = [*texts, *(line.strip() for line in lines if line.strip())]
     if not texts:
         raise ValueError("no input text: give it on the command line or with --file")

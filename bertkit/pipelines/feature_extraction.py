@@ -193,6 +193,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_folder
+
+    require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     texts = read_texts(args.text, args.file)
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in (".json", ".npy"):

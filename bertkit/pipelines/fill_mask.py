@@ -128,6 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_folder
+
+    require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     texts = read_texts(args.text, args.file)
     unmasker = FillMaskPipeline(args.model, device=args.device)
     results = unmasker(texts, top_k=args.top_k, targets=args.targets)  # batched forward passes

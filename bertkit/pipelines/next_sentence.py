@@ -87,12 +87,9 @@ def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
             raise ValueError("give two sentences: bertkit nsp --model DIR 'sentence A' 'sentence B'")
         pairs.append((args.sentence_a, args.sentence_b))
     if args.file:
-        from pathlib import Path
+        from bertkit.files import read_text
 
-        path = Path(args.file)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file {args.file!r} does not exist")
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_text(args.file, "--file").splitlines(), start=1):
             if not line.strip():
                 continue
             fields = line.split("\t")
@@ -105,6 +102,9 @@ def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.files import require_folder
+
+    require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     pairs = read_pairs(args)
     nsp = NextSentencePredictionPipeline(args.model, device=args.device)
     results = nsp(pairs)

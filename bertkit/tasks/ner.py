@@ -15,6 +15,7 @@ BIO and IOBES tags both work: the tag set is whatever the data uses, and the ent
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from bertkit.files import iter_jsonl, open_text
+
+# a NER tag: O, or a position prefix and an entity type; the prefixes of IO, BIO/IOB, IOBES and BILOU
+NER_TAG = re.compile(r"O|[BIESLU]-\S+")
 
 
 @dataclass
@@ -65,6 +69,12 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1) ->
                 raise ValueError(f"{path.name} line {number} has {len(columns)} columns, so there is no column "
                                  f"{token_column if abs(token_column) >= len(columns) else tag_column}; "
                                  f"choose --token-column / --tag-column (0-based, -1 = last)") from None
+            if not NER_TAG.fullmatch(tag) and line.startswith("#"):
+                continue  # a comment line (CoNLL-U, KLUE): "# text = ..."
+            if not NER_TAG.fullmatch(tag):  # plain text or another column: refuse instead of learning "France." as a label
+                raise ValueError(f"{path} line {number}: {tag[:40]!r} (column {tag_column}) is not a NER tag: CoNLL needs "
+                                 "one token per line and a tag such as O, B-PER, I-LOC (IO, BIO/IOB, IOBES or BILOU); "
+                                 "choose the column with --tag-column")
             words.append(word)
             tags.append(tag)
     close()

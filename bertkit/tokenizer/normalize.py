@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # Rust's `char::is_whitespace` (the Unicode White_Space property) without the characters that BERT's text
 # cleaning deletes first as control characters (\x0b, \x0c, \x1c-\x1f, \x85).
@@ -139,6 +140,8 @@ class BertPreTokenizer:
         self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
         self._chars: dict[str, tuple[str, int]] = {}  # original char -> (normalized chars, JOIN/ISOLATE/MIXED)
         self.translation = _Translation(self._spaced)  # ord(char) -> normalized chars, words padded by spaces
+        # ord(char) -> its NFD, or "" for a deleted char: the cleaned, decomposed text whose mark order HF sees
+        self._decomposed = _Translation(lambda cp: "" if is_deleted_char(chr(cp)) else unicodedata.normalize("NFD", chr(cp)))
 
     def __repr__(self) -> str:
         return (f"BertPreTokenizer(lowercase={self.lowercase}, strip_accents={self.strip_accents}, "
@@ -203,7 +206,10 @@ class BertPreTokenizer:
                 chars.clear(), starts.clear(), ends.clear()
 
         table = self._chars
-        for i, char in enumerate(chunk):
+        characters: Iterable[tuple[int, str]] = enumerate(chunk)
+        if self.strip_accents and not self.keep_hangul and not chunk.isascii():
+            characters = self._reordered_marks(chunk) or characters
+        for i, char in characters:
             info = table.get(char) or self.normalize_char(char)
             out, join = info
             if not out:
@@ -224,6 +230,37 @@ class BertPreTokenizer:
                         chars.append(c), starts.append(i), ends.append(i + 1)
         flush()
         return words
+
+    def _reordered_marks(self, chunk: str) -> list[tuple[int, str]] | None:
+        """HF strips accents with NFD over the whole cleaned text, so combining marks that meet across
+        characters (an accent, a deleted character, another mark) are put in canonical order. Its spans follow
+        the output order: each char that stands for an original one takes the next original char's span, each
+        extra char of a decomposition the span of the last one taken. So a mark that moves forward takes the
+        span of the char it passed. Per-character NFD misses that; this redoes it where it matters.
+
+        Returns (index in chunk, decomposed char) pairs in HF's order, or None when nothing moves.
+        e.g. "e\u0301\ue3dc\u302e": the private-use char goes, U+302E (class 224) moves before U+0301 (230)
+        and takes its span (1, 2); U+0301 is stripped, so the word "e\u302e" spans (0, 2), as in HF.
+        """
+        if unicodedata.is_normalized("NFD", chunk.translate(self._decomposed)):
+            return None
+        kept = [i for i, char in enumerate(chunk) if not is_deleted_char(char)]  # the originals, in order
+        # (char, whether it is an extra char of a decomposition), in per-character NFD order
+        pieces = [(c, k > 0) for i in kept for k, c in enumerate(chunk[i].translate(self._decomposed))]
+        start = 0
+        while start < len(pieces):  # canonical ordering: each run of marks (combining class > 0), stably by class
+            end = start
+            while end < len(pieces) and unicodedata.combining(pieces[end][0]):
+                end += 1
+            if end > start:
+                pieces[start:end] = sorted(pieces[start:end], key=lambda piece: unicodedata.combining(piece[0]))
+            start = end + 1
+        result, taken = [], 0
+        for char, extra in pieces:
+            if not extra:
+                taken += 1
+            result.append((kept[max(taken - 1, 0)], char))
+        return result
 
     def pre_tokenize(self, text: str) -> list[Word]:
         """The normalized words of `text` with their (start, end) character offsets in `text`."""

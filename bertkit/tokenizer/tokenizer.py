@@ -10,15 +10,17 @@ chunk) and are only computed when asked for, directly or through `BatchEncoding.
 from __future__ import annotations
 
 import gc
+import operator
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
+from bertkit.files import read_text
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
@@ -78,7 +80,7 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path, "vocabulary file").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     vocab: dict[str, int] = {}
@@ -689,6 +691,9 @@ class BertTokenizer:
         others get a space, and each token's space before . , ? ! and English contractions is removed."""
         pieces = []
         for i, token in enumerate(tokens):
+            if not isinstance(token, str):
+                raise TypeError(f"convert_tokens_to_string takes token strings, got {type(token).__name__} {token!r}; "
+                                "for ids use decode()")
             if i and token.startswith("##"):
                 token = token[2:]
             elif i:
@@ -764,11 +769,17 @@ def _as_batch(text: Any, is_split_into_words: bool, name: str) -> tuple[bool, li
 
 
 def _as_int_list(ids: Any) -> list[int]:
+    """Token ids as ints: Python or NumPy integers, an int tensor or array; anything else is a TypeError (as
+    HuggingFace's), not a float quietly truncated or an OverflowError on inf."""
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
-    if isinstance(ids, int):
-        return [ids]
-    return [int(i) for i in ids]
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        ids = [ids]
+    try:
+        return [operator.index(i) for i in ids]
+    except TypeError:
+        bad = next(i for i in ids if not hasattr(i, "__index__"))
+        raise TypeError(f"token ids must be integers, got {type(bad).__name__} {bad!r}") from None
 
 
 def _cleanup_decoder(token: str) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from bertkit.files import OPENERS, open_binary
+from bertkit.files import OPENERS, check_text_file, open_binary
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
 
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                                     "(to train on strings, pass a list of them)")
     if not files:
         raise FileNotFoundError(f"no training files found in {[str(p) for p in paths]}")
+    for file in files:  # a binary file would train a vocabulary of byte garbage: refuse it, by name
+        check_text_file(file, "training file", strict=False)
     return files
 
 

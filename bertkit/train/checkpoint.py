@@ -36,8 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertkit.model.checkpoint import read_state_dict
+from bertkit.files import read_json_object
+from bertkit.model.checkpoint import load_pickle, read_state_dict
 from bertkit.train import distributed as dist_utils
+from bertkit.utils.logging import get_logger
+
+logger = get_logger()
 
 TRAINING_STATE = "training_state.pt"
 LATEST = "latest"
@@ -194,28 +198,44 @@ def _prune(run_dir: Path, keep_last: int, keep: set[str]) -> None:
 
 
 # ---------------------------------------------------------------- load
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint folder of a run, or None when it has none yet."""
+def checkpoint_folders(run_dir: str | os.PathLike) -> list[Path]:
+    """The run's step-* folders, newest first: the one `latest` names leads, then the others by step.
+
+    A step-* folder appeared by rename, so it was complete when written; the disk, a copy or a hand may
+    still have damaged it since, which `load_checkpoint(..., fallback=True)` finds out when reading it.
+    """
     run_dir = Path(run_dir)
+    folders = sorted((p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir()), reverse=True)
     pointer = run_dir / LATEST
     if pointer.is_file():
-        folder = run_dir / pointer.read_text(encoding="utf-8").strip()
-        if (folder / TRAINING_STATE).is_file():
-            return folder
-    # No pointer (or it names a pruned folder): any step-* folder is complete, since it appeared by rename.
-    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if (p / TRAINING_STATE).is_file())
-    return folders[-1] if folders else None
+        named = run_dir / pointer.read_text(encoding="utf-8", errors="replace").strip()
+        if named in folders:
+            folders.remove(named)
+            folders.insert(0, named)
+    return folders
 
 
-def load_model_weights(model: nn.Module, folder: str | os.PathLike) -> None:
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint folder of a run, or None when it has none yet.
+
+    Cheap (no file is read but `latest`); when that folder turns out damaged, `load_checkpoint(path,
+    fallback=True)` goes back to the newest intact one and says so.
+    """
+    folders = checkpoint_folders(run_dir)
+    return folders[0] if folders else None
+
+
+def load_model_weights(model: nn.Module, folder: str | os.PathLike, weights: dict[str, torch.Tensor] | None = None) -> None:
     """Load the weights of an HF-layout folder into an existing model, exactly (no re-initialisation).
 
     Tied parameters (the MLM decoder shares the word embeddings) may be absent from the file: they are
     filled by the parameter they are tied to. Any other missing or unexpected name is an error.
+    `weights`: the folder's tensors when the caller has read them already.
     """
     folder = Path(folder)
     model = unwrap_model(model)
-    weights, _ = read_state_dict(folder)  # single file or shards; clear errors on a missing or corrupt file
+    if weights is None:
+        weights, _ = read_state_dict(folder)  # single file or shards; clear errors on a missing or corrupt file
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # a tensor of another shape: say which, in one line
@@ -236,6 +256,29 @@ def load_model_weights(model: nn.Module, folder: str | os.PathLike) -> None:
         )
 
 
+def _read_checkpoint(folder: Path, read_weights: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Everything of a checkpoint folder that resuming reads, read before anything is changed: the training
+    state and (when asked) the weights. A missing, truncated, corrupt or unsafe file is a ValueError /
+    FileNotFoundError naming it; a checkpoint that fails here can be skipped for an older one."""
+    state_file = folder / TRAINING_STATE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{state_file} is missing (optimizer, scheduler and RNG states)")
+    state = load_pickle(state_file, "training state")
+    if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "rng", "extra"} <= set(state):
+        raise ValueError(f"{state_file} is not a bertkit training state (no step / optimizer / rng entries)")
+    config_file = folder / "config.json"  # what from_pretrained(folder) needs
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} is missing")
+    read_json_object(config_file, "the checkpoint is damaged")
+    weights = read_state_dict(folder)[0] if read_weights else None
+    return state, weights
+
+
+def _step_of(folder: Path) -> int:
+    digits = folder.name[len(PREFIX):]
+    return int(digits) if digits.isdigit() else -1
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     model: nn.Module | None = None,
@@ -243,24 +286,58 @@ def load_checkpoint(
     scheduler: Any = None,
     restore_rng: bool = True,
     load_weights: bool = True,
+    fallback: bool = False,
 ) -> dict[str, Any]:
     """Restore a checkpoint folder (or a run folder: its latest) into the given objects.
 
-    Returns {"step", "extra", "path"}. Restores this rank's RNG states unless `restore_rng=False`.
-    Pass `load_weights=False` when the model was already built from the folder (e.g. `from_pretrained(path)`).
+    Returns {"step", "extra", "path"} (`path`: the folder actually used). Restores this rank's RNG states
+    unless `restore_rng=False`. Pass `load_weights=False` when the model was already built from the folder
+    (e.g. `from_pretrained(path)`).
+
+    Damage (a truncated model.safetensors, a garbage config.json, a missing or corrupt training_state.pt, a
+    pickle that holds code) is found before anything is changed. With `fallback=True` (and always for a run
+    folder) the newest intact older checkpoint of the same run is used instead, with a warning naming the
+    damaged one; without it the error names the file and the older checkpoint that could be used.
     """
     path = Path(path)
-    if not (path / TRAINING_STATE).is_file():
-        latest = latest_checkpoint(path) if path.is_dir() else None
-        if latest is None:
-            raise FileNotFoundError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
-        path = latest
-    state = torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=True)
+    if path.is_dir() and not path.name.startswith(PREFIX) and not (path / TRAINING_STATE).is_file():
+        candidates, fallback = checkpoint_folders(path), True  # a run folder: its newest intact checkpoint
+    elif path.is_dir():
+        older = [f for f in checkpoint_folders(path.parent) if f != path and _step_of(f) < _step_of(path)]
+        candidates = [path, *older] if fallback else [path]
+    else:
+        candidates = []
+    if not candidates:
+        raise FileNotFoundError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
+
+    damaged: list[str] = []
+    for folder in candidates:
+        try:
+            state, weights = _read_checkpoint(folder, read_weights=model is not None and load_weights)
+        except (ValueError, FileNotFoundError) as err:
+            if not fallback:
+                older = [f.name for f in checkpoint_folders(folder.parent) if _step_of(f) < _step_of(folder)]
+                hint = (f"an earlier checkpoint of the run can be used: {older[0]} (pass it, or resume with "
+                        "resume_from_checkpoint=True / `--resume` to fall back to the newest intact one)"
+                        if older else "the run has no earlier checkpoint: delete this one to start afresh")
+                raise ValueError(f"checkpoint {folder} is damaged: {err}; {hint}") from None
+            damaged.append(f"{folder.name}: {err}")
+            logger.warning(f"checkpoint {folder} is damaged ({err}); trying the one before it")
+            continue
+        if damaged:
+            logger.warning(f"resuming from {folder}, the newest intact checkpoint (skipped: {', '.join(d.split(':')[0] for d in damaged)})")
+        return _restore(folder, state, weights, model, optimizer, scheduler, restore_rng, load_weights)
+    raise ValueError(f"no intact checkpoint in {candidates[0].parent}: " + "; ".join(damaged)
+                     + "; delete the damaged folders to start afresh")
+
+
+def _restore(path: Path, state: dict[str, Any], weights: dict[str, torch.Tensor] | None, model: nn.Module | None,
+             optimizer: torch.optim.Optimizer | None, scheduler: Any, restore_rng: bool, load_weights: bool) -> dict[str, Any]:
+    if optimizer is not None and state["optimizer"] is None:
+        raise ValueError(f"checkpoint {path} holds no optimizer state")
     if model is not None and load_weights:
-        load_model_weights(model, path)
+        load_model_weights(model, path, weights)
     if optimizer is not None:
-        if state["optimizer"] is None:
-            raise ValueError(f"checkpoint {path} holds no optimizer state")
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])

@@ -9,6 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
+from bertkit.files import check_text_file
 from bertkit.train.logging import read_metrics
 
 # (panel title, train key, eval key)
@@ -31,6 +32,7 @@ def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title
         import matplotlib.pyplot as plt
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'bertkit[plot]'") from None
+    check_text_file(log_path, "metrics log")  # a binary file is named, not a bare decoding error
     rows = read_metrics(log_path)
     splits: dict[str, list[dict]] = {}
     for row in rows:

@@ -38,7 +38,7 @@ from torch import nn
 from bertkit.data.corpus import TokenShards
 from bertkit.data.masking import Masker, PretrainingCollator
 from bertkit.data.pretraining import MODES, PretrainingDataset, PretrainingSampler
-from bertkit.files import read_json_object
+from bertkit.files import read_json_object, require_output_folder
 from bertkit.model.inference import PRECISIONS, autocast, resolve_precision
 from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
@@ -105,6 +105,7 @@ class PretrainConfig:
     def validate(self) -> None:
         if not self.data:
             raise ValueError("no training data: pass --data with a folder made by `bertkit prepare-corpus`")
+        require_output_folder(self.out, "--output")
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'pairs' (MLM+NSP) or 'full' (MLM only), got {self.mode!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -332,8 +333,8 @@ def _pretrain(config: PretrainConfig, ctx: dist_utils.DistContext) -> Path:
     step, epoch, consumed = 0, 0, 0
     checkpoint = latest_checkpoint(out) if config.resume else None
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        step = state["step"]
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler, fallback=True)  # a damaged one: the one before
+        checkpoint, step = state["path"], state["step"]
         epoch = int(state["extra"].get("epoch", 0))
         consumed = int(state["extra"].get("consumed", 0))
         if scaler is not None and "scaler" in state["extra"]:

@@ -485,7 +485,8 @@ class Trainer:
         self.state = TrainerState(max_steps=max_steps, num_train_epochs=num_epochs)
         resume_path = self._resume_path(resume_from_checkpoint)
         if resume_path is not None:
-            saved = load_checkpoint(resume_path, self.model, self.optimizer, self.lr_scheduler)
+            saved = load_checkpoint(resume_path, self.model, self.optimizer, self.lr_scheduler,
+                                    fallback=resume_from_checkpoint is True)  # True: the newest intact one
             trainer_state = saved["extra"].get("trainer_state", {})
             self.state = TrainerState(**{**dataclasses.asdict(self.state), **trainer_state,
                                          "max_steps": max_steps, "num_train_epochs": num_epochs})
