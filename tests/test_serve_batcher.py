@@ -170,3 +170,44 @@ def test_bad_settings_are_refused():
         DynamicBatcher(lambda p: p, max_batch_size=0)
     with pytest.raises(ValueError, match="max_wait_ms"):
         DynamicBatcher(lambda p: p, max_wait_ms=-1)
+
+
+def test_a_deadline_takes_a_waiting_input_out_of_the_queue_and_says_whether_it_had_started():
+    from bertkit.serve.batcher import DeadlineExceeded
+
+    recorder = Recorder(delay=0.4)
+
+    async def main():
+        batcher = DynamicBatcher(recorder, max_batch_size=1, max_wait_ms=0)
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit("running", timeout=0.2))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(batcher.submit("waiting", timeout=0.1))
+        await asyncio.sleep(0.01)
+        assert batcher.queued == 1 and batcher.in_flight == 2
+        results = await asyncio.gather(running, waiting, return_exceptions=True)
+        assert batcher.queued == 0 and batcher.in_flight == 0
+        await batcher.close()
+        return results
+
+    running, waiting = run(main())
+    assert isinstance(running, DeadlineExceeded) and running.started
+    assert isinstance(waiting, DeadlineExceeded) and not waiting.started
+    assert recorder.batches == [["running"]]  # the expired one never took a place in a batch
+
+
+def test_a_cancelled_request_leaves_the_queue_at_once():
+    async def main():
+        batcher = DynamicBatcher(Recorder(), max_batch_size=8, max_wait_ms=10_000)
+        batcher.start()
+        gone = asyncio.ensure_future(batcher.submit("gone"))
+        await asyncio.sleep(0.01)
+        assert batcher.queued == 1
+        gone.cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        counts = batcher.queued, batcher.in_flight
+        await batcher.close()
+        return counts
+
+    assert run(main()) == (0, 0)

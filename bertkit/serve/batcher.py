@@ -8,6 +8,10 @@ Each request gets its own result back.
 
 If a batch raises, its items are retried one by one, so a single bad input fails alone and the
 others in its batch still get their answers.
+
+An input leaves the queue as soon as nobody waits for it any more: its request was cancelled (the
+client went away) or its `timeout` passed (`DeadlineExceeded`, which says whether its batch had
+started). Either way it takes no place in a batch that has not run yet.
 """
 from __future__ import annotations
 
@@ -19,12 +23,22 @@ from typing import Any, Callable, Sequence
 RunBatch = Callable[[list[Any]], Sequence[Any]]
 
 
-@dataclass
+class DeadlineExceeded(Exception):
+    """An input's time ran out: `started` says whether its batch was already running (then the
+    forward pass finishes, and its result is dropped) or it was still waiting in the queue."""
+
+    def __init__(self, started: bool) -> None:
+        super().__init__("the model was still working on it" if started else "it was still waiting in the queue")
+        self.started = started
+
+
+@dataclass(eq=False)  # identity: the queue removes this very item
 class _Pending:
     payload: Any
     length: int
     future: asyncio.Future
     arrived: float
+    started: bool = False  # its batch is running (or has run)
 
 
 @dataclass
@@ -89,6 +103,7 @@ class DynamicBatcher:
         self._executor = executor
         self._owns_executor = executor is None
         self._pending: list[_Pending] = []
+        self._in_flight = 0  # submitted and not yet answered (queued, gathered or running)
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._closing = False
@@ -121,9 +136,18 @@ class DynamicBatcher:
         """Inputs waiting to be gathered into a batch."""
         return len(self._pending)
 
+    @property
+    def in_flight(self) -> int:
+        """Inputs submitted and not answered yet: queued, gathered into a batch, or running."""
+        return self._in_flight
+
     # -- requests ----------------------------------------------------------------------------
-    async def submit(self, payload: Any, length: int = 0) -> Any:
-        """Queue one input; returns its result (or raises its error) once its batch has run."""
+    async def submit(self, payload: Any, length: int = 0, timeout: float | None = None) -> Any:
+        """Queue one input; returns its result (or raises its error) once its batch has run.
+
+        After `timeout` seconds it raises `DeadlineExceeded` and leaves the queue; cancelling the call
+        (a client that went away) takes it out of the queue too.
+        """
         if self._closing:
             raise RuntimeError("the server is shutting down; retry on another instance")
         if self._worker is None:
@@ -131,12 +155,31 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         item = _Pending(payload, length, loop.create_future(), loop.time())
         self._pending.append(item)
+        self._in_flight += 1
+        item.future.add_done_callback(self._answered)
+        if timeout is not None:
+            timer = loop.call_later(timeout, self._expire, item)
+            item.future.add_done_callback(lambda _: timer.cancel())
         self._arrived.set()
-        return await item.future
+        try:
+            return await item.future
+        finally:  # answered, failed, expired or cancelled: in every case it no longer needs a batch
+            self._forget(item)
 
-    async def submit_many(self, payloads: Sequence[Any], lengths: Sequence[int]) -> list[Any]:
+    async def submit_many(self, payloads: Sequence[Any], lengths: Sequence[int], timeout: float | None = None) -> list[Any]:
         """Queue several inputs of one request; they may land in different batches."""
-        return list(await asyncio.gather(*(self.submit(p, n) for p, n in zip(payloads, lengths))))
+        return list(await asyncio.gather(*(self.submit(p, n, timeout) for p, n in zip(payloads, lengths))))
+
+    def _answered(self, future: asyncio.Future) -> None:
+        self._in_flight -= 1
+
+    def _expire(self, item: _Pending) -> None:
+        _set_exception(item.future, DeadlineExceeded(item.started))
+        self._forget(item)
+
+    def _forget(self, item: _Pending) -> None:
+        if not item.started and item in self._pending:
+            self._pending.remove(item)
 
     # -- the worker --------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -160,11 +203,16 @@ class DynamicBatcher:
                 except asyncio.TimeoutError:
                     break
             gathered, self._pending = self._pending[: self.max_gather], self._pending[self.max_gather:]
-            gathered = [item for item in gathered if not item.future.done()]  # client gone: skip
+            gathered = [item for item in gathered if not item.future.done()]  # client gone or expired: skip
             for indices in group_by_length([item.length for item in gathered], self.max_batch_size):
                 await self._run([gathered[i] for i in indices])
 
     async def _run(self, batch: list[_Pending]) -> None:
+        batch = [item for item in batch if not item.future.done()]  # gone or expired while earlier batches ran
+        if not batch:
+            return
+        for item in batch:
+            item.started = True
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self._executor, self._call, [item.payload for item in batch])

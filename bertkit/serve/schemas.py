@@ -3,14 +3,36 @@
 Every text endpoint takes `inputs`: one text or a list of texts (HuggingFace's Inference API name),
 and answers `{"results": [...]}` with one result per input, in order. Unknown fields are refused,
 so a typo such as `input` gets a clear error instead of being ignored.
+
+Every string of every body passes `replace_surrogates`: the one rule for unpaired UTF-16 surrogates at
+the API edge (see its docstring). Bounds that are server flags (`--max-top-k`, ...) are checked by the
+server, not here, so that the error can name the flag.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import re
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-Texts = Union[StrictStr, list[StrictStr]]
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> str:
+    """Unpaired surrogates (JSON escapes such as "\\ud800", or raw CESU-8 bytes) become U+FFFD.
+
+    A lone surrogate is not a character, and no UTF-8 answer can hold one. Replacing it, as a UTF-8
+    decoder replaces a bad byte, keeps the rest of the text servable and every character offset where
+    the client counts it (one code unit becomes one); the tokenizer then drops U+FFFD as BERT's text
+    cleaning does, so a text of nothing else is `empty_input`. A pair split in two escapes is joined.
+    """
+    if not SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+Text = Annotated[StrictStr, AfterValidator(replace_surrogates)]
+Texts = Union[Text, list[Text]]
 
 
 class Request(BaseModel):
@@ -42,13 +64,13 @@ class EmbedRequest(TextsRequest):
 
 
 class FillMaskRequest(TextsRequest):
-    top_k: int = Field(5, ge=1, le=100, strict=True, description="predictions per [MASK]")
+    top_k: int = Field(5, ge=1, strict=True, description="predictions per [MASK] (at most the server's --max-top-k, 100)")
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "Paris is the [MASK] of France.", "top_k": 3}]})
 
 
 class SentencePair(Request):
-    text: StrictStr
-    text_pair: StrictStr
+    text: Text
+    text_pair: Text
 
 
 class NextSentenceRequest(Request):
@@ -74,12 +96,14 @@ class NerRequest(TextsRequest):
 
 
 class Question(Request):
-    question: StrictStr
-    context: StrictStr
+    question: Text
+    context: Text
 
 
 class QaRequest(Request):
     inputs: Union[Question, list[Question]] = Field(description="a question with its context, or a list of them")
+    top_k: int = Field(1, ge=1, strict=True, description="answers per question, best first; more than 1 gives a list "
+                                                          "(at most the server's --max-top-k, 100)")
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"inputs": {"question": "Where is the Eiffel Tower?", "context": "The Eiffel Tower is in Paris."}}]
     })
@@ -89,8 +113,8 @@ class QaRequest(Request):
 
 
 class AttentionRequest(Request):
-    inputs: StrictStr = Field(description="one text")
-    text_pair: Optional[StrictStr] = Field(None, description="an optional second sentence")
+    inputs: Text = Field(description="one text")
+    text_pair: Optional[Text] = Field(None, description="an optional second sentence")
     layer: Optional[int] = Field(None, strict=True, description="only this layer (default: every layer)")
     truncate: Optional[StrictBool] = None
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "He got bit by Python."}]})
@@ -102,7 +126,10 @@ class Results(BaseModel):
 
 class ErrorBody(BaseModel):
     code: str = Field(description="a stable name: malformed_json, invalid_request, empty_input, too_many_texts, "
-                                   "text_too_long, no_mask, task_not_supported, not_found, not_ready, internal_error")
+                                   "text_too_long, too_many_tokens, body_too_large, response_too_large, too_many_masks, "
+                                   "top_k_too_large, no_mask, invalid_input, task_not_supported, not_found, "
+                                   "method_not_allowed, unsupported_media_type, not_ready, overloaded, queue_timeout, "
+                                   "deadline_exceeded, internal_error (docs/serving.md)")
     message: str = Field(description="what was wrong and what to do")
 
 

@@ -4,6 +4,9 @@
 builds one bertkit pipeline per task on the *same* model object (no second copy of the weights),
 checks inputs against the limits (raising `ServeError`, which the app turns into a JSON error), and
 gives the batcher one `run_<task>(items)` function per task: a list of inputs in, one result each out.
+
+`Limits` is the budget of one request, said up front: each field is a `bertkit serve` flag, and each
+refusal names the limit and its flag (a 413 when the request is too big, a 422 when a parameter is).
 """
 from __future__ import annotations
 
@@ -27,11 +30,12 @@ MAX_CHARS_PER_TOKEN = 100
 
 
 class ServeError(Exception):
-    """A request the server will not run: `status` is the HTTP status, `code` a stable machine name."""
+    """A request the server will not run: `status` is the HTTP status, `code` a stable machine name
+    (`headers`: e.g. Retry-After on a 503)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 class Item(NamedTuple):
@@ -43,9 +47,25 @@ class Item(NamedTuple):
 
 @dataclass
 class Limits:
+    """What one request may ask for. Each field is the `bertkit serve` flag of the same name (`flag()`)."""
+
     max_texts: int = 32  # inputs per request
     max_length: int | None = None  # tokens per input, special tokens included (None: the model's positions)
     truncate: bool = False  # cut over-long inputs instead of refusing them
+    max_total_tokens: int = 16_384  # tokens of all inputs of a request together: 32 full 512-token texts
+    max_masks: int = 10  # [MASK]s in one fill-mask text (each is scored on its own: top_k results each)
+    max_top_k: int = 100  # fill-mask predictions per mask; QA answers per question
+    max_body_bytes: int = 1 << 20  # request body, checked before parsing (16k tokens of text fit 10 times)
+    max_response_bytes: int = 32 << 20  # JSON answer (BERT-base's attention view of 128 tokens is ~17 MB)
+
+
+def flag(field: str) -> str:
+    """The `bertkit serve` flag of a `Limits` field: max_total_tokens -> --max-total-tokens."""
+    return "--" + field.replace("_", "-")
+
+
+# what a fill-mask candidate costs in the JSON besides its sequence (score, token, token_str, keys)
+FILL_MASK_CANDIDATE_BYTES = 80
 
 
 def group_by_params(call: Callable[..., Sequence[Any]]) -> Callable[[list[Item]], list[Any]]:
@@ -143,7 +163,7 @@ class ModelService:
             "num_heads": self.num_heads,
             "labels": self.labels if self.architecture in ("BertForSequenceClassification", "BertForTokenClassification") else [],
             "mask_token": self.tokenizer.mask_token,
-            "limits": {"max_texts": self.limits.max_texts, "max_length": self.limits.max_length, "truncate": self.limits.truncate},
+            "limits": dataclasses.asdict(self.limits),
         }
 
     def require(self, task: str) -> None:
@@ -159,6 +179,46 @@ class ModelService:
                 413, "too_many_texts",
                 f"{len(inputs)} {what} in one request; the limit is {self.limits.max_texts} "
                 "(split the request, or start the server with a larger --max-texts)",
+            )
+
+    def check_top_k(self, top_k: int, what: str) -> None:
+        if top_k > self.limits.max_top_k:
+            raise ServeError(
+                422, "top_k_too_large",
+                f"top_k {top_k} asks for more {what} than the limit of {self.limits.max_top_k} "
+                f"(ask for fewer, or start the server with a larger {flag('max_top_k')})",
+            )
+
+    def check_masks(self, texts: Sequence[str]) -> None:
+        """At most --max-masks [MASK]s per text, counted before tokenizing (each mask costs top_k results)."""
+        mask = self.tokenizer.mask_token
+        for index, text in enumerate(texts):
+            count = text.count(mask)
+            if count > self.limits.max_masks:
+                raise ServeError(
+                    422, "too_many_masks",
+                    f"text {index} has {count} {mask} tokens; the limit is {self.limits.max_masks} per text "
+                    f"(each is predicted on its own; split the text, or start the server with a larger {flag('max_masks')})",
+                )
+
+    def check_total(self, lengths: Sequence[int]) -> None:
+        """All inputs of a request together: at most --max-total-tokens tokens."""
+        total = sum(lengths)
+        if total > self.limits.max_total_tokens:
+            raise ServeError(
+                413, "too_many_tokens",
+                f"the request holds {total} tokens in all; the limit is {self.limits.max_total_tokens} "
+                f"(split the request, or start the server with a larger {flag('max_total_tokens')})",
+            )
+
+    def check_response(self, estimate: int, what: str) -> None:
+        """Refuse up front a request whose answer would be over --max-response-bytes (the app checks the real size too)."""
+        if estimate > self.limits.max_response_bytes:
+            raise ServeError(
+                413, "response_too_large",
+                f"the answer would be about {estimate / 1e6:.1f} MB of JSON; the limit is "
+                f"{self.limits.max_response_bytes / 1e6:.1f} MB ({what}, or start the server with a larger "
+                f"{flag('max_response_bytes')})",
             )
 
     def fit(
@@ -179,6 +239,7 @@ class ModelService:
         pairs = None if pairs is None else [self._cap_chars(t, max_chars, truncate, i) for i, t in enumerate(pairs)]
         encoded = self.tokenizer(texts, pairs or None)
         lengths = [len(ids) for ids in encoded["input_ids"]]
+        self._check_tokens(encoded, lengths, pairs is not None)
         for index, length in enumerate(lengths):
             if length <= limit:
                 continue
@@ -193,6 +254,20 @@ class ModelService:
                 pairs[index] = pair
             lengths[index] = limit
         return texts, pairs, lengths
+
+    def _check_tokens(self, encoded: Any, lengths: list[int], paired: bool) -> None:
+        """A text of only control characters, U+FFFD (replaced surrogates) or zero-width marks is empty:
+        BERT's text cleaning drops them all, and the model would see [CLS] [SEP] alone."""
+        specials = self.tokenizer.num_special_tokens_to_add(pair=False)
+        for index, length in enumerate(lengths):
+            sides = set(encoded.sequence_ids(index)) if paired else ({0} if length > specials else set())
+            for side, name in ((0, "text"), (1, "text_pair"))[: 2 if paired else 1]:
+                if side not in sides:
+                    raise ServeError(
+                        422, "empty_input",
+                        f"{name} {index} has no tokens: it holds only characters BERT drops (control characters, "
+                        "unpaired surrogates, zero-width marks); send some text",
+                    )
 
     def _cap_chars(self, text: str, max_chars: int, truncate: bool, index: int) -> str:
         if len(text) <= max_chars:
