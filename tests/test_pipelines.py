@@ -216,3 +216,15 @@ def test_nsp_command(nsp_dir, tmp_path, capsys):
     assert "IsNext" in capsys.readouterr().out
     assert cli_main(["nsp", "--model", nsp_dir, "only one"]) == 2
     assert "two sentences" in capsys.readouterr().err
+
+
+def test_fill_mask_sequences_only_for_the_best_candidates(mlm_dir):
+    from bertkit import pipeline
+
+    unmasker = pipeline("fill-mask", model=mlm_dir)
+    everything = unmasker("Paris is the [MASK] of France.", top_k=6)
+    fewer = unmasker("Paris is the [MASK] of France.", top_k=6, sequences=2)
+    assert all("sequence" in c for c in everything)  # HF's shape by default
+    assert [("sequence" in c) for c in fewer] == [True, True, False, False, False, False]
+    assert [c["token"] for c in fewer] == [c["token"] for c in everything]
+    assert [c["sequence"] for c in fewer[:2]] == [c["sequence"] for c in everything[:2]]

@@ -4,6 +4,7 @@ transformers.pipeline; question-answering (transformers 5 has no QA pipeline any
 brute-force search over every span of every window, computed with HuggingFace's tokenizer and model."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -169,3 +170,14 @@ def test_question_answering_rejects_bad_inputs(models):
         qa(question="Who?", context="   ")
     with pytest.raises(ValueError, match="question=... and context="):
         qa(question="Who?")
+
+
+def test_qa_answers_never_carry_a_lone_surrogate(models):
+    # issue 14: the answer was sliced from the raw context, surrogate included, and no UTF-8 output could hold it
+    qa = pipeline("question-answering", model=str(models["qa"]))
+    context = "Paris\ud800London\ud800Rome\ud800Berlin " * 10
+    answers = qa(question="Which city?", context=context, top_k=3)
+    for answer in answers:
+        assert "\ud800" not in answer["answer"]
+        json.dumps(answer, ensure_ascii=False).encode("utf-8")  # would raise UnicodeEncodeError on a surrogate
+        assert context.replace("\ud800", "\ufffd")[answer["start"]:answer["end"]] == answer["answer"]

@@ -28,7 +28,7 @@ def prediction_logits(outputs: Any) -> torch.Tensor:
 
 class FillMaskPipeline(Pipeline):
     model_class = "BertForMaskedLM"
-    parameters = ("top_k", "targets")
+    parameters = ("top_k", "targets", "sequences")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,8 +80,11 @@ class FillMaskPipeline(Pipeline):
         return ids
 
     def postprocess(
-        self, encoded: dict, outputs: Any, batch: list[str], top_k: int = 5, targets: Any = None, **params: Any
+        self, encoded: dict, outputs: Any, batch: list[str], top_k: int = 5, targets: Any = None,
+        sequences: int | None = None, **params: Any
     ) -> list[list[dict]]:
+        """`sequences`: how many of each mask's best candidates carry the filled-in text as `sequence` (None: all,
+        as HF does); decoding a long text per candidate is most of the work and the size of a large answer."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         target_ids = torch.tensor(self.target_ids(targets)) if targets is not None else None
@@ -100,16 +103,14 @@ class FillMaskPipeline(Pipeline):
             per_mask = []
             for position, mask_scores, mask_predictions in zip(mask_positions, scores.tolist(), predictions.tolist()):
                 candidates = []
-                for score, prediction in zip(mask_scores, mask_predictions):
+                for rank, (score, prediction) in enumerate(zip(mask_scores, mask_predictions)):
                     token = int(target_ids[prediction]) if target_ids is not None else prediction
-                    filled = input_ids.clone()
-                    filled[position] = token
-                    candidates.append({
-                        "score": score,
-                        "token": token,
-                        "token_str": self.tokenizer.decode([token]),
-                        "sequence": self.tokenizer.decode(filled.tolist(), skip_special_tokens=single_mask),
-                    })
+                    candidate = {"score": score, "token": token, "token_str": self.tokenizer.decode([token])}
+                    if sequences is None or rank < sequences:
+                        filled = input_ids.clone()
+                        filled[position] = token
+                        candidate["sequence"] = self.tokenizer.decode(filled.tolist(), skip_special_tokens=single_mask)
+                    candidates.append(candidate)
                 per_mask.append(candidates)
             results.append(per_mask[0] if single_mask else per_mask)
         return results

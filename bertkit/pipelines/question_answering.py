@@ -20,6 +20,7 @@ from bertkit.data.collators import PaddingCollator
 from bertkit.model.inference import predict
 from bertkit.pipelines.base import Pipeline
 from bertkit.tasks.qa import QAExample, postprocess, prepare_features
+from bertkit.tokenizer.normalize import replace_surrogates
 
 
 class QuestionAnsweringPipeline(Pipeline):
@@ -47,7 +48,9 @@ class QuestionAnsweringPipeline(Pipeline):
                 raise ValueError("each input must be a dict with 'question' and 'context' keys")
             if not str(item["context"]).strip():
                 raise ValueError("the context is empty: the answer is read from the context, so give one")
-            examples.append(QAExample(str(i), str(item["question"]), str(item["context"])))
+            # a lone surrogate would be sliced into the answer, which no UTF-8 output can hold: U+FFFD instead
+            examples.append(QAExample(str(i), replace_surrogates(str(item["question"])),
+                                      replace_surrogates(str(item["context"]))))
         if int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         max_seq_len = int(max_seq_len or min(384, self.max_length))

@@ -15,6 +15,7 @@ from bertkit.serve import schemas
 from bertkit.serve.service import (
     ATTENTION_MAX_TOKENS,
     FILL_MASK_CANDIDATE_BYTES,
+    FILL_MASK_SEQUENCES,
     QA_CONTEXT_WINDOWS,
     Item,
     ModelService,
@@ -74,13 +75,15 @@ def prepare_fill_mask(service: ModelService, body: schemas.FillMaskRequest) -> W
     texts, mask = body.texts(), service.tokenizer.mask_token
     service.check_top_k(body.top_k, "predictions per mask")
     service.check_masks(texts)  # before tokenizing: 510 masks x top_k 100 is refused at once
-    work = prepare_texts(service, texts, truncate=body.truncate, params=(("top_k", body.top_k),))
+    work = prepare_texts(service, texts, truncate=body.truncate,
+                         params=(("top_k", body.top_k), ("sequences", FILL_MASK_SEQUENCES)))
     for index, item in enumerate(work.items):
         if mask not in item.payload:
             cut = f" once cut to {service.limits.max_length} tokens" if mask in texts[index] else ""
             raise ServeError(422, "no_mask", f"text {index} has no {mask}{cut}: put {mask} where the word to predict goes")
-    # each mask gets top_k candidates, and each candidate carries the whole text back as its `sequence`
-    estimate = sum(item.payload.count(mask) * body.top_k * (len(item.payload) + FILL_MASK_CANDIDATE_BYTES)
+    # each mask gets top_k candidates; the best few carry the whole text back as their `sequence`
+    with_text = min(body.top_k, FILL_MASK_SEQUENCES)
+    estimate = sum(item.payload.count(mask) * (body.top_k * FILL_MASK_CANDIDATE_BYTES + with_text * len(item.payload))
                    for item in work.items)
     service.check_response(estimate, "ask for a smaller top_k, fewer masks or fewer texts")
     return work

@@ -10,26 +10,11 @@ server, not here, so that the error can name the flag.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def replace_surrogates(text: str) -> str:
-    """Unpaired surrogates (JSON escapes such as "\\ud800", or raw CESU-8 bytes) become U+FFFD.
-
-    A lone surrogate is not a character, and no UTF-8 answer can hold one. Replacing it, as a UTF-8
-    decoder replaces a bad byte, keeps the rest of the text servable and every character offset where
-    the client counts it (one code unit becomes one); the tokenizer then drops U+FFFD as BERT's text
-    cleaning does, so a text of nothing else is `empty_input`. A pair split in two escapes is joined.
-    """
-    if not SURROGATE.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
+from bertkit.tokenizer.normalize import replace_surrogates
 
 Text = Annotated[StrictStr, AfterValidator(replace_surrogates)]
 Texts = Union[Text, list[Text]]

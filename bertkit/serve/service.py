@@ -66,6 +66,8 @@ def flag(field: str) -> str:
 
 # what a fill-mask candidate costs in the JSON besides its sequence (score, token, token_str, keys)
 FILL_MASK_CANDIDATE_BYTES = 80
+# candidates per mask whose answer carries the whole filled-in text (`sequence`); the rest carry token and score
+FILL_MASK_SEQUENCES = 5
 
 
 def group_by_params(call: Callable[..., Sequence[Any]]) -> Callable[[list[Item]], list[Any]]:

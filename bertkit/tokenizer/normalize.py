@@ -276,3 +276,19 @@ class BertPreTokenizer:
     def normalize(self, text: str) -> str:
         """The normalized text, words separated by single spaces (handy for inspection and training)."""
         return " ".join(word for word, _, _ in self.pre_tokenize(text))
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> str:
+    """Unpaired surrogates (JSON escapes such as "\\ud800", or raw CESU-8 bytes) become U+FFFD.
+
+    A lone surrogate is not a character, and no UTF-8 answer can hold one. Replacing it, as a UTF-8
+    decoder replaces a bad byte, keeps the rest of the text servable and every character offset where
+    the client counts it (one code unit becomes one); the tokenizer then drops U+FFFD as BERT's text
+    cleaning does, so a text of nothing else is `empty_input`. A pair split in two escapes is joined.
+    """
+    if not SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
