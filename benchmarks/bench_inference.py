@@ -1,11 +1,28 @@
-"""Inference speed: bertkit vs HuggingFace transformers, side by side in one process. Prints ONE JSON line.
+"""Inference speed: bertkit vs what a speed-minded HuggingFace user runs, side by side in one process. Prints ONE
+JSON line.
 
-real (default): the all-MiniLM-L6-v2 weights on real sentences of mixed lengths (SST-2 dev + WikiText-2 sentences
-from ../shared/data), batch sizes 1 and 32. HuggingFace as usually run: every sentence padded to 128. bertkit:
-`encode_batches` (length bucketing + unpadded encoder). Outputs are checked to agree before timing.
+real (default): the all-MiniLM-L6-v2 weights on real sentences of mixed lengths, English (SST-2 dev + WikiText-2
+valid, alternating) and Korean (NSMC reviews from ko-sentiment dev + Korean Wikipedia paragraphs, alternating),
+from ../shared/data. Batch sizes 1, 8 and 32; every path includes its own tokenization in the timed region and
+returns one output per sentence:
 
-    python benchmarks/bench_inference.py                       # CPU, 2 threads
-    python benchmarks/bench_inference.py --sentences 512 --batch-sizes 1 8 32
+    hf_padded_128     HF tokenizer (fast) padding every sentence to 128 + HF model (the old headline; a column)
+    hf_arrival        HF tokenizer padding=True per batch, sentences in arrival order + HF model (sdpa)
+    hf_sorted         HF tokenizer, batches sorted by length, each padded to its own longest + HF model
+    ort_hf            the HF model exported to ONNX (dynamic axes) in ONNX Runtime, sorted batches, HF tokenizer
+    ort_hf_optimized  the same file through ONNX Runtime's transformer optimizer
+    bertkit           bertkit tokenizer + bertkit.model.encode_batches (torch: length bucketing + unpadded layers)
+    bertkit_ort       bertkit tokenizer + bertkit.model.encode_batches on an OrtModel of export_onnx's file (fp32)
+    bertkit_ort_optimized  the same, exported with optimize=True (fused Attention/SkipLayerNorm/BiasGelu)
+    bertkit_ort_int8  the same, exported with quantize="int8" (dynamic quantization; not held to 1e-4)
+
+Before timing, every fp32 path's per-sentence real-token outputs are checked against HF's (max abs diff <= 1e-4);
+int8's diff and cosine are reported. Timing: each path run `--repeats` times, interleaved with the others (so all
+see the same machine load), best run kept. Ratios: bertkit's fastest fp32 path over each reference.
+
+    python benchmarks/bench_inference.py                                   # CPU, 2 threads, 128 sentences
+    python benchmarks/bench_inference.py --sentences 512 --repeats 5       # the figure for a quiet machine
+    python benchmarks/bench_inference.py --paths hf_sorted ort_hf bertkit bertkit_ort --languages en
 
 synthetic: BERT-base shapes, random weights (the same in both), random lengths in [min_len, max_len], one batch
 size; reports real (non-padding) tokens/s. Made for the GPU, runs on CPU with small sizes:
@@ -19,9 +36,14 @@ import argparse
 import json
 import lzma
 import sys
+import tarfile
+import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +53,10 @@ from bertkit import BertTokenizer  # noqa: E402
 from bertkit.model import BertConfig, BertModel, encode_batches  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
+PATHS = ("hf_padded_128", "hf_arrival", "hf_sorted", "ort_hf", "ort_hf_optimized", "bertkit", "bertkit_ort",
+         "bertkit_ort_optimized", "bertkit_ort_int8")
+BERTKIT_FP32 = ("bertkit", "bertkit_ort", "bertkit_ort_optimized")
+REFERENCES = ("hf_padded_128", "hf_arrival", "hf_sorted", "ort_hf", "ort_hf_optimized")
 
 
 def minilm_folder() -> Path:
@@ -42,7 +68,14 @@ def minilm_folder() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def real_sentences(n: int) -> list[str]:
+def alternate(short: list[str], long: list[str], n: int) -> list[str]:
+    mixed = [s for pair in zip(short, long) for s in pair]
+    if len(mixed) < n:
+        raise SystemExit(f"only {len(mixed)} sentences available, asked for {n}")
+    return mixed[:n]
+
+
+def english_sentences(n: int) -> list[str]:
     """Alternate SST-2 dev sentences (short) and WikiText-2 sentences (long): lengths from ~5 to 128+ tokens."""
     sst = [line.split("\t")[0].strip() for line in
            (SHARED_DATA / "en-sentiment-sst2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
@@ -52,83 +85,203 @@ def real_sentences(n: int) -> list[str]:
             line = line.strip()
             if line and not line.startswith("="):
                 wiki.extend(s.strip() + " ." for s in line.split(" . ") if len(s.split()) > 3)
-    mixed = [s for pair in zip(sst, wiki) for s in pair]
-    if len(mixed) < n:
-        raise SystemExit(f"only {len(mixed)} sentences available, asked for {n}")
-    return mixed[:n]
+    return alternate(sst, wiki, n)
 
 
-def timed_pair(reference, ours, repeats: int) -> tuple[float, float]:
-    """Best wall time of each over `repeats` interleaved runs (after a warm-up of each): on a shared, noisy machine
-    the best run is the least disturbed one, and interleaving exposes both sides to the same load."""
-    reference(), ours()
-    best_reference = best_ours = float("inf")
+def korean_sentences(n: int) -> list[str]:
+    """Alternate NSMC movie reviews (ko-sentiment dev, short) and Korean Wikipedia paragraphs (long)."""
+    reviews = [line.split("\t")[1].strip() for line in
+               (SHARED_DATA / "ko-sentiment" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    wiki: list[str] = []
+    with tarfile.open(SHARED_DATA / "text-ko-wikipedia" / "kowiki-text-AA-wiki_00-09.tar.xz", mode="r|xz") as tar:
+        for member in tar:
+            if member.isfile():
+                for line in tar.extractfile(member).read().decode("utf-8").splitlines():
+                    if len(line) > 40 and not line.startswith(("<doc", "</doc")):
+                        wiki.append(line.strip())
+                if len(wiki) >= n:
+                    break
+    return alternate(reviews, wiki, n)
+
+
+def timed(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each path over `repeats` interleaved rounds (after one warm-up round): on a shared, noisy
+    machine the best run is the least disturbed one, and interleaving exposes every path to the same load."""
+    for fn in paths.values():
+        fn()
+    best = {name: float("inf") for name in paths}
     for _ in range(repeats):
-        for fn, is_ours in ((reference, False), (ours, True)):
+        for name, fn in paths.items():
             start = time.perf_counter()
             fn()
-            elapsed = time.perf_counter() - start
-            if is_ours:
-                best_ours = min(best_ours, elapsed)
-            else:
-                best_reference = min(best_reference, elapsed)
-    return best_reference, best_ours
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def export_hf_onnx(hf, tokenizer, path: Path) -> None:
+    """The HF model to ONNX as a user does it (torch.onnx, dynamic batch and sequence axes, traced on a padded
+    batch so that the attention mask stays in the graph)."""
+
+    class Outputs(torch.nn.Module):  # HF 5's forward takes its inputs by keyword
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state, out.pooler_output
+
+    example = tokenizer(["a padded example batch for tracing", "short"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {name: {0: "batch", 1: "sequence"} for name in names + ["last_hidden_state"]}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Outputs(hf).eval(), tuple(example[n] for n in names), str(path), dynamo=False,
+                          opset_version=17, input_names=names, output_names=["last_hidden_state", "pooler_output"],
+                          dynamic_axes={**axes, "pooler_output": {0: "batch"}})
+    hf.eval()
+
+
+def build_paths(args, folder: Path, tmp: Path) -> dict[str, Callable[[list[str], int], list[np.ndarray]]]:
+    """name -> run(sentences, batch_size) -> one [len_i, hidden] array per sentence, in input order."""
+    import onnxruntime as ort
+    import transformers
+
+    from bertkit.export import OrtModel, export_onnx, optimize_onnx
+
+    wanted = set(args.paths)
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)  # the fast (Rust) tokenizer
+    hf = transformers.BertModel.from_pretrained(folder).eval()  # sdpa attention, HF's default
+    tokenizer = BertTokenizer.from_pretrained(folder)
+    ours = BertModel.from_pretrained(folder)
+    tokenize = dict(truncation=True, max_length=args.max_length)
+
+    def hf_batches(encoding: dict, rows: list[int], batch_size: int):
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start:start + batch_size]
+            yield batch, hf_tokenizer.pad({"input_ids": [encoding["input_ids"][i] for i in batch],
+                                           "token_type_ids": [encoding["token_type_ids"][i] for i in batch]},
+                                          return_tensors="np")
+
+    def hf_run(sentences: list[str], batch_size: int, sort: bool, padding: str = "longest") -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(sentences)
+        with torch.inference_mode():
+            if not sort:
+                for start in range(0, len(sentences), batch_size):
+                    enc = hf_tokenizer(sentences[start:start + batch_size], padding=padding, return_tensors="pt",
+                                       **tokenize)
+                    hidden = hf(**enc).last_hidden_state
+                    for row, n in enumerate(enc["attention_mask"].sum(1).tolist()):
+                        out[start + row] = hidden[row, :n].numpy()
+                return out
+            encoding = hf_tokenizer(sentences, **tokenize)
+            order = sorted(range(len(sentences)), key=lambda i: len(encoding["input_ids"][i]), reverse=True)
+            for batch, enc in hf_batches(encoding, order, batch_size):
+                hidden = hf(**{k: torch.from_numpy(v) for k, v in enc.items()}).last_hidden_state
+                for row, i in enumerate(batch):
+                    out[i] = hidden[row, :len(encoding["input_ids"][i])].numpy()
+        return out
+
+    def ort_session(path: Path):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def ort_hf_run(session) -> Callable[[list[str], int], list[np.ndarray]]:
+        def run(sentences: list[str], batch_size: int) -> list[np.ndarray]:
+            out: list[np.ndarray | None] = [None] * len(sentences)
+            encoding = hf_tokenizer(sentences, **tokenize)
+            order = sorted(range(len(sentences)), key=lambda i: len(encoding["input_ids"][i]), reverse=True)
+            for batch, enc in hf_batches(encoding, order, batch_size):
+                hidden = session.run(["last_hidden_state"], {k: v.astype(np.int64) for k, v in enc.items()})[0]
+                for row, i in enumerate(batch):
+                    out[i] = hidden[row, :len(encoding["input_ids"][i])]
+            return out
+        return run
+
+    def bertkit_run(encode: Callable, model) -> Callable[[list[str], int], list[np.ndarray]]:
+        def run(sentences: list[str], batch_size: int) -> list[np.ndarray]:
+            enc = tokenizer(sentences, **tokenize)
+            outs = encode(model, enc["input_ids"], enc["token_type_ids"], batch_size=batch_size)
+            return [o.last_hidden_state.numpy() for o in outs]
+        return run
+
+    paths: dict[str, Callable[[list[str], int], list[np.ndarray]]] = {
+        "hf_padded_128": lambda s, b: hf_run(s, b, sort=False, padding="max_length"),
+        "hf_arrival": lambda s, b: hf_run(s, b, sort=False),
+        "hf_sorted": lambda s, b: hf_run(s, b, sort=True),
+        "bertkit": bertkit_run(encode_batches, ours),
+    }
+    if wanted & {"ort_hf", "ort_hf_optimized"}:
+        export_hf_onnx(hf, hf_tokenizer, tmp / "hf.onnx")
+        paths["ort_hf"] = ort_hf_run(ort_session(tmp / "hf.onnx"))
+        if "ort_hf_optimized" in wanted:
+            optimize_onnx(tmp / "hf.onnx", tmp / "hf.optimized.onnx", ours.config)
+            paths["ort_hf_optimized"] = ort_hf_run(ort_session(tmp / "hf.optimized.onnx"))
+    for name, options in (("bertkit_ort", {}), ("bertkit_ort_optimized", {"optimize": True}),
+                          ("bertkit_ort_int8", {"quantize": "int8"})):
+        if name in wanted:
+            path = export_onnx(folder, tmp / f"{name}.onnx", **options)
+            paths[name] = bertkit_run(encode_batches, OrtModel(path, threads=args.threads))
+    return {name: fn for name, fn in paths.items() if name in wanted}
+
+
+def agreement(paths: dict, sentences: list[str], batch_size: int) -> dict[str, dict[str, float]]:
+    """Every path's real-token outputs against HF (padding=True, arrival order): max abs diff and min cosine."""
+    reference = paths["hf_arrival"](sentences, batch_size) if "hf_arrival" in paths else None
+    if reference is None:
+        return {}
+    report = {}
+    for name, fn in paths.items():
+        got = fn(sentences, batch_size)
+        worst, cosine = 0.0, 1.0
+        for a, b in zip(got, reference):
+            if a.shape != b.shape:
+                raise SystemExit(f"{name}: output shape {a.shape} != HF's {b.shape} (tokenization differs)")
+            worst = max(worst, float(np.abs(a - b).max()))
+            cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+            cosine = min(cosine, float(cos.min()))
+        report[name] = {"max_abs_diff": worst, "min_cosine": round(cosine, 6)}
+        if "int8" not in name and not worst <= 1e-4:
+            raise SystemExit(f"outputs disagree: {name} max abs diff {worst} vs HF")
+    return report
 
 
 def bench_real(args) -> dict:
-    import transformers
-
     folder = minilm_folder()
-    tokenizer = BertTokenizer.from_pretrained(folder)  # the same ids go to both models
-    hf = transformers.BertModel.from_pretrained(folder).eval()  # sdpa attention, HF's default
-    ours = BertModel.from_pretrained(folder)
-    sentences = real_sentences(args.sentences)
-    ids = tokenizer(sentences, truncation=True, max_length=args.max_length)["input_ids"]
-    padded = tokenizer(sentences, truncation=True, max_length=args.max_length, padding="max_length",
-                       return_tensors="pt")
-    lengths = [len(x) for x in ids]
-
-    # agreement first: every sentence's real tokens, ours (bucketed + unpadded) vs HF (padded to max_length)
-    with torch.inference_mode():
-        ours_out = encode_batches(ours, ids, batch_size=32)
-        max_diff = 0.0
-        for start in range(0, len(ids), 32):
-            ref = hf(**{k: v[start:start + 32] for k, v in padded.items()}).last_hidden_state
-            for row, out in enumerate(ours_out[start:start + 32]):
-                n = lengths[start + row]
-                max_diff = max(max_diff, float((out.last_hidden_state - ref[row, :n]).abs().max()))
-    if max_diff > 1e-4:
-        raise SystemExit(f"outputs disagree: max abs diff {max_diff}")
-
-    results = {}
-    for batch_size in args.batch_sizes:
-        count = min(len(ids), args.sentences_per_batch_size.get(batch_size, len(ids)))
-
-        def run_hf() -> None:
-            with torch.inference_mode():
-                for start in range(0, count, batch_size):
-                    hf(**{k: v[start:min(start + batch_size, count)] for k, v in padded.items()})
-
-        def run_ours() -> None:
-            encode_batches(ours, ids[:count], batch_size=batch_size)
-
-        hf_s, ours_s = timed_pair(run_hf, run_ours, args.repeats)
-        # the work each side does, in token positions through the encoder (independent of machine noise)
-        bucketed = sorted(lengths[:count], reverse=True)
-        ours_positions = sum(bucketed[i] * len(bucketed[i:i + batch_size]) for i in range(0, count, batch_size))
-        results[f"batch_{batch_size}"] = {
-            "sentences": count,
-            "hf_token_positions": count * args.max_length,
-            "bertkit_token_positions_padded_batches": ours_positions,
-            "real_tokens": sum(lengths[:count]),
-            "bertkit_sentences_per_s": round(count / ours_s, 1),
-            "hf_sentences_per_s": round(count / hf_s, 1),
-            "ratio": round(hf_s / ours_s, 2),
-        }
-    return {
-        "mode": "real", "model": "all-MiniLM-L6-v2", "hf_padding": f"max_length={args.max_length}",
-        "mean_tokens": round(sum(lengths) / len(lengths), 1), "max_abs_diff": max_diff, "results": results,
-    }
+    tokenizer = BertTokenizer.from_pretrained(folder)
+    languages = {"en": english_sentences, "ko": korean_sentences}
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build_paths(args, folder, Path(tmp))
+        for language in args.languages:
+            sentences = languages[language](args.sentences)
+            lengths = [len(x) for x in tokenizer(sentences, truncation=True, max_length=args.max_length)["input_ids"]]
+            entry: dict[str, object] = {"sentences": len(sentences), "mean_tokens": round(sum(lengths) / len(lengths), 1),
+                                        "agreement": agreement(paths, sentences, 32)}
+            for batch_size in args.batch_sizes:
+                count = min(len(sentences), args.sentences_per_batch_size.get(batch_size, len(sentences)))
+                subset = sentences[:count]
+                best = timed({name: (lambda fn=fn: fn(subset, batch_size)) for name, fn in paths.items()}, args.repeats)
+                tokens = sum(lengths[:count])
+                row: dict[str, object] = {"sentences": count, "real_tokens": tokens}
+                row["sentences_per_s"] = {name: round(count / t, 1) for name, t in best.items()}
+                row["real_tokens_per_s"] = {name: round(tokens / t) for name, t in best.items()}
+                fastest = min((n for n in best if n in BERTKIT_FP32), key=best.get, default=None)
+                if fastest is not None:
+                    row["bertkit_fastest_fp32"] = fastest
+                    row["bertkit_fastest_fp32_is_x_faster_than"] = {
+                        name: round(best[name] / best[fastest], 2) for name in best if name in REFERENCES}
+                if "bertkit_ort_int8" in best:
+                    row["int8_is_x_faster_than"] = {
+                        name: round(best[name] / best["bertkit_ort_int8"], 2)
+                        for name in ("ort_hf", "bertkit_ort", "bertkit_ort_optimized") if name in best}
+                entry[f"batch_{batch_size}"] = row
+                print(f"{language} batch {batch_size}: {json.dumps(row['sentences_per_s'])}", file=sys.stderr, flush=True)
+            results[language] = entry
+    return {"mode": "real", "model": "all-MiniLM-L6-v2", "max_length": args.max_length, "repeats": args.repeats,
+            "results": results}
 
 
 def bench_synthetic(args) -> dict:
@@ -179,7 +332,8 @@ def bench_synthetic(args) -> dict:
             sync()
         return go
 
-    hf_s, ours_s = timed_pair(run(hf), run(ours, unpad=True), args.repeats)
+    best = timed({"hf": run(hf), "bertkit": run(ours, unpad=True)}, args.repeats)
+    hf_s, ours_s = best["hf"], best["bertkit"]
     return {
         "mode": "synthetic", "size": args.size, "dtype": args.dtype, "batch": args.batch,
         "lengths": [args.min_len, args.max_len], "max_abs_diff": max_diff,
@@ -196,11 +350,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["real", "synthetic"], default="real")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch and ONNX Runtime intra-op)")
     parser.add_argument("--repeats", type=int, default=3)
     # real mode
-    parser.add_argument("--sentences", type=int, default=128)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--sentences", type=int, default=128, help="per language")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--languages", nargs="+", choices=["en", "ko"], default=["en", "ko"])
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--sentences-at-batch-1", type=int, default=32, help="fewer sentences for the slow batch 1")
     parser.add_argument("--max-length", type=int, default=128)
     # synthetic mode

@@ -12,13 +12,13 @@ sort inputs by length so each batch pads only to its own longest row, and give r
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .bert import BertModel, BertPreTrainedModel
+from .bert import BertModel
 from .outputs import BaseModelOutputWithPooling
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -153,9 +153,31 @@ def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], li
     return ids, types
 
 
+def bucketed_batches(
+    ids: list[list[int]], types: list[list[int]] | None, batch_size: int, pad_token_id: int
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]]:
+    """Length bucketing: sort by length (longest first), cut into batches of `batch_size`, pad each batch only to
+    its own longest. Yields (input positions, input_ids, attention_mask, token_type_ids) as int64 numpy arrays
+    (torch takes them without a copy through torch.from_numpy; ONNX Runtime takes them as they are)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = len(ids[batch[0]])
+        input_ids = np.full((len(batch), width), pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        type_ids = np.zeros((len(batch), width), dtype=np.int64)
+        for row, i in enumerate(batch):
+            n = len(ids[i])
+            input_ids[row, :n] = ids[i]
+            mask[row, :n] = 1
+            if types is not None:
+                type_ids[row, :n] = types[i]
+        yield batch, input_ids, mask, type_ids
+
+
 @torch.inference_mode()
 def encode_batches(
-    model: BertPreTrainedModel,
+    model: Any,
     input_ids: Any,
     token_type_ids: Any = None,
     batch_size: int = 32,
@@ -170,44 +192,43 @@ def encode_batches(
     order, without padding: last_hidden_state [len_i, hidden], pooler_output [hidden] (None if the model has no
     pooler), hidden_states (embeddings + every layer, each [len_i, hidden]) when asked.
 
+    model: a bertkit model (a head model BertFor... is encoded through its `.bert`), or another backend that has
+    `encode_bucket(input_ids, attention_mask, token_type_ids) -> (last_hidden_state, pooler_output)` on numpy
+    batches (`bertkit.export.OrtModel`, ONNX Runtime).
     input_ids: a list of token-id lists, or a tokenizer's batch output (dict with input_ids, attention_mask and
-    token_type_ids, padded on the right). A head model (BertFor...) is encoded through its `.bert`.
+    token_type_ids, padded on the right).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    encoder: BertModel = getattr(model, "bert", model)
     ids, types = _as_sequences(input_ids, token_type_ids)
     if any(len(row) == 0 for row in ids):
         raise ValueError("encode_batches got an empty sequence; every input needs at least one token ([CLS])")
     if types is not None and [len(t) for t in types] != [len(r) for r in ids]:
         raise ValueError("token_type_ids must have one entry per token of input_ids")
-    device, pad = encoder.device, encoder.config.pad_token_id
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    backend = getattr(model, "encode_bucket", None)
+    if backend is not None and output_hidden_states:
+        raise ValueError(f"{type(model).__name__} gives the last layer only; use the torch model for output_hidden_states")
+    encoder: BertModel = model if backend is not None else getattr(model, "bert", model)
+    pad = encoder.config.pad_token_id if encoder.config is not None else 0
     results: list[BaseModelOutputWithPooling | None] = [None] * len(ids)
-
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = bucketed_batches(ids, types, batch_size, pad)
     if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="encoding", unit="batch")
-    for batch in batches:
-        width = len(ids[batch[0]])  # longest first
-        input_batch = torch.full((len(batch), width), pad, dtype=torch.long)
-        type_batch = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            n = len(ids[i])
-            input_batch[row, :n] = torch.tensor(ids[i])
-            if types is not None:
-                type_batch[row, :n] = torch.tensor(types[i])
-            mask[row, :n] = 1
-        out = encoder(input_batch.to(device), mask.to(device), type_batch.to(device),
-                      output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False, return_dict=True)
+        batches = tqdm(batches, desc="encoding", unit="batch", total=-(-len(ids) // batch_size))
+    for batch, input_batch, mask, type_batch in batches:
+        hidden_states = None
+        if backend is not None:
+            hidden, pooled = backend(input_batch, mask, type_batch)
+        else:
+            device = encoder.device
+            out = encoder(*(torch.from_numpy(a).to(device) for a in (input_batch, mask, type_batch)),
+                          output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False,
+                          return_dict=True)
+            hidden, pooled, hidden_states = out.last_hidden_state, out.pooler_output, out.hidden_states
         for row, i in enumerate(batch):
             n = len(ids[i])
             results[i] = BaseModelOutputWithPooling(
-                last_hidden_state=out.last_hidden_state[row, :n],
-                pooler_output=out.pooler_output[row] if out.pooler_output is not None else None,
-                hidden_states=tuple(h[row, :n] for h in out.hidden_states) if output_hidden_states else None,
+                last_hidden_state=hidden[row, :n],
+                pooler_output=pooled[row] if pooled is not None else None,
+                hidden_states=tuple(h[row, :n] for h in hidden_states) if output_hidden_states else None,
             )
     return results  # type: ignore[return-value]

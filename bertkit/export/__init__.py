@@ -1,0 +1,35 @@
+"""Export a bertkit model to ONNX and run it with ONNX Runtime (optional extra: pip install 'bertkit[onnx]').
+
+    from bertkit.export import export_onnx, OrtModel
+    path = export_onnx("path/to/folder", "model.onnx")                  # checked against PyTorch before it returns
+    path = export_onnx("path/to/folder", "model.int8.onnx", quantize="int8")
+    model = OrtModel(path, threads=2)
+    logits = model(**tokenizer(texts, padding=True, return_tensors="np")).logits
+
+    from bertkit.model import encode_batches                            # the same length bucketing as torch
+    outputs = encode_batches(OrtModel("minilm.onnx"), tokenizer(texts)["input_ids"], batch_size=32)
+
+Modules: `onnx` (the exporter, the graph optimizer pass, int8, the check against PyTorch) and `ort` (the
+ONNX Runtime runner; `encode_batches` runs it through `OrtModel.encode_bucket`). Names are imported lazily: importing this package
+needs neither onnx nor onnxruntime.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC: dict[str, str] = {
+    "export_onnx": "bertkit.export.onnx",
+    "verify_onnx": "bertkit.export.onnx",
+    "optimize_onnx": "bertkit.export.onnx",
+    "quantize_onnx": "bertkit.export.onnx",
+    "OrtModel": "bertkit.export.ort",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bertkit.export' has no attribute {name!r}")
