@@ -743,7 +743,8 @@ def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str =
 # ---- the `bertkit demo` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "--out", dest="out", default="demo-output", help="folder for everything the demo writes (default demo-output)")
+    parser.add_argument("--output", "--out", dest="out", default="demo-output",
+                        help="folder for everything the demo writes (default demo-output)")
     parser.add_argument("--quick", action="store_true", help="smaller model and fewer steps: under a minute")
     parser.add_argument("--model", metavar="FOLDER",
                         help="a BERT checkpoint in HuggingFace layout for steps 5-8 (embeddings, sentiment, NER, QA); "
