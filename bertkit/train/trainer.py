@@ -502,7 +502,6 @@ class Trainer:
         self.model.train()
         total_loss = torch.zeros((), device=self.device)  # summed on the device: no host sync per step
         logged_loss, logged_steps = torch.zeros((), device=self.device), 0
-        grad_norm = None
         start = time.perf_counter()
         with MetricsLogger(log_dir / "metrics.jsonl", resume_step=start_step if resume_path else None) as self._logger, \
                 tqdm(total=max_steps, initial=start_step, desc="train", dynamic_ncols=True,
@@ -513,28 +512,9 @@ class Trainer:
                 for step_in_epoch in range(done_in_epoch, steps_per_epoch):
                     micro = order[step_in_epoch * args.gradient_accumulation_steps:
                                   (step_in_epoch + 1) * args.gradient_accumulation_steps]
-                    rows_in_step = sum(len(b) for b in micro)
-                    for indices in micro:
-                        batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
-                        with autocast(self.device, self.precision):
-                            loss = self.compute_loss(self.model, batch)
-                        # each micro-batch weighs by its rows, so an uneven last batch counts what it holds
-                        scaled = loss * (len(indices) / rows_in_step)
-                        (scaler.scale(scaled) if scaler else scaled).backward()
-                        total_loss += scaled.detach()
-                        logged_loss += scaled.detach()
-                    if scaler is not None:
-                        scaler.unscale_(self.optimizer)
-                    if args.max_grad_norm:
-                        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
-                    if scaler is not None:
-                        scaler.step(self.optimizer)
-                        scaler.update()
-                    else:
-                        self.optimizer.step()
-                    self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used (HF 5 logs it)
-                    self.lr_scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                    step_loss, grad_norm = self.training_step(micro, scaler)
+                    total_loss += step_loss
+                    logged_loss += step_loss
                     self.state.global_step += 1
                     logged_steps += 1
                     self.state.epoch = epoch + (step_in_epoch + 1) / steps_per_epoch
@@ -577,6 +557,35 @@ class Trainer:
         self._training, self._logger = False, None
         self._call("on_train_end")
         return TrainOutput(self.state.global_step, train_loss, metrics)
+
+    def training_step(self, micro_batches: list[list[int]], scaler: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimizer step over the micro-batches of row indices (gradient accumulation): forward and backward
+        each, clip, step the optimizer and the schedule. Returns (the step's mean loss, the gradient norm), both
+        still on the device."""
+        rows_in_step = sum(len(b) for b in micro_batches)
+        step_loss = torch.zeros((), device=self.device)
+        for indices in micro_batches:
+            batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
+            with autocast(self.device, self.precision):
+                loss = self.compute_loss(self.model, batch)
+            # each micro-batch weighs by its rows, so an uneven last batch counts what it holds
+            scaled = loss * (len(indices) / rows_in_step)
+            (scaler.scale(scaled) if scaler else scaled).backward()
+            step_loss += scaled.detach()
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
+        grad_norm = None
+        if self.args.max_grad_norm:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
+        self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used (HF 5 logs it)
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return step_loss, grad_norm
 
     def _resume_path(self, resume_from_checkpoint: str | bool | None) -> Path | None:
         if not resume_from_checkpoint:
