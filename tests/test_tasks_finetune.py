@@ -218,6 +218,10 @@ def test_command_errors_are_one_clear_line(tiny_bert, polarity_file, tmp_path, c
     assert "no text column 'text'; the file has columns ['review', 'sentiment']" in capsys.readouterr().err
     code = run_cli("finetune", "ner", "--model", tmp_path / "nowhere", "--train", polarity_file, "--eval", polarity_file,
                    "--output", tmp_path / "y")
+    assert code == 2 and "nowhere' does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()  # a folder, but not a model
+    code = run_cli("finetune", "classify", "--model", tmp_path / "empty", "--train", polarity_file,
+                   "--output", tmp_path / "y")
     assert code == 2 and "config.json missing" in capsys.readouterr().err
     bad = tmp_path / "unseen.tsv"
     bad.write_text("review\tsentiment\nthe movie was great\tmeh\n")
