@@ -3,6 +3,7 @@
     python benchmarks/load_test.py                       # MiniLM, /embed, 64 clients, real SST-2 sentences
     python benchmarks/load_test.py --size tiny           # a random BERT-tiny (2 layers, 128 wide)
     python benchmarks/load_test.py --requests 3000 --clients 128 --rounds 3
+    python benchmarks/load_test.py --backend onnxruntime   # the servers run the pipelines on ONNX Runtime
 
 Starts two servers on loopback (batched: --max-batch-size 32; unbatched: --max-batch-size 1), then
 drives each in turn, alternating for --rounds rounds (so a change in the machine's load hits both),
@@ -74,9 +75,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, max_batch_size: int, max_wait_ms: float, threads: int | None) -> subprocess.Popen:
+def linked_copy(model: Path, folder: Path) -> Path:
+    """The model folder as links in `folder`: the onnxruntime backend's export cache (MODEL/onnx/) lands in the
+    scratch folder instead of the installed package."""
+    folder.mkdir(parents=True)
+    for item in model.iterdir():
+        if item.name != "onnx":
+            (folder / item.name).symlink_to(item.resolve())
+    return folder
+
+
+def start_server(model: Path, port: int, max_batch_size: int, max_wait_ms: float, threads: int | None,
+                 backend: str = "torch") -> subprocess.Popen:
     command = [sys.executable, "-m", "bertkit", "serve", "--model", str(model), "--port", str(port),
-               "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--no-access-log"]
+               "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--no-access-log",
+               "--backend", backend]
     if threads:
         command += ["--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -162,7 +175,7 @@ def summarize(runs: list[dict], forward_calls: int) -> dict:
     }
 
 
-def forward_only(model: Path, sentences: list[str], batch_size: int, threads: int | None) -> dict:
+def forward_only(model: Path, sentences: list[str], batch_size: int, threads: int | None, backend: str = "torch") -> dict:
     """The same pipeline without HTTP, in this process: sentences/s at batch 1 and at `batch_size`
     (length-grouped, as the batcher does). Their ratio is the most batching can give on this machine."""
     import torch
@@ -172,7 +185,7 @@ def forward_only(model: Path, sentences: list[str], batch_size: int, threads: in
 
     if threads:
         torch.set_num_threads(threads)
-    service = ModelService(model)
+    service = ModelService(model, backend=backend, threads=threads or None)
     run = service.batch_function("embed")
     lengths = [len(ids) for ids in service.tokenizer(sentences)["input_ids"]]
     run([Item(s) for s in sentences[:batch_size]])  # warm-up
@@ -206,19 +219,29 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     # One torch thread per server by default: on a shared 2-core machine, torch's OpenMP threads wait for
     # each other at every op whenever another process holds a core, which makes batch-1 passes erratic.
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in each server (default 1; 0: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch's or ONNX Runtime's threads in each server (default 1; 0: the backend's choice)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="what the servers run the pipelines on (onnxruntime: exported once before they start)")
     args = parser.parse_args()
 
     import tempfile
 
     scratch = tempfile.TemporaryDirectory(prefix="bertkit-load-")
     model = random_model(args.size, Path(scratch.name) / args.size) if args.size else (args.model or minilm_folder())
+    if args.backend == "onnxruntime":
+        from bertkit.serve.service import ModelService
+
+        if not args.size:
+            model = linked_copy(model, Path(scratch.name) / model.parent.name / model.name)
+        ModelService(model, backend="onnxruntime")  # the exports, made once here: both servers start on them
     sentences = real_sentences(872)
     bodies = [json.dumps({"inputs": s}).encode() for s in sentences]
     load_before = os.getloadavg()[0]
     modes = {"batched": (args.max_batch_size, args.max_wait_ms), "unbatched": (1, 0.0)}
     ports = {name: free_port() for name in modes}
-    servers = {name: start_server(model, ports[name], size, wait, args.threads) for name, (size, wait) in modes.items()}
+    servers = {name: start_server(model, ports[name], size, wait, args.threads, args.backend)
+               for name, (size, wait) in modes.items()}
     try:
         width = get_json(ports["batched"], "/info")
         hidden = len(json.loads(urllib.request.urlopen(urllib.request.Request(
@@ -241,11 +264,12 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
     results = {name: summarize(runs[name], calls[name]) for name in modes}
-    ceiling = forward_only_in_a_thread(model, sentences[:128], args.max_batch_size, args.threads)
+    ceiling = forward_only_in_a_thread(model, sentences[:128], args.max_batch_size, args.threads, args.backend)
     print(json.dumps({
         "benchmark": "load_test", "model": f"random {args.size}" if args.size else width["model"], "task": "embed",
+        "backend": args.backend,
         "sentences": "en-sentiment-sst2 dev",
-        "clients": args.clients, "rounds": args.rounds, "threads": args.threads or "torch default",
+        "clients": args.clients, "rounds": args.rounds, "threads": args.threads or "the backend's default",
         "batched": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, **results["batched"]},
         "unbatched": {"max_batch_size": 1, **results["unbatched"]},
         "ratio": round(results["batched"]["req_per_s"] / results["unbatched"]["req_per_s"], 2),

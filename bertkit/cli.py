@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("bertkit.commands.finetune", "fine-tune for classify | ner | qa"),
     "predict": ("bertkit.commands.predict", "run a fine-tuned model over a file"),
     "evaluate": ("bertkit.commands.evaluate", "evaluate a fine-tuned model on a labelled file"),
+    "export": ("bertkit.commands.export", "export a model folder to ONNX (checked against PyTorch; int8 optional)"),
     "serve": ("bertkit.serve.app", "serve a model over HTTP with a web page"),
     "attention": ("bertkit.serve.attention", "write a self-contained attention view (HTML)"),
 }

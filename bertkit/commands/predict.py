@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bertkit.pipelines.base import add_backend_arguments, backend_options, is_onnx_file, resolve_backend
 from bertkit.tasks.evaluate import load_examples, load_finetuned
 from bertkit.tasks.registry import fine_tunable_tasks
 
@@ -84,7 +85,8 @@ def _looks_like_conll(path: Path) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="folder written by `bertkit finetune`")
+    parser.add_argument("--model", required=True,
+                        help="folder written by `bertkit finetune` (or its .onnx export, with --backend onnxruntime)")
     parser.add_argument("--input", required=True, help="file to run the model over (see `bertkit predict --help`)")
     parser.add_argument("--output", required=True, help="where the predictions go; the extension picks the format")
     parser.add_argument("--task", choices=fine_tunable_tasks(), help="default: read from the model folder")
@@ -93,16 +95,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregation-strategy", default="simple", choices=("none", "simple", "first", "average", "max"),
                         help="NER on raw text: how sub-word predictions become entities")
     parser.add_argument("--top-k", type=int, default=1, help="QA on JSONL: answers per question")
+    add_backend_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.files import require_file, require_folder, require_output_file
 
     # the paths first: a wrong one is said before the model loads
-    require_folder(args.model, "--model")
+    if is_onnx_file(args.model):
+        require_file(args.model, "--model")
+        args.backend = resolve_backend(args.backend, args.model)
+    else:
+        require_folder(args.model, "--model")
     source = require_file(args.input, "--input")
     output = require_output_file(args.output, "--output")
-    task, settings, model, tokenizer = load_finetuned(args.model, args.task, args.device)
+    options = backend_options(args)
+    task, settings, model, tokenizer = load_finetuned(args.model, args.task, args.device, **options)
     output.parent.mkdir(parents=True, exist_ok=True)
     if task == "classify":
         examples = load_examples(task, source, settings, require_labels=False)

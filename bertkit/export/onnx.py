@@ -19,6 +19,7 @@ Optional passes on the exported file:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging as std_logging
 import os
@@ -360,3 +361,82 @@ def export_onnx(
     finally:
         model.to(device).train(was_training)
     return output_path
+
+
+# --- files beside the .onnx, and the per-folder cache the onnxruntime backend uses ------------------------------
+# what a folder of an .onnx needs besides the graph (the config travels in the graph's metadata): the tokenizer,
+# the sentence-transformers pooling settings (`bertkit embed`), the fine-tuning settings (`bertkit predict`)
+COMPANION_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
+                   "bertkit_task.json")
+CACHE_FOLDER = "onnx"
+
+
+def copy_model_files(source: str | os.PathLike, target: str | os.PathLike) -> list[str]:
+    """Copy the tokenizer and settings files of a model folder beside an exported .onnx, so that folder is
+    self-contained (`pipeline(task, model="that/folder/model.onnx")` finds its tokenizer there). Returns the names
+    copied."""
+    source, target = Path(source), Path(target)
+    copied = []
+    for name in COMPANION_FILES:
+        if (source / name).is_file() and (source / name).resolve() != (target / name).resolve():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, target / name)
+            copied.append(name)
+    return copied
+
+
+def _weights_mtime(folder: Path) -> float:
+    """The newest of the files an export depends on: config.json and the weights (sharded or not)."""
+    files = [p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin")
+                                                             or p.name.endswith(".index.json"))]
+    return max((p.stat().st_mtime for p in files), default=0.0)
+
+
+def _cache_dir(folder: Path) -> Path:
+    """FOLDER/onnx when the model folder is writable, else a folder under the system's temp dir named after it."""
+    cache = folder / CACHE_FOLDER
+    try:
+        cache.mkdir(exist_ok=True)
+        probe = cache / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return cache
+    except OSError:
+        key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+        cache = Path(tempfile.gettempdir()) / "bertkit-onnx" / f"{folder.name}-{key}"
+        cache.mkdir(parents=True, exist_ok=True)
+        return cache
+
+
+def cached_export(
+    folder: str | os.PathLike, class_name: str = "BertModel", model: BertPreTrainedModel | None = None
+) -> Path:
+    """The fp32 ONNX export of a model folder loaded as `class_name`, made once and reused:
+    FOLDER/onnx/<class_name>.onnx (tokenizer files beside it), re-exported when config.json or the weights are
+    newer than it. An unwritable folder caches under the system's temp dir instead. `model`: the same folder
+    already loaded (saves loading it again).
+
+    The file is written under a temporary name and renamed into place, so processes that start together (two
+    servers on one folder) never read a half-written file; each may export once."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{str(folder)!r} is not a model folder (no config.json there)")
+    target = _cache_dir(folder) / f"{class_name}.onnx"
+    if target.is_file() and target.stat().st_mtime >= _weights_mtime(folder):
+        return target
+    if model is None:
+        from bertkit import model as models
+
+        if not hasattr(models, class_name):
+            raise ValueError(f"unknown model class {class_name!r}; choose one of {', '.join(HEADS)}")
+        model = getattr(models, class_name).from_pretrained(folder)
+    logger.info("exporting %s to %s (once: later runs reuse it while the weights are unchanged)", folder, target)
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
+    try:
+        export_onnx(model, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    copy_model_files(folder, target.parent)
+    return target

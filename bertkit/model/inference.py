@@ -24,12 +24,25 @@ from .outputs import BaseModelOutputWithPooling
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def resolve_device(device: str | int | torch.device | None = "auto", model: torch.nn.Module | None = None) -> torch.device:
+def is_torch_module(model: Any) -> bool:
+    """True for a PyTorch model. False for another backend (`bertkit.export.OrtModel`, ONNX Runtime): it is called
+    like the model and gives the same output classes, but has no parameters, no device and no train/eval mode, so
+    the loops here ask this one question before touching any of those."""
+    return isinstance(model, torch.nn.Module)
+
+
+def model_device(model: Any) -> torch.device:
+    """Where the model's weights are: its first parameter's device; CPU for a model without parameters and for
+    ONNX Runtime (which takes numpy inputs on the host)."""
+    parameter = next(model.parameters(), None) if is_torch_module(model) else None
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def resolve_device(device: str | int | torch.device | None = "auto", model: Any = None) -> torch.device:
     """"auto" = cuda when available, else cpu; HF's ints (-1 cpu, 0 cuda:0); None keeps the model where it is.
     A GPU that is not there is a clear error."""
     if device is None:
-        parameter = next(model.parameters(), None) if model is not None else None
-        return parameter.device if parameter is not None else torch.device("cpu")
+        return model_device(model) if model is not None else torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, int):
@@ -71,7 +84,7 @@ LABEL_NAMES = ("labels", "start_positions", "end_positions")
 
 @torch.inference_mode()
 def forward_in_batches(
-    model: torch.nn.Module,
+    model: Any,
     rows: Sequence[dict[str, Any]],
     collate: Callable[[list], dict[str, torch.Tensor]],
     batch_size: int = 64,
@@ -83,10 +96,13 @@ def forward_in_batches(
     """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
 
     Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
-    order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length.
+    model: a bertkit model, or an `OrtModel` (ONNX Runtime: no loss, whatever labels the rows carry)."""
+    torch_model = is_torch_module(model)
+    was_training = model.training if torch_model else False
+    if torch_model:
+        model.eval()
+    device = model_device(model)
     lengths = [row_length(r) for r in rows]
     full_lengths = [len(r["input_ids"]) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: -lengths[i])
@@ -111,15 +127,17 @@ def forward_in_batches(
             token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
             for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
                 into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
-    model.train(was_training)
+    if torch_model:
+        model.train(was_training)
     return outputs, labels, float(loss_sum) / loss_rows if loss_rows else None
 
 
-def predict(model: torch.nn.Module, features: Sequence[dict], collator: Callable, batch_size: int = 64,
+def predict(model: Any, features: Sequence[dict], collator: Callable, batch_size: int = 64,
             bf16: bool | None = None, progress: bool = False) -> dict[str, Any]:
-    """Run the model over features. Returns {"loss": mean loss or None, "<output>": one numpy array per
-    feature} for logits / start_logits / end_logits; token-level outputs are cut to each feature's length."""
-    device = next(model.parameters()).device
+    """Run the model (a bertkit model or an `OrtModel`) over features. Returns {"loss": mean loss or None,
+    "<output>": one numpy array per feature} for logits / start_logits / end_logits; token-level outputs are cut to
+    each feature's length."""
+    device = model_device(model)
     use_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) if bf16 is None else bf16 and device.type == "cuda"
     outputs, _, loss = forward_in_batches(model, features, collator, batch_size, "bf16" if use_bf16 else "fp32",
                                           label_names=(), progress=progress)

@@ -3,6 +3,7 @@
     from bertkit import pipeline
     unmasker = pipeline("fill-mask", model="path/to/folder")
     unmasker("Paris is the [MASK] of France.", top_k=3)
+    unmasker = pipeline("fill-mask", model="path/to/folder", backend="onnxruntime")   # same outputs, ONNX Runtime
 
 Task names are HuggingFace's; "next-sentence-prediction" is ours (HuggingFace has no such pipeline).
 Each task's module is imported only when that task is asked for.
@@ -36,14 +37,18 @@ def pipeline_class(task: str) -> type[Pipeline]:
 
 def pipeline(
     task: str,
-    model: str | Path | torch.nn.Module | None = None,
+    model: str | Path | torch.nn.Module | Any = None,
     tokenizer: Any = None,
     device: str | int | torch.device | None = None,
+    backend: str | None = None,
     **kwargs: Any,
 ) -> Pipeline:
     """Build the pipeline for `task` from a model folder or object (tokenizer defaults to the model folder).
 
-    Extra keywords are the pipeline's defaults (e.g. `top_k=3`, `batch_size=32`, `pooling="mean"`).
+    backend: "torch" (default) or "onnxruntime" (the default for an .onnx file or an `OrtModel`); with
+    onnxruntime a folder is exported once to FOLDER/onnx/<class>.onnx and reused (see `bertkit.pipelines.base`).
+    Extra keywords are the pipeline's defaults (e.g. `top_k=3`, `batch_size=32`, `pooling="mean"`), and
+    `threads=` (ONNX Runtime's threads).
     """
     cls = pipeline_class(task)
     if model is None:
@@ -51,7 +56,7 @@ def pipeline(
             f"pipeline({task!r}) needs model=<folder or model object>: bertkit downloads nothing, "
             "so point it at a local folder in HuggingFace layout (config.json + weights + vocab.txt)"
         )
-    return cls(model=model, tokenizer=tokenizer, device=device, **kwargs)
+    return cls(model=model, tokenizer=tokenizer, device=device, backend=backend, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -27,9 +27,15 @@ Writing a pipeline (the fine-tuning and serving code does exactly this):
 `forward` (calls `run_model`: inputs to the device, model under inference_mode) rarely needs overriding; a
 pipeline whose single input is itself a list overrides `is_batch`.
 
-Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, **params)`.
-- `model`: a bertkit model object, or a folder in HuggingFace layout (loaded as `model_class`).
-- `tokenizer`: a tokenizer object or a folder; defaults to the model folder.
+Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, backend=None, threads=None, **params)`.
+- `model`: a bertkit model object, or a folder in HuggingFace layout (loaded as `model_class`); for the
+  onnxruntime backend also an .onnx file or an `OrtModel`.
+- `backend`: "torch" (default) or "onnxruntime" (the default when `model` is an .onnx file or an OrtModel). With
+  onnxruntime a model *folder* is exported once to FOLDER/onnx/<model_class>.onnx and reused while the weights
+  are unchanged (`bertkit.export.cached_export`); a model object is exported to a temporary file. Outputs are the
+  same as torch's (tested); the model runs on CPU; hidden states and attentions are torch-only.
+- `threads`: ONNX Runtime's intra-op threads (onnxruntime only: torch's are process-wide, torch.set_num_threads).
+- `tokenizer`: a tokenizer object or a folder; defaults to the model folder (the .onnx file's folder).
 - `device`: None (the model's own device, CPU for a folder), "cpu", "cuda", "cuda:1", an int
   (HuggingFace's convention: -1 is CPU, 0 is cuda:0) or a torch.device.
 - `**params`: defaults for the call keywords (e.g. `pipeline("fill-mask", model=..., top_k=3)`);
@@ -44,14 +50,43 @@ from typing import Any, ClassVar
 import torch
 
 from bertkit.files import read_text, require_folder
-from bertkit.model.inference import resolve_device
+from bertkit.model.inference import is_torch_module, resolve_device
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+BACKENDS = ("torch", "onnxruntime")
 
 
-def load_model(model: Any, model_class: str) -> torch.nn.Module:
-    """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`."""
+def is_onnx_file(model: Any) -> bool:
+    return isinstance(model, (str, Path)) and Path(model).suffix == ".onnx"
+
+
+def resolve_backend(backend: str | None, model: Any) -> str:
+    """None -> "onnxruntime" for an .onnx file or an OrtModel, else "torch"; a name outside BACKENDS, or torch
+    asked to run an .onnx file, is a ValueError."""
+    onnx_given = is_onnx_file(model) or (model is not None and not isinstance(model, (str, Path))
+                                         and not is_torch_module(model))
+    if backend is None:
+        return "onnxruntime" if onnx_given else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch" and onnx_given:
+        raise ValueError("an ONNX model runs on backend='onnxruntime'; for torch pass the model folder")
+    return backend
+
+
+def load_model(model: Any, model_class: str, backend: str | None = None, threads: int | None = None) -> Any:
+    """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`, or,
+    for backend="onnxruntime", as an `OrtModel` on the folder's cached export (`bertkit.export.load_ort_model`)."""
+    backend = resolve_backend(backend, model)
+    if threads is not None and backend != "onnxruntime":
+        raise ValueError("threads= sets ONNX Runtime's threads; for torch call torch.set_num_threads(n)")
+    if backend == "onnxruntime":
+        if isinstance(model, (str, Path)) and not is_onnx_file(model):
+            require_folder(model, "model folder")
+        from bertkit.export import load_ort_model
+
+        return load_ort_model(model, model_class, threads=threads)
     if isinstance(model, (str, Path)):
         folder = require_folder(model, "model folder")  # a file or a missing path: said as such
         return getattr(importlib.import_module("bertkit.model"), model_class).from_pretrained(folder)
@@ -61,9 +96,13 @@ def load_model(model: Any, model_class: str) -> torch.nn.Module:
 
 
 def load_tokenizer(tokenizer: Any, model: Any) -> Any:
-    """A tokenizer object is used as is; a folder (by default the model's own folder) is loaded."""
+    """A tokenizer object is used as is; a folder (by default the model's own folder, or the .onnx file's) is
+    loaded."""
     if tokenizer is None:
-        tokenizer = model if isinstance(model, (str, Path)) else model_folder(model)
+        if is_onnx_file(model):
+            tokenizer = Path(model).parent
+        else:
+            tokenizer = model if isinstance(model, (str, Path)) else model_folder(model)
         if tokenizer is None:
             raise ValueError(
                 "no tokenizer given and the model object does not say which folder it came from; "
@@ -79,8 +118,12 @@ def load_tokenizer(tokenizer: Any, model: Any) -> Any:
     return tokenizer
 
 
-def model_folder(model: torch.nn.Module) -> str | None:
-    """The folder a model was loaded from, if it remembers it (HuggingFace keeps it as name_or_path)."""
+def model_folder(model: Any) -> str | None:
+    """The folder a model was loaded from, if it remembers it (HuggingFace keeps it as name_or_path; an
+    `OrtModel` has its file's path)."""
+    path = getattr(model, "path", None)
+    if isinstance(path, Path) and path.is_file():
+        return str(path.parent)
     for owner in (model, getattr(model, "config", None)):
         for attribute in ("name_or_path", "_name_or_path"):
             value = getattr(owner, attribute, None)
@@ -101,14 +144,22 @@ class Pipeline:
         tokenizer: Any = None,
         device: str | int | torch.device | None = None,
         batch_size: int = 8,
+        backend: str | None = None,
+        threads: int | None = None,
         **params: Any,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        loaded = load_model(model, self.model_class)
+        loaded = load_model(model, self.model_class, backend, threads)
         self.tokenizer = load_tokenizer(tokenizer, model)  # by default from the folder the model came from
         self.device = resolve_device(device, loaded)
-        self.model = loaded.to(self.device).eval()
+        if is_torch_module(loaded):
+            self.model = loaded.to(self.device).eval()
+        else:  # ONNX Runtime: the session runs on the host; there is no train mode to leave
+            if self.device.type != "cpu":
+                raise ValueError(f"the onnxruntime backend runs on CPU here; drop device={device!r} or use backend='torch'")
+            self.model = loaded
+        self.backend = "torch" if is_torch_module(loaded) else "onnxruntime"
         self.batch_size = batch_size
         self.check_parameters(params)
         self.default_params = params
@@ -176,6 +227,11 @@ class Pipeline:
 
     def run_model(self, encoded: Any, **model_kwargs: Any) -> Any:
         inputs = {name: encoded[name].to(self.device) for name in MODEL_INPUTS if name in encoded}
+        if self.backend != "torch":  # an exported graph has its outputs fixed at export time
+            asked = sorted(name for name, value in model_kwargs.items() if value)
+            if asked:
+                raise ValueError(f"{', '.join(asked)} needs backend='torch': the ONNX graph gives the last layer's "
+                                 "outputs only")
         with torch.inference_mode():
             return self.model(**inputs, **model_kwargs)
 
@@ -186,7 +242,7 @@ class Pipeline:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={type(self.model).__name__}, device={self.device})"
+        return f"{type(self).__name__}(model={type(self.model).__name__}, device={self.device}, backend={self.backend})"
 
 
 def read_texts(texts: list[str], file: str | None) -> list[str]:
@@ -197,3 +253,31 @@ def read_texts(texts: list[str], file: str | None) -> list[str]:
     if not texts:
         raise ValueError("no input text: give it on the command line or with --file")
     return texts
+
+
+def add_backend_arguments(parser: Any) -> None:
+    """--backend and --threads, the same for every command that runs a model."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="torch (default) or onnxruntime: a model folder is exported once to FOLDER/onnx/ and "
+                        "reused; an .onnx --model runs on onnxruntime (needs: pip install 'bertkit[onnx]')")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for the forward passes (torch's or ONNX Runtime's; default: the backend's choice)")
+
+
+def backend_options(args: Any) -> dict[str, Any]:
+    """--backend / --threads as the pipelines' keywords; torch's threads are process-wide, so they are set here."""
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    backend = args.backend or "torch"
+    if backend == "torch":
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        return {"backend": backend}
+    from bertkit.errors import UserError
+    from bertkit.export.onnx import require
+
+    try:
+        require("onnxruntime")
+    except ImportError as error:  # the optional extra: one line with the install hint, before anything loads
+        raise UserError(str(error)) from error
+    return {"backend": backend, "threads": args.threads}

@@ -21,7 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bertkit.pipelines.base import Pipeline, read_texts
+from bertkit.pipelines.base import (
+    Pipeline,
+    add_backend_arguments,
+    backend_options,
+    is_onnx_file,
+    read_texts,
+    resolve_backend,
+)
 
 POOLINGS = ("none", "cls", "mean", "max", "pooler")
 
@@ -174,7 +181,8 @@ def select_layer(outputs: Any, layer: int) -> torch.Tensor:
 # ---- the `bertkit embed` command ----
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", required=True, help="model folder (HuggingFace or sentence-transformers layout)")
+    parser.add_argument("--model", "-m", required=True,
+                        help="model folder (HuggingFace or sentence-transformers layout), or an .onnx file (onnxruntime)")
     parser.add_argument("text", nargs="*", help="text(s) to embed; or use --file")
     parser.add_argument("--file", help="read one text per line from this file")
     parser.add_argument(
@@ -190,21 +198,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", "-o", help="write the vectors to this .json or .npy file")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
+    add_backend_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.files import require_folder
 
-    require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
+    if is_onnx_file(args.model):  # an exported file: its settings and tokenizer sit beside it
+        args.backend = resolve_backend(args.backend, args.model)
+        settings_folder = Path(args.model).parent
+    else:
+        settings_folder = require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     texts = read_texts(args.text, args.file)
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in (".json", ".npy"):
         raise ValueError(f"--output must end in .json or .npy, got {output.name!r}")
-    settings = sentence_transformers_settings(args.model)
+    settings = sentence_transformers_settings(settings_folder)
     pooling = args.pooling or settings.get("pooling", "mean")
     normalize = settings.get("normalize", False) if args.normalize is None else args.normalize
     max_length = args.max_length or settings.get("max_length")
-    extractor = FeatureExtractionPipeline(args.model, device=args.device)
+    extractor = FeatureExtractionPipeline(args.model, device=args.device, **backend_options(args))
 
     if pooling == "none":  # token vectors: ragged, so JSON with the tokens beside their vectors
         if output is not None and output.suffix == ".npy":

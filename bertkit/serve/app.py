@@ -197,7 +197,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds from arrival to answer; later: 503 queue_timeout (still queued) or 504 (default 30)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per forward pass (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per forward pass, torch's or ONNX Runtime's (default: the backend's choice)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="torch (default) or onnxruntime: the task pipelines run on ONNX exports made once into "
+                        "MODEL/onnx/ (the attention view stays on torch); needs pip install 'bertkit[onnx]'")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight requests get to finish on Ctrl-C / SIGTERM")
     parser.add_argument("--drain-seconds", type=float, default=1.0,
                         help="after SIGTERM, seconds new requests get a 503 (Connection: close) before connections close (default 1)")
@@ -232,14 +236,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
 
-    if args.threads is not None:
+    if args.threads is not None:  # torch's threads also bound the attention view's passes under onnxruntime
         torch.set_num_threads(args.threads)
     fields = [f.name for f in dataclasses.fields(Limits)]
     limits = Limits(**{name: getattr(args, name) for name in fields})
-    service = ModelService(args.model, limits, device=args.device)
+    try:
+        service = ModelService(args.model, limits, device=args.device, backend=args.backend, threads=args.threads)
+    except ImportError as error:  # onnxruntime missing: the install hint, one line
+        from bertkit.errors import UserError
+
+        raise UserError(str(error)) from error
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_queue=args.max_queue, request_timeout=args.request_timeout)
-    print(f"bertkit serve: {service.architecture} from {args.model}; tasks: {', '.join(service.tasks)}")
+    print(f"bertkit serve: {service.architecture} from {args.model} on {args.backend}; tasks: {', '.join(service.tasks)}")
     print(f"bertkit serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs", flush=True)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, access_log=args.access_log,

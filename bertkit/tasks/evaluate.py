@@ -113,29 +113,51 @@ def read_task_settings(model_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def load_finetuned(model_dir: str | Path, task: str | None = None, device: str = "auto"):
+def load_finetuned(model_dir: str | Path, task: str | None = None, device: str = "auto", backend: str = "torch",
+                   threads: int | None = None):
     """(task, settings, model, tokenizer) of a fine-tuned folder; the task is read from bertkit_task.json
-    or guessed from config.json's architectures."""
+    or guessed from config.json's architectures.
+
+    backend="onnxruntime": the model is an `OrtModel` (CPU) on the folder's cached export (FOLDER/onnx/<class>.onnx,
+    made once), or on `model_dir` itself when it is an .onnx file (its settings and tokenizer beside it, as
+    `bertkit export onnx` writes them); `threads` are ONNX Runtime's."""
     import bertkit.model
     from bertkit.model.inference import resolve_device
     from bertkit.tokenizer import BertTokenizer
 
-    folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
+    path = Path(model_dir)
+    onnx_file = path.suffix == ".onnx"
+    folder = path.parent if onnx_file else path
+    if backend not in ("torch", "onnxruntime") or (onnx_file and backend != "onnxruntime"):
+        raise ValueError(f"backend must be torch or onnxruntime (onnxruntime for an .onnx file), got {backend!r}")
+    if not onnx_file and not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no fine-tuned model in {str(folder)!r} (config.json missing); "
                                 "pass the --output folder of `bertkit finetune`")
+    ort_model = None
+    if backend == "onnxruntime":
+        if resolve_device(device).type != "cpu" and device != "auto":
+            raise ValueError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
+        from bertkit.export import OrtModel, load_ort_model
+
+        ort_model = OrtModel(path, threads=threads) if onnx_file else None
     settings = read_task_settings(folder)
     task = task or settings.get("task")
     if task is None:
-        architectures = BertConfig.from_pretrained(folder).architectures or [""]
+        architectures = ([ort_model.architecture or ""] if ort_model is not None
+                         else BertConfig.from_pretrained(folder).architectures or [""])
         spec = registry.task_of_architecture(architectures[0])
         if spec is None:
-            raise ValueError(f"cannot tell the task of {str(folder)!r} (architectures {architectures}); pass --task")
+            raise ValueError(f"cannot tell the task of {str(path)!r} (architectures {architectures}); pass --task")
         task = spec.name
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     class_name = registry.get_task(task).model_class
-    model = getattr(bertkit.model, class_name).from_pretrained(folder).to(resolve_device(device)).eval()
+    if backend == "onnxruntime":
+        model = ort_model or load_ort_model(folder, class_name, threads=threads)
+        if model.architecture not in (None, class_name):
+            raise ValueError(f"{str(path)!r} holds a {model.architecture}; the {task} task needs a {class_name}")
+    else:
+        model = getattr(bertkit.model, class_name).from_pretrained(folder).to(resolve_device(device)).eval()
     return task, settings, model, BertTokenizer.from_pretrained(folder)
 
 
