@@ -2,6 +2,7 @@
 
     python benchmarks/bench_trainer.py                          # SST-2, CoNLL-2003 and SQuAD on CPU (the sizes)
     python benchmarks/bench_trainer.py --task sst2 --train-examples 500     # a quick look
+    python benchmarks/bench_trainer.py --task conll --seeds 42 1 2          # scores differ by seed: average them
     python benchmarks/bench_trainer.py --device cuda            # on a GPU (bf16 autocast on both sides)
 
 Both start from all-MiniLM-L6-v2 with a fresh head, train on the same seeded real-data subset, tokenized once by
@@ -104,7 +105,8 @@ def run_bertkit(class_name: str, head: dict, features: list, settings: dict, ste
     from bertkit import Trainer, TrainingArguments
 
     model = getattr(bertkit, class_name).from_pretrained(minilm(), **head)
-    args = TrainingArguments(**common_arguments(str(work / "bertkit"), settings, steps, device, seed), device=device)
+    args = TrainingArguments(**common_arguments(str(work / "bertkit"), settings, steps, device, seed), device=device,
+                             group_by_length=settings.get("group_by_length", True))
     trainer = Trainer(model=model, args=args, train_dataset=[{k: f[k] for k in MODEL_KEYS if k in f} for f in features])
     start = time.perf_counter()
     output = trainer.train()
@@ -146,54 +148,73 @@ def padding_share(features: list, batch_size: int, seed: int, grouped: bool) -> 
     return round(1 - sum(lengths) / padded, 4)
 
 
+def run_task(task: str, args: argparse.Namespace, seed: int, tokenizer: Any) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    settings = {**TASKS[task], "group_by_length": not args.no_group_by_length}
+    class_name, head, features, score, n_eval = load_task(task, tokenizer, args.train_examples or settings["train"],
+                                                         args.eval_examples, settings["max_length"], seed)
+    steps = int(np.ceil(len(features) / settings["batch"]) * settings["epochs"])
+    work = Path(tempfile.mkdtemp(prefix=f"bertkit-vs-hf-{task}-"))
+    results = {}
+    sides = ["bertkit", "hf"] if args.order == "bertkit-first" else ["hf", "bertkit"]
+    for side in sides:
+        torch.manual_seed(seed)
+        if side == "bertkit":
+            model, seconds, loss = run_bertkit(class_name, head, features, settings, steps, args.device, seed, work)
+        else:
+            model, seconds, loss = run_hf(class_name, head, features, settings, steps, args.device, seed, work,
+                                          minilm())
+        scores = {k: round(float(v), 4) for k, v in score(model).items()}
+        results[side] = {"train_s": round(seconds, 2),
+                         "examples_per_s": round(len(features) * settings["epochs"] / seconds, 2),
+                         "train_loss": round(float(loss), 4), **scores}
+        del model
+    metric = next(k for k in results["bertkit"] if k not in ("train_s", "examples_per_s", "train_loss"))
+    line = {
+        "benchmark": "bench_trainer", "task": task, "seed": seed, "model": "all-MiniLM-L6-v2", "device": args.device,
+        "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "train_features": len(features), "eval_examples": n_eval, "epochs": settings["epochs"],
+        "batch_size": settings["batch"], "max_length": settings["max_length"], "steps": steps,
+        "padding_share": {"bertkit_grouped": padding_share(features, settings["batch"], seed, True),
+                          "random_order": padding_share(features, settings["batch"], seed, False)},
+        "bertkit": results["bertkit"], "hf_trainer": results["hf"],
+        "speedup_examples_per_s": round(results["bertkit"]["examples_per_s"] / results["hf"]["examples_per_s"], 3),
+        f"{metric}_difference": round(results["bertkit"][metric] - results["hf"][metric], 4),
+    }
+    print(json.dumps(line), flush=True)
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
     parser.add_argument("--train-examples", type=int, help="override the issue's training size")
     parser.add_argument("--eval-examples", type=int, help="seeded subset of the dev / held-out set (default: all; SQuAD 1000)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42],
+                        help="one run per seed (data subset, heads, order); with several, a summary line per task")
     parser.add_argument("--order", choices=["bertkit-first", "hf-first"], default="bertkit-first")
+    parser.add_argument("--no-group-by-length", action="store_true", help="bertkit in HF's random batch order too")
     args = parser.parse_args()
 
     import numpy as np
-    import torch
 
     from bertkit import BertTokenizer
 
     tokenizer = BertTokenizer.from_pretrained(minilm())
     for task in TASKS if args.task == "all" else [args.task]:
-        settings = TASKS[task]
-        class_name, head, features, score, n_eval = load_task(task, tokenizer, args.train_examples or settings["train"],
-                                                             args.eval_examples, settings["max_length"], args.seed)
-        steps = int(np.ceil(len(features) / settings["batch"]) * settings["epochs"])
-        work = Path(tempfile.mkdtemp(prefix=f"bertkit-vs-hf-{task}-"))
-        results = {}
-        sides = ["bertkit", "hf"] if args.order == "bertkit-first" else ["hf", "bertkit"]
-        for side in sides:
-            torch.manual_seed(args.seed)
-            if side == "bertkit":
-                model, seconds, loss = run_bertkit(class_name, head, features, settings, steps, args.device, args.seed, work)
-            else:
-                model, seconds, loss = run_hf(class_name, head, features, settings, steps, args.device, args.seed, work,
-                                              minilm())
-            scores = {k: round(float(v), 4) for k, v in score(model).items()}
-            results[side] = {"train_s": round(seconds, 2),
-                             "examples_per_s": round(len(features) * settings["epochs"] / seconds, 2),
-                             "train_loss": round(float(loss), 4), **scores}
-            del model
-        metric = next(k for k in results["bertkit"] if k not in ("train_s", "examples_per_s", "train_loss"))
-        print(json.dumps({
-            "benchmark": "bench_trainer", "task": task, "model": "all-MiniLM-L6-v2", "device": args.device,
-            "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "train_features": len(features), "eval_examples": n_eval, "epochs": settings["epochs"],
-            "batch_size": settings["batch"], "max_length": settings["max_length"], "steps": steps,
-            "padding_share": {"bertkit_grouped": padding_share(features, settings["batch"], args.seed, True),
-                              "random_order": padding_share(features, settings["batch"], args.seed, False)},
-            "bertkit": results["bertkit"], "hf_trainer": results["hf"],
-            "speedup_examples_per_s": round(results["bertkit"]["examples_per_s"] / results["hf"]["examples_per_s"], 3),
-            f"{metric}_difference": round(results["bertkit"][metric] - results["hf"][metric], 4),
-        }), flush=True)
+        lines = [run_task(task, args, seed, tokenizer) for seed in args.seeds]
+        if len(lines) > 1:
+            metric = next(k for k in lines[0] if k.endswith("_difference"))
+            print(json.dumps({
+                "benchmark": "bench_trainer", "task": task, "summary_over_seeds": args.seeds,
+                "mean_speedup_examples_per_s": round(float(np.mean([r["speedup_examples_per_s"] for r in lines])), 3),
+                f"mean_{metric}": round(float(np.mean([r[metric] for r in lines])), 4),
+                f"bertkit_{metric[:-11]}": [r["bertkit"][metric[:-11]] for r in lines],
+                f"hf_{metric[:-11]}": [r["hf_trainer"][metric[:-11]] for r in lines],
+            }), flush=True)
 
 
 if __name__ == "__main__":

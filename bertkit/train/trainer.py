@@ -309,15 +309,29 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
 def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:
     """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
 
-    Grouped as HF's LengthGroupedSampler: shuffle, cut into mega-batches of 50 batches, sort each by length
-    (longest first), cut into batches; batch order stays shuffled, so an epoch still mixes lengths."""
+    Grouped: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches (which then pad
+    little), and shuffle the batches. The last step matters: HF's LengthGroupedSampler keeps each mega-batch
+    sorted longest-first, so each stretch of steps sees ever shorter rows and the end of a short run (its
+    learning-rate decay) only the shortest, often trivial, ones."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(lengths)).tolist()
-    if group_by_length:
-        mega = batch_size * 50
-        order = [i for start in range(0, len(order), mega)
-                 for i in sorted(order[start:start + mega], key=lambda j: -lengths[j])]
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    if not group_by_length:
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    mega = batch_size * 50
+    order = [i for start in range(0, len(order), mega)
+             for i in sorted(order[start:start + mega], key=lambda j: -lengths[j])]
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def labelled_tokens_per_row(rows: Sequence[dict[str, Any]]) -> float | None:
+    """The mean number of labelled tokens (label != -100) per row when the labels are per token, else None."""
+    token_labels = [r["labels"] for r in rows if isinstance(r.get("labels"), list)
+                    and len(r["labels"]) == len(r["input_ids"]) and all(isinstance(x, int) for x in r["labels"][:1])]
+    if len(token_labels) != len(rows) or not rows:
+        return None
+    total = sum(sum(1 for label in labels if label != -100) for labels in token_labels)
+    return total / len(rows) if total else None
 
 
 def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -379,6 +393,7 @@ class Trainer:
         self.state = TrainerState()
         self.control = TrainerControl()
         self._training = False  # inside train(): evaluations print a table row
+        self._tokens_per_row: float | None = None  # token-level labels: mean labelled tokens per training row
         self._logger: MetricsLogger | None = None
         self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
@@ -473,6 +488,7 @@ class Trainer:
         args = self.args
         self._check_training_data()
         lengths = [row_length(r) for r in self.train_rows]
+        self._tokens_per_row = labelled_tokens_per_row(self.train_rows)
         batches_per_epoch = math.ceil(len(lengths) / args.per_device_train_batch_size)
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / args.gradient_accumulation_steps))
         max_steps = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
@@ -568,8 +584,16 @@ class Trainer:
             batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
             with autocast(self.device, self.precision):
                 loss = self.compute_loss(self.model, batch)
-            # each micro-batch weighs by its rows, so an uneven last batch counts what it holds
-            scaled = loss * (len(indices) / rows_in_step)
+            # Each micro-batch weighs by its rows, so an uneven last batch counts what it holds. Token-level losses
+            # (NER) are means over a batch's labelled tokens: weighing the batch by its labelled tokens instead
+            # makes every token count the same whatever the batch, so length-grouped batches of short sentences do
+            # not outweigh the long ones (the epoch's objective is the token mean, as with random batches).
+            labels = batch.get("labels")
+            if self._tokens_per_row and labels is not None and labels.dim() == 2:
+                weight = (labels != -100).sum() / (self._tokens_per_row * rows_in_step)
+            else:
+                weight = len(indices) / rows_in_step
+            scaled = loss * weight
             (scaler.scale(scaled) if scaler else scaled).backward()
             step_loss += scaled.detach()
         if scaler is not None:
