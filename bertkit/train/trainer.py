@@ -390,6 +390,7 @@ class Trainer:
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.callbacks = list(callbacks or [])
         self.optimizer, self.lr_scheduler = optimizers
+        self._given_optimizers = optimizers  # a second train() builds fresh ones unless the caller gave them
         self.state = TrainerState()
         self.control = TrainerControl()
         self._training = False  # inside train(): evaluations print a table row
@@ -493,6 +494,7 @@ class Trainer:
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / args.gradient_accumulation_steps))
         max_steps = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
         num_epochs = math.ceil(max_steps / steps_per_epoch)
+        self.optimizer, self.lr_scheduler = self._given_optimizers
         self.create_optimizer_and_scheduler(max_steps)
         if args.gradient_checkpointing and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
