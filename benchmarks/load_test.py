@@ -87,11 +87,14 @@ def linked_copy(model: Path, folder: Path) -> Path:
 
 def start_server(model: Path, port: int, max_batch_size: int, max_wait_ms: float, threads: int | None,
                  backend: str = "torch") -> subprocess.Popen:
+    flags = ["--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--backend", backend]
+    return serve_and_wait(model, port, flags + (["--threads", str(threads)] if threads else []))
+
+
+def serve_and_wait(model: Path, port: int, flags: list[str]) -> subprocess.Popen:
+    """`bertkit serve --model MODEL --port PORT FLAGS` in a subprocess, returned once /ready answers 200."""
     command = [sys.executable, "-m", "bertkit", "serve", "--model", str(model), "--port", str(port),
-               "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--no-access-log",
-               "--backend", backend]
-    if threads:
-        command += ["--threads", str(threads)]
+               "--no-access-log", *flags]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180

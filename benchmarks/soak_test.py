@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import statistics
@@ -36,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import free_port, minilm_folder, real_sentences  # noqa: E402
+from load_test import free_port, minilm_folder, real_sentences, serve_and_wait  # noqa: E402
 
 MAX_BODY_BYTES = 65_536  # the server's cap in this test: the oversized bodies are just over it
 
@@ -55,25 +54,6 @@ def tiny_pretraining_model(folder: Path) -> Path:
     BertForPreTraining(config).save_pretrained(folder)
     shutil.copy(vocab, folder / "vocab.txt")
     return folder
-
-
-def start_server(model: Path, port: int, threads: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "bertkit", "serve", "--model", str(model), "--port", str(port), "--no-access-log",
-               "--max-body-bytes", str(MAX_BODY_BYTES), "--threads", str(threads)]
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit(f"the server on port {port} was not ready after 180 s")
 
 
 def rss_mb(pid: int) -> float:
@@ -221,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         model = Path(args.model) if args.model else tiny_pretraining_model(Path(scratch) / "tiny")
         port = free_port()
-        server = start_server(model, port, args.threads)
+        server = serve_and_wait(model, port, ["--max-body-bytes", str(MAX_BODY_BYTES), "--threads", str(args.threads)])
         try:
             tasks = args.tasks or get(port, "/info")["tasks"]
             print(f"soak: {model} on 127.0.0.1:{port}; endpoints {', '.join(tasks)}; {args.clients} clients, "
