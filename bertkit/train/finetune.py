@@ -149,11 +149,6 @@ class RecipeTrainer(Trainer):
     def has_evaluation(self) -> bool:
         return self.recipe_evaluate is not None or super().has_evaluation()
 
-    def evaluate(self, eval_dataset: Any = None, **kwargs: Any) -> dict[str, float]:
-        if self.recipe_evaluate is not None and eval_dataset is None and not self.eval_rows:
-            self.eval_rows = [{}]  # the recipe reads its own examples; one placeholder row for the counts
-        return super().evaluate(eval_dataset, **kwargs)
-
     def evaluation_metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         if self.recipe_evaluate is None:
             return super().evaluation_metrics(rows)

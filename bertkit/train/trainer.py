@@ -705,8 +705,8 @@ class Trainer:
                  metric_key_prefix: str = "eval") -> dict[str, float]:
         """{'eval_loss', compute_metrics' keys with the prefix, 'eval_runtime', 'eval_samples_per_second',
         'eval_steps_per_second', 'epoch'}; logged to log_history and metrics.jsonl."""
-        rows = self.eval_rows if eval_dataset is None else read_rows(eval_dataset, self.accepted, "evaluation")
-        if not rows:
+        rows = (self.eval_rows or []) if eval_dataset is None else read_rows(eval_dataset, self.accepted, "evaluation")
+        if not rows and (eval_dataset is not None or not self.has_evaluation()):
             raise ValueError("Trainer.evaluate() needs an eval_dataset (in Trainer(...) or as an argument)")
         start = time.perf_counter()
         raw = self.evaluation_metrics(rows)
