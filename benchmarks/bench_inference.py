@@ -12,6 +12,8 @@ returns one output per sentence:
     ort_hf            the HF model exported to ONNX (dynamic axes) in ONNX Runtime, sorted batches, HF tokenizer
     ort_hf_optimized  the same file through ONNX Runtime's transformer optimizer
     bertkit           bertkit tokenizer + bertkit.model.encode_batches (torch: length bucketing + unpadded layers)
+    bertkit_compiled  the same after bertkit.model.compile_for_inference (torch.compile, dynamic shapes, freezing);
+                      its compile time is reported apart (compile_s) and left out of the timings (warm-up)
     bertkit_ort       bertkit tokenizer + bertkit.model.encode_batches on an OrtModel of export_onnx's file (fp32)
     bertkit_ort_optimized  the same, exported with optimize=True (fused Attention/SkipLayerNorm/BiasGelu)
     bertkit_ort_int8  the same, exported with quantize="int8" (dynamic quantization; not held to 1e-4)
@@ -25,7 +27,8 @@ see the same machine load), best run kept. Ratios: bertkit's fastest fp32 path o
     python benchmarks/bench_inference.py --paths hf_sorted ort_hf bertkit bertkit_ort --languages en
 
 synthetic: BERT-base shapes, random weights (the same in both), random lengths in [min_len, max_len], one batch
-size; reports real (non-padding) tokens/s. Made for the GPU, runs on CPU with small sizes:
+size; reports real (non-padding) tokens/s of HF (SDPA), bertkit unpadded (unpad=True) and bertkit padded (the
+same model on the padded batch). Made for the GPU, runs on CPU with small sizes:
 
     python benchmarks/bench_inference.py --mode synthetic --device cuda --dtype bfloat16 --batch 256   # H100
     python benchmarks/bench_inference.py --mode synthetic --size tiny --batch 16 --steps 3              # CPU smoke
@@ -50,12 +53,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bertkit import BertTokenizer  # noqa: E402
-from bertkit.model import BertConfig, BertModel, encode_batches  # noqa: E402
+from bertkit.model import BertConfig, BertModel, compile_for_inference, encode_batches  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
-PATHS = ("hf_padded_128", "hf_arrival", "hf_sorted", "ort_hf", "ort_hf_optimized", "bertkit", "bertkit_ort",
-         "bertkit_ort_optimized", "bertkit_ort_int8")
-BERTKIT_FP32 = ("bertkit", "bertkit_ort", "bertkit_ort_optimized")
+PATHS = ("hf_padded_128", "hf_arrival", "hf_sorted", "ort_hf", "ort_hf_optimized", "bertkit", "bertkit_compiled",
+         "bertkit_ort", "bertkit_ort_optimized", "bertkit_ort_int8")
+BERTKIT_FP32 = ("bertkit", "bertkit_compiled", "bertkit_ort", "bertkit_ort_optimized")
 REFERENCES = ("hf_padded_128", "hf_arrival", "hf_sorted", "ort_hf", "ort_hf_optimized")
 
 
@@ -213,6 +216,13 @@ def build_paths(args, folder: Path, tmp: Path) -> dict[str, Callable[[list[str],
         "hf_sorted": lambda s, b: hf_run(s, b, sort=True),
         "bertkit": bertkit_run(encode_batches, ours),
     }
+    if "bertkit_compiled" in wanted:
+        compiled = compile_for_inference(BertModel.from_pretrained(folder))
+        paths["bertkit_compiled"] = bertkit_run(encode_batches, compiled)
+        start = time.perf_counter()  # the first calls compile: two batch sizes, so the dynamic graph is built too
+        for batch_size in (1, 2):
+            paths["bertkit_compiled"](["a first sentence to compile on", "and another"], batch_size)
+        args.compile_s = round(time.perf_counter() - start, 1)
     if wanted & {"ort_hf", "ort_hf_optimized"}:
         export_hf_onnx(hf, hf_tokenizer, tmp / "hf.onnx")
         paths["ort_hf"] = ort_hf_run(ort_session(tmp / "hf.onnx"))
@@ -281,7 +291,14 @@ def bench_real(args) -> dict:
                 print(f"{language} batch {batch_size}: {json.dumps(row['sentences_per_s'])}", file=sys.stderr, flush=True)
             results[language] = entry
     return {"mode": "real", "model": "all-MiniLM-L6-v2", "max_length": args.max_length, "repeats": args.repeats,
-            "results": results}
+            "compile_s": getattr(args, "compile_s", None), "results": results}
+
+
+def hf_config(config: BertConfig):
+    """The transformers.BertConfig of a bertkit config (same fields; label maps left to HF's defaults)."""
+    import transformers
+
+    return transformers.BertConfig(**{k: v for k, v in config.to_dict().items() if k not in ("id2label", "label2id")})
 
 
 def bench_synthetic(args) -> dict:
@@ -291,9 +308,7 @@ def bench_synthetic(args) -> dict:
     dtype = getattr(torch, args.dtype)
     config = BertConfig.from_size(args.size)
     torch.manual_seed(0)
-    hf = transformers.BertModel(transformers.BertConfig(**{k: v for k, v in config.to_dict().items()
-                                                           if k not in ("id2label", "label2id")}),
-                                add_pooling_layer=True)
+    hf = transformers.BertModel(hf_config(config), add_pooling_layer=True)
     hf = hf.to(device=device, dtype=dtype).eval()
     ours = BertModel(config).eval()
     ours.load_state_dict(hf.state_dict())  # same random weights on both sides
@@ -313,12 +328,13 @@ def bench_synthetic(args) -> dict:
     with torch.inference_mode():
         ids, mask = batches[0]
         ref = hf(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = ours(ids, mask, unpad=True).last_hidden_state
         real = mask.bool()
-        max_diff = float((ref[real].float() - got[real].float()).abs().max())
+        diffs = {unpad: float((ref[real].float() - ours(ids, mask, unpad=unpad).last_hidden_state[real].float()).abs().max())
+                 for unpad in (True, False)}
+        max_diff, max_diff_padded = diffs[True], diffs[False]
     tolerance = 1e-4 if dtype == torch.float32 else 0.1
-    if max_diff > tolerance:
-        raise SystemExit(f"outputs disagree: max abs diff {max_diff}")
+    if max(max_diff, max_diff_padded) > tolerance:
+        raise SystemExit(f"outputs disagree: max abs diff {max_diff} unpadded, {max_diff_padded} padded")
 
     def sync() -> None:
         if device.type == "cuda":
@@ -332,21 +348,23 @@ def bench_synthetic(args) -> dict:
             sync()
         return go
 
-    best = timed({"hf": run(hf), "bertkit": run(ours, unpad=True)}, args.repeats)
-    hf_s, ours_s = best["hf"], best["bertkit"]
+    best = timed({"hf": run(hf), "bertkit": run(ours, unpad=True), "bertkit_padded": run(ours)}, args.repeats)
+    hf_s, ours_s, padded_s = best["hf"], best["bertkit"], best["bertkit_padded"]
     return {
         "mode": "synthetic", "size": args.size, "dtype": args.dtype, "batch": args.batch,
-        "lengths": [args.min_len, args.max_len], "max_abs_diff": max_diff,
+        "lengths": [args.min_len, args.max_len], "max_abs_diff": max_diff, "max_abs_diff_padded": max_diff_padded,
         "bertkit_real_tokens_per_s": round(real_tokens / ours_s),
+        "bertkit_padded_real_tokens_per_s": round(real_tokens / padded_s),
         "hf_real_tokens_per_s": round(real_tokens / hf_s),
         "hf_padded_tokens_per_s": round(padded_tokens / hf_s),
         "bertkit_sequences_per_s": round(args.batch * args.steps / ours_s, 1),
         "hf_sequences_per_s": round(args.batch * args.steps / hf_s, 1),
         "ratio": round(hf_s / ours_s, 2),
+        "padded_ratio": round(hf_s / padded_s, 2),
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["real", "synthetic"], default="real")
     parser.add_argument("--device", default="cpu")
@@ -366,10 +384,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--min-len", type=int, default=32)
     parser.add_argument("--max-len", type=int, default=128)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parser.parse_args(argv)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     args.sentences_per_batch_size = {1: args.sentences_at_batch_1}
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
 
     result = bench_real(args) if args.mode == "real" else bench_synthetic(args)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu x{args.threads} threads"

@@ -87,7 +87,7 @@ def time_steps(step, device: torch.device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / max(steps, 1)
 
 
-def hf_step(config: BertConfig, batch: dict, device, precision: str, compile_model: bool):
+def hf_step(config: BertConfig, batch: dict, device, precision: str, compile_model: bool, backend: str = "inductor"):
     """A closure running one HF training step."""
     import transformers
 
@@ -101,7 +101,7 @@ def hf_step(config: BertConfig, batch: dict, device, precision: str, compile_mod
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=1e-4, eps=1e-6, fused=fused or None)
-    forward = torch.compile(model) if compile_model else model
+    forward = torch.compile(model, backend=backend) if compile_model else model
 
     def step():
         with autocast(device, precision):
@@ -114,14 +114,15 @@ def hf_step(config: BertConfig, batch: dict, device, precision: str, compile_mod
     return step
 
 
-def bertkit_step(config: BertConfig, batch: dict, device, precision: str, compile_model: bool):
+def bertkit_step(config: BertConfig, batch: dict, device, precision: str, compile_model: bool,
+                 backend: str = "inductor"):
     """A closure running one bertkit training step (the recipe's train_step)."""
     torch.manual_seed(0)
     model = BertForPreTraining(config).to(device).train()
     optimizer = build_optimizer(model, "adamw", lr=1e-4, weight_decay=0.01)  # fused on CUDA
     if compile_model:
-        model.bert.compile()
-        model.cls.predictions.compile(dynamic=True)  # the number of masked rows varies per batch
+        model.bert.compile(backend=backend)
+        model.cls.predictions.compile(dynamic=True, backend=backend)  # the number of masked rows varies per batch
     objective = PretrainingObjective(model)
     micro = [batch]
 
@@ -131,7 +132,7 @@ def bertkit_step(config: BertConfig, batch: dict, device, precision: str, compil
     return step
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", default=None, help="named size (default: base on GPU, tiny on CPU)")
@@ -139,14 +140,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: 256 on GPU, 8 on CPU")
     parser.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="default: bf16 on GPU, fp32 on CPU")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend (inductor; 'eager' only traces, for a quick CPU check of the path)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds, alternating the two sides; the best counts")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args(argv)
 
+
+def measure(args: argparse.Namespace) -> dict:
+    """Build both sides, time them in alternation, return the result row (what main prints)."""
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     size = args.size or ("base" if gpu else "tiny")
@@ -165,8 +169,8 @@ def main() -> None:
 
     # both sides built once, then timed in alternation (ours, HF, ours, HF...) so that drift or noise on a
     # shared machine does not favour either; each side's best round counts
-    sides = {"bertkit": bertkit_step(config, batch, device, precision, args.compile),
-             "hf": hf_step(config, batch, device, precision, args.compile)}
+    sides = {"bertkit": bertkit_step(config, batch, device, precision, args.compile, args.compile_backend),
+             "hf": hf_step(config, batch, device, precision, args.compile, args.compile_backend)}
     for name, step in sides.items():
         time_steps(step, device, warmup, 0)  # warmup (and compilation) outside the timed rounds
     best = {name: float("inf") for name in sides}
@@ -174,7 +178,7 @@ def main() -> None:
         for name, step in sides.items():
             best[name] = min(best[name], time_steps(step, device, 0, steps))
     ours, theirs = best["bertkit"], best["hf"]
-    result = {
+    return {
         "benchmark": "pretrain_step",
         "device": torch.cuda.get_device_name(device) if gpu else f"cpu ({torch.get_num_threads()} threads)",
         "size": size, "seq": args.seq, "batch": batch_size, "precision": precision, "compile": args.compile,
@@ -188,8 +192,13 @@ def main() -> None:
         "hf_tflops": round(flops / theirs / 1e12, 3),
         "torch": torch.__version__,
     }
-    print(json.dumps(result))
 
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(measure(args)))
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ from .heads import (
     BertForSequenceClassification,
     BertForTokenClassification,
 )
-from .inference import encode_batches
+from .inference import compile_for_inference, encode_batches
 from .outputs import ModelOutput
 
 
@@ -79,5 +79,5 @@ __all__ = [
     "AutoModelForTokenClassification", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice",
     "BertForNextSentencePrediction", "BertForPreTraining", "BertForQuestionAnswering",
     "BertForSequenceClassification", "BertForTokenClassification", "BertModel", "BertPreTrainedModel",
-    "ModelOutput", "NAMED_SIZES", "encode_batches",
+    "ModelOutput", "NAMED_SIZES", "compile_for_inference", "encode_batches",
 ]
