@@ -21,6 +21,10 @@ returns one output per sentence:
 Before timing, every fp32 path's per-sentence real-token outputs are checked against HF's (max abs diff <= 1e-4);
 int8's diff and cosine are reported. Timing: each path run `--repeats` times, interleaved with the others (so all
 see the same machine load), best run kept. Ratios: bertkit's fastest fp32 path over each reference.
+matmul_gflops_per_s is each path's rate in the encoder's matrix products (FLOPs counted from the config, real
+tokens only) and torch_mm_gflops_per_s what this machine's fp32 torch.mm reaches on one layer's shapes alone, at
+that batch's mean size: a path close to it has little left to gain in fp32, whatever it fuses. (A reference, not
+a bound: at batch 1 the matrices are small and ONNX Runtime's own GEMM beats torch.mm on them.)
 
     python benchmarks/bench_inference.py                                   # CPU, 2 threads, 128 sentences
     python benchmarks/bench_inference.py --sentences 512 --repeats 5       # the figure for a quiet machine
@@ -258,6 +262,31 @@ def agreement(paths: dict, sentences: list[str], batch_size: int) -> dict[str, d
     return report
 
 
+def linear_flops_per_token(config: BertConfig) -> int:
+    """The FLOPs of the encoder's matrix products per real token (2 per multiply-add): Q, K, V and the attention
+    output (4 H^2) and the feed-forward (2 H I) in every layer. Attention scores and everything elementwise are left
+    out: at these lengths they are a few percent, and leaving them out makes the figure a floor."""
+    h, i = config.hidden_size, config.intermediate_size
+    return 2 * config.num_hidden_layers * (4 * h * h + 2 * h * i)
+
+
+def torch_mm_rate(config: BertConfig, tokens: int, repeats: int = 20) -> float:
+    """GFLOP/s of this machine's fp32 matrix product (torch.mm, MKL, the threads set) on one layer's shapes alone
+    (warm caches, nothing in between) for a batch of `tokens` rows: about the most the encoder's matrix products
+    reach on this machine, whoever runs them."""
+    h, i = config.hidden_size, config.intermediate_size
+    x, x_wide = torch.randn(tokens, h), torch.randn(tokens, i)
+    shapes = [(x, torch.randn(h, h))] * 4 + [(x, torch.randn(h, i)), (x_wide, torch.randn(i, h))]
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in shapes)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        for a, b in shapes:
+            torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
 def bench_real(args) -> dict:
     folder = minilm_folder()
     tokenizer = BertTokenizer.from_pretrained(folder)
@@ -265,6 +294,7 @@ def bench_real(args) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_paths(args, folder, Path(tmp))
+        config = BertConfig.from_pretrained(folder)
         for language in args.languages:
             sentences = languages[language](args.sentences)
             lengths = [len(x) for x in tokenizer(sentences, truncation=True, max_length=args.max_length)["input_ids"]]
@@ -278,6 +308,10 @@ def bench_real(args) -> dict:
                 row: dict[str, object] = {"sentences": count, "real_tokens": tokens}
                 row["sentences_per_s"] = {name: round(count / t, 1) for name, t in best.items()}
                 row["real_tokens_per_s"] = {name: round(tokens / t) for name, t in best.items()}
+                # how close each path comes to the machine's matrix product alone (on the mean batch's rows)
+                flops = tokens * linear_flops_per_token(config)
+                row["matmul_gflops_per_s"] = {name: round(flops / t / 1e9, 1) for name, t in best.items()}
+                row["torch_mm_gflops_per_s"] = round(torch_mm_rate(config, max(1, tokens * batch_size // count)), 1)
                 fastest = min((n for n in best if n in BERTKIT_FP32), key=best.get, default=None)
                 if fastest is not None:
                     row["bertkit_fastest_fp32"] = fastest

@@ -428,3 +428,4 @@ def test_encode_batches_through_a_head_model_and_plain_id_lists():
         encode_batches(model, [[2, 3], []])
     with pytest.raises(ValueError, match="right padding"):
         encode_batches(model, {"input_ids": [[0, 2, 3]], "attention_mask": [[0, 1, 1]]})
+

@@ -15,6 +15,7 @@ import transformers
 
 from bertkit import pipeline
 from bertkit.cli import main as cli_main
+from bertkit.model import compile_for_inference
 from bertkit.pipelines import FillMaskPipeline, pipeline_class
 
 TEXTS = [
@@ -74,6 +75,16 @@ def assert_same_predictions(ours, theirs) -> None:
 def test_fill_mask_matches_huggingface(mlm_dir, hf_fill_mask, text, top_k):
     unmasker = pipeline("fill-mask", model=mlm_dir)
     assert_same_predictions(unmasker(text, top_k=top_k), hf_fill_mask(text, top_k=top_k))
+
+
+def test_a_pipeline_compiled_for_inference_gives_huggingface_predictions(mlm_dir, hf_fill_mask):
+    unmasker = pipeline("fill-mask", model=mlm_dir)
+    assert compile_for_inference(unmasker.model) is unmasker.model  # in place: the pipeline keeps its model
+    for batch_size in (1, 3):  # one text at a time, then padded batches: other shapes, the same dynamic graph
+        for ours, text in zip(unmasker(TEXTS, top_k=3, batch_size=batch_size), TEXTS):
+            assert_same_predictions(ours, hf_fill_mask(text, top_k=3))
+    with pytest.raises(ValueError, match="PyTorch model"):
+        compile_for_inference(object())
 
 
 def test_fill_mask_batch_is_padded_but_gives_the_same_results(mlm_dir, hf_fill_mask):
