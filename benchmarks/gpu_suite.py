@@ -53,11 +53,13 @@ Output folder (the device returns at most 8 files of at most 16 MiB, 64 MiB toge
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -137,6 +139,7 @@ class Plan:
     compile_backend: str = "inductor"
     large: tuple[str, int, int] | None = ("large", 512, 32)  # size, seq, batch
     large_min_s: float = 25.0  # budget left that the large run needs
+    compile_reserve_s: float = 90.0  # of the pretraining budget, kept for the compiled pair after the large run
     # inference
     infer_size: str = "base"
     infer_batch: int = 256
@@ -167,7 +170,7 @@ class Plan:
         return cls(device="cpu", smoke=True, correct_size="tiny", correct_batch=4, correct_seq=32,
                    pretrain_size="tiny", pretrain_seq=32, pretrain_batch=4, pretrain_steps=2, pretrain_warmup=1,
                    compile_warmup=1, compile_backend="eager",  # eager: traces with Dynamo, no C++ build on CPU
-                   large=("tiny", 64, 2), large_min_s=0.0,
+                   large=("tiny", 64, 2), large_min_s=0.0, compile_reserve_s=0.0,
                    infer_size="tiny", infer_batch=16, infer_steps=2, infer_repeats=1,
                    small_size="tiny", small_seq=64, small_batch=16, small_lr=1e-3, eval_every_s=3.0,
                    # one loader worker and small shards: the device's code paths (worker processes reading the
@@ -178,8 +181,27 @@ class Plan:
 
     def scale(self, factor: float) -> None:
         for name in ("correctness_s", "pretrain_s", "inference_s", "small_bert_s", "eval_every_s", "log_every_s",
-                     "deadline_s", "large_min_s"):
+                     "deadline_s", "large_min_s", "compile_reserve_s"):
             setattr(self, name, getattr(self, name) * factor)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Raise TimeoutError in the main thread after `seconds` (SIGALRM): for torch.compile, whose time nothing else
+    bounds. Inductor waits on its compile workers in Python, so the alarm interrupts it."""
+    if seconds <= 0:
+        raise TimeoutError("no time left before the run's deadline")
+
+    def alarm(*_: Any) -> None:
+        raise TimeoutError(f"still running after {seconds:.1f} s, the time left before the run's deadline")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------------------------------------ shards
@@ -327,10 +349,27 @@ def part_pretrain(plan: Plan, budget_s: float) -> dict[str, Any]:
     result: dict[str, Any] = {"size": plan.pretrain_size, "seq": plan.pretrain_seq, "batch": plan.pretrain_batch,
                               "precision": eager["precision"], "fused_adamw": eager["fused_adamw"],
                               "flops_counting": FLOPS_COUNTING, "eager": eager}
+    # BERT-large eager before any compile: it is bounded, compilation is not
+    left = budget_s - plan.compile_reserve_s - (time.perf_counter() - start)
+    if plan.large is None or left < plan.large_min_s:
+        result["large"] = f"skipped: {left:.0f} s of the budget left"
+    else:
+        size, large_seq, large_batch = plan.large
+        try:
+            large = bench_pretrain.measure(bench_pretrain.parse_args(
+                ["--device", plan.device, "--size", size, "--seq", str(large_seq), "--batch", str(large_batch),
+                 "--steps", str(max(2, plan.pretrain_steps // 2)), "--warmup", str(plan.pretrain_warmup), "--repeats", "1"]))
+            result["large"] = {k: large[k] for k in ("size", "seq", "batch", "bertkit_seqs_per_s", "hf_seqs_per_s",
+                                                     "ratio", "bertkit_mfu", "hf_mfu")}
+        except Exception as error:
+            traceback.print_exc()
+            result["large"] = f"error: {type(error).__name__}: {error}"
+        free_memory()
     compiled = None
-    try:  # compilation is the fragile part: keep the eager figures if it breaks
-        compiled = bench_pretrain.measure(bench_pretrain.parse_args(
-            base + ["--compile", "--compile-backend", plan.compile_backend, "--warmup", str(plan.compile_warmup)]))
+    try:  # compilation is the fragile part and nothing bounds its time: keep the eager figures if it breaks
+        with deadline(plan.deadline_s - (time.perf_counter() - STARTED) - 5):
+            compiled = bench_pretrain.measure(bench_pretrain.parse_args(
+                base + ["--compile", "--compile-backend", plan.compile_backend, "--warmup", str(plan.compile_warmup)]))
         print(json.dumps({"pretrain_compiled": compiled}), flush=True)
     except Exception as error:  # reported in the row, traceback in the log
         traceback.print_exc()
@@ -358,21 +397,6 @@ def part_pretrain(plan: Plan, budget_s: float) -> dict[str, Any]:
     result["anchors_h100_hf_5_17"] = {"hf_eager": ANCHORS_H100["pretrain_hf_eager_seqs_per_s"],
                                       "hf_compiled": ANCHORS_H100["pretrain_hf_compiled_seqs_per_s"]}
 
-    left = budget_s - (time.perf_counter() - start)
-    if plan.large is None or left < plan.large_min_s:
-        result["large"] = f"skipped: {left:.0f} s of the budget left"
-    else:
-        size, large_seq, large_batch = plan.large
-        try:
-            large = bench_pretrain.measure(bench_pretrain.parse_args(
-                ["--device", plan.device, "--size", size, "--seq", str(large_seq), "--batch", str(large_batch),
-                 "--steps", str(max(2, plan.pretrain_steps // 2)), "--warmup", str(plan.pretrain_warmup), "--repeats", "1"]))
-            result["large"] = {k: large[k] for k in ("size", "seq", "batch", "bertkit_seqs_per_s", "hf_seqs_per_s",
-                                                     "ratio", "bertkit_mfu", "hf_mfu")}
-        except Exception as error:
-            traceback.print_exc()
-            result["large"] = f"error: {type(error).__name__}: {error}"
-        free_memory()
     return result
 
 
@@ -418,7 +442,9 @@ def part_small_bert(plan: Plan, budget_s: float, shards_folder: Path, out: Path)
     sampler = PretrainingSampler(dataset, seed=recipe.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collator,
                                          drop_last=True, num_workers=recipe.num_workers,
-                                         pin_memory=device.type == "cuda", generator=torch.Generator())
+                                         pin_memory=device.type == "cuda", generator=torch.Generator(),
+                                         # a stuck worker becomes this part's error, not the whole run's hang
+                                         timeout=60 if recipe.num_workers else 0)
     eval_loader = _eval_loader(recipe, ctx, collator)
     if eval_loader is None:
         raise ValueError(f"{shards_folder} has no held-out documents; prepare it again with --prepare-shards")
