@@ -6,7 +6,12 @@ On the device (run tool: carry [".gpu_shards"], timeout_s 600; nothing is instal
 
     PYTHONUNBUFFERED=1 python3 benchmarks/gpu_suite.py --out $OUT --shards .gpu_shards 2>&1 | tee $OUT/log.txt
 
-Before that, here on CPU, once (about a minute on 2 cores; the folder is git-ignored and travels only
+Afterwards, back on CPU, what the small BERT learned (fill-mask on held-out WikiText-2, a short SST-2 fine-tune,
+each beside the same architecture with random weights):
+
+    python benchmarks/what_it_learned.py --model <the returned folder>/small_bert
+
+Before the device run, here on CPU, once (about a minute on 2 cores; the folder is git-ignored and travels only
 because the run carries it; ../shared does not travel):
 
     python benchmarks/gpu_suite.py --prepare-shards .gpu_shards

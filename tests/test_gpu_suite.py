@@ -77,3 +77,16 @@ def test_smoke_run_covers_every_part(tmp_path):
     # what the device hands back: at most 8 files (log.txt, written by tee there, is the 8th), 16 MiB each
     limits = json.loads([line for line in proc.stdout.splitlines() if line.startswith('{"part": "summary"')][0])["out"]
     assert limits["within_limits"] and limits["files"] <= 7 and limits["max_depth"] <= 2
+
+    # back on CPU: what the checkpoint learned (fill-mask on held-out text, a short SST-2 fine-tune), beside random
+    learned = subprocess.run([sys.executable, str(REPO / "benchmarks" / "what_it_learned.py"), "--model", str(folder),
+                              "--mask-sentences", "20", "--show", "2", "--train-examples", "32", "--eval-examples", "32",
+                              "--epochs", "1"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert learned.returncode == 0, learned.stderr[-3000:]
+    report = json.loads(learned.stdout.strip().splitlines()[-1])
+    assert report["masked_sentences"] == 20
+    for side in ("pretrained", "random"):
+        assert 0 <= report["fill_mask"][side]["top1_acc"] <= report["fill_mask"][side]["top5_acc"] <= 1
+        assert 0 <= report["sst2"][side]["dev_accuracy"] <= 1 and report["sst2"][side]["eval_examples"] == 32
+    shown = report["fill_mask"]["pretrained"]["examples"]
+    assert len(shown) == 2 and all("[MASK]" in e["text"] and len(e["top5"]) == 5 for e in shown)
