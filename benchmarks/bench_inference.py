@@ -413,7 +413,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--languages", nargs="+", choices=["en", "ko"], default=["en", "ko"])
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
-    parser.add_argument("--sentences-at-batch-1", type=int, default=32, help="fewer sentences for the slow batch 1")
+    parser.add_argument("--sentences-at-batch-1", type=int, default=128, help="fewer sentences for the slow batch 1")
     parser.add_argument("--max-length", type=int, default=128)
     # synthetic mode
     parser.add_argument("--size", default="base")
