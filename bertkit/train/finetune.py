@@ -220,6 +220,21 @@ class _Evaluation:
         return self.evaluate(model)
 
 
+def _run_recipe(task: str, kind: str, model: torch.nn.Module, tokenizer: Any, features: list, config: FinetuneConfig,
+                evaluate: Callable[[torch.nn.Module], dict[str, Any]], settings: dict[str, Any], train: list,
+                evaluation: list) -> dict[str, Any]:
+    """What every recipe does once its data and model are ready: train with `evaluate` each epoch (best by the
+    kind's usual metric unless the config names one), report the final evaluation, and save the task settings
+    that `bertkit evaluate|predict|serve` read back."""
+    if config.metric_for_best is None:
+        config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC[kind])
+    evaluation_fn = _Evaluation(evaluate)
+    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
+    final = evaluation_fn.final(model, result)
+    _save_settings(config, {"task": task, **settings}, result)
+    return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation)}
+
+
 def finetune_classifier(
     model_dir: str | Path,
     train_file: str | Path,
@@ -253,15 +268,11 @@ def finetune_classifier(
         head = {"id2label": id2label, "label2id": label2id, "problem_type": problem_type}
     model, tokenizer = _load("BertForSequenceClassification", model_dir, tokenizer_dir, **head)
     features = encode_examples(train, tokenizer, label2id, max_length, problem_type)
-    if config.metric_for_best is None:
-        kind = {"regression": "regression", "multi_label_classification": "multilabel"}.get(problem_type, "classify")
-        config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC[kind])
-    evaluation_fn = _Evaluation(lambda m: evaluate_classification(m, tokenizer, evaluation, max_length,
-                                                                  config.eval_batch_size))
-    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
-    final = evaluation_fn.final(model, result)
-    _save_settings(config, {"task": "classify", **{k: v for k, v in columns.items()}, "max_length": max_length}, result)
-    return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation)}
+    kind = {"regression": "regression", "multi_label_classification": "multilabel"}.get(problem_type, "classify")
+    return _run_recipe(
+        "classify", kind, model, tokenizer, features, config,
+        lambda m: evaluate_classification(m, tokenizer, evaluation, max_length, config.eval_batch_size),
+        {**columns, "max_length": max_length}, train, evaluation)
 
 
 def finetune_ner(
@@ -291,16 +302,12 @@ def finetune_ner(
     label2id, id2label = build_tag_maps(list(train) + list(evaluation))
     model, tokenizer = _load("BertForTokenClassification", model_dir, tokenizer_dir, id2label=id2label, label2id=label2id)
     features = encode_sentences(train, tokenizer, label2id, max_length, label_all_subwords)
-    if config.metric_for_best is None:
-        config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC["ner"])
-    evaluation_fn = _Evaluation(lambda m: evaluate_ner(m, tokenizer, evaluation, max_length, config.eval_batch_size,
-                                                       label_all_subwords))
-    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
-    final = evaluation_fn.final(model, result)
-    scheme = detect_scheme([t for s in train for t in s.tags])
-    _save_settings(config, {"task": "ner", "token_column": token_column, "tag_column": tag_column,
-                            "label_all_subwords": label_all_subwords, "max_length": max_length, "scheme": scheme}, result)
-    return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation)}
+    settings = {"token_column": token_column, "tag_column": tag_column, "label_all_subwords": label_all_subwords,
+                "max_length": max_length, "scheme": detect_scheme([t for s in train for t in s.tags])}
+    return _run_recipe(
+        "ner", "ner", model, tokenizer, features, config,
+        lambda m: evaluate_ner(m, tokenizer, evaluation, max_length, config.eval_batch_size, label_all_subwords),
+        settings, train, evaluation)
 
 
 def finetune_qa(
@@ -330,15 +337,11 @@ def finetune_qa(
     version_2_with_negative = version_2_with_negative or any(e.is_impossible for e in train)
     model, tokenizer = _load("BertForQuestionAnswering", model_dir, tokenizer_dir)
     features = prepare_features(train, tokenizer, max_seq_length, doc_stride, max_query_length)
-    if config.metric_for_best is None:
-        config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC["qa"])
     knobs = dict(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length,
                  n_best_size=n_best_size, max_answer_length=max_answer_length,
                  version_2_with_negative=version_2_with_negative)
-    evaluation_fn = _Evaluation(lambda m: evaluate_qa(m, tokenizer, evaluation, batch_size=config.eval_batch_size,
-                                                      **knobs))
-    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
-    final = evaluation_fn.final(model, result)
-    _save_settings(config, {"task": "qa", **knobs}, result)
-    return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation),
-            "train_features": len(features)}
+    result = _run_recipe(
+        "qa", "qa", model, tokenizer, features, config,
+        lambda m: evaluate_qa(m, tokenizer, evaluation, batch_size=config.eval_batch_size, **knobs),
+        knobs, train, evaluation)
+    return {**result, "train_features": len(features)}
