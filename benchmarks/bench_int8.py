@@ -52,9 +52,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         models = {"torch_fp32": model}
+        copy_model_files(folder, tmp)  # the task settings and tokenizer beside the .onnx files, as `bertkit export` does
         for name, options in EXPORTS.items():
             path = export_onnx(folder, Path(tmp) / f"{name}.onnx", **options)
-            copy_model_files(folder, tmp)  # the task settings and tokenizer beside the .onnx, as `bertkit export` does
             models[name] = load_finetuned(path, task, backend="onnxruntime", threads=args.threads)[2]
 
         results, best = {}, {name: float("inf") for name in models}

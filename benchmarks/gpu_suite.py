@@ -92,7 +92,7 @@ from bertkit.data.pretraining import PretrainingDataset, PretrainingSampler  # n
 from bertkit.model import BertConfig, BertForMaskedLM, BertForPreTraining  # noqa: E402
 from bertkit.model.inference import autocast  # noqa: E402
 from bertkit.train import distributed as dist_utils  # noqa: E402
-from bertkit.train.logging import MetricsLogger, read_metrics  # noqa: E402
+from bertkit.train.logging import MetricsLogger, json_safe, read_metrics  # noqa: E402
 from bertkit.train.optim import build_optimizer  # noqa: E402
 from bertkit.train.plot import plot_metrics  # noqa: E402
 from bertkit.train.pretrain import (  # noqa: E402
@@ -239,17 +239,6 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def json_safe(value: Any) -> Any:
-    """NaN / inf as null (JSON has neither), recursively, so every line stays valid JSON for any reader."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def padded_batch(batch: int, seq: int, vocab: int, device: torch.device) -> dict[str, torch.Tensor]:
     """bench_pretrain's random MLM+NSP batch with random lengths in [seq/4, seq]: padding on most rows, so that
     the padded and unpadded paths really differ."""
@@ -303,7 +292,7 @@ def part_correctness(plan: Plan, budget_s: float) -> dict[str, Any]:
                 with torch.no_grad(), autocast(device, precision):
                     got = ours.bert(**inputs, unpad=unpad).last_hidden_state[real].float()
                     sums = objective(**batch)
-                our_loss = float(sums["mlm_loss_sum"] / sums["mlm_count"] + sums["nsp_loss_sum"] / sums["nsp_count"])
+                our_loss = float(mean_loss(sums))
                 hidden[key] = float((got - ref).abs().max())
                 loss[key] = abs(our_loss - hf_loss)
                 ok &= hidden[key] <= HIDDEN_TOL[precision] and loss[key] <= LOSS_TOL[precision]
@@ -318,6 +307,11 @@ def part_correctness(plan: Plan, budget_s: float) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
+def mean_loss(sums: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The objective's summed losses as HF's loss: mean MLM loss over masked tokens + mean NSP loss."""
+    return sums["mlm_loss_sum"] / sums["mlm_count"] + sums["nsp_loss_sum"] / sums["nsp_count"]
+
+
 def gradient_diff(hf, ours, batch: dict, device: torch.device, precision: str) -> dict[str, Any]:
     """Backward once on both sides; the difference of every parameter's gradient (matched by name)."""
     hf.zero_grad(set_to_none=True)
@@ -327,7 +321,7 @@ def gradient_diff(hf, ours, batch: dict, device: torch.device, precision: str) -
     hf_loss.backward()
     with autocast(device, precision):
         sums = PretrainingObjective(ours, unpad=True)(**batch)
-    (sums["mlm_loss_sum"] / sums["mlm_count"] + sums["nsp_loss_sum"] / sums["nsp_count"]).backward()
+    mean_loss(sums).backward()
     theirs = dict(hf.named_parameters())
     pairs = [(name, p.grad.float(), theirs[name].grad.float()) for name, p in ours.named_parameters()
              if p.grad is not None and name in theirs and theirs[name].grad is not None]

@@ -23,10 +23,18 @@ from pathlib import Path
 from typing import Any
 
 
-def _clean(value: Any) -> Any:
-    # JSON has no NaN/inf; write null so every line stays valid JSON for any reader.
+def json_safe(value: Any) -> Any:
+    """A value ready for json.dumps: tensor / numpy scalars as Python numbers, NaN and inf as null (JSON has
+    neither), dicts and lists recursively, so every line stays valid JSON for any reader."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item):
-        value = value.item()
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):  # an array of several numbers: left to the caller's encoder
+            pass
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -80,7 +88,7 @@ class MetricsLogger:
         row: dict[str, Any] = {}
         if step is not None:
             row["step"] = int(step)
-        row.update({k: _clean(v) for k, v in metrics.items()})
+        row.update({k: json_safe(v) for k, v in metrics.items()})
         row["time"] = round(self._time_offset + time.perf_counter() - self._start, 3)
         if self._file is not None:
             self._file.write(json.dumps(row) + "\n")
