@@ -141,7 +141,8 @@ def run_hf(class_name: str, head: dict, features: list, settings: dict, steps: i
 
 def padding_share(features: list, batch_size: int, seed: int, grouped: bool) -> float:
     """The share of padding among the tokens a training epoch computes on, for a batch order."""
-    from bertkit.train.trainer import batch_order, row_length
+    from bertkit.model.inference import row_length
+    from bertkit.train.rows import batch_order
 
     lengths = [row_length(f) for f in features]
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batch_order(lengths, batch_size, seed, grouped))

@@ -562,7 +562,7 @@ def test_report_to_wandb_is_accepted_and_said_to_have_no_effect(tmp_path, caplog
 
 def test_batch_order_is_a_reproducible_permutation_that_pads_less_when_grouped(model_name, sst2_rows):
     from bertkit import BertTokenizer
-    from bertkit.train.trainer import batch_order
+    from bertkit.train.rows import batch_order
 
     tokenizer = BertTokenizer.from_pretrained(model_name)
     lengths = [len(ids) for ids in tokenizer([s for s, _ in sst2_rows])["input_ids"]]

@@ -49,7 +49,7 @@ class PaddingCollator:
         if not features:
             raise ValueError("cannot collate an empty list of features")
         # tensors and arrays become python lists once here, so the code below handles one kind of row
-        rows = [{k: _plain(v) for k, v in f.items() if k in MODEL_KEYS} for f in features]
+        rows = [{k: plain_value(v) for k, v in f.items() if k in MODEL_KEYS} for f in features]
         length = max(len(r["input_ids"]) for r in rows)
         if self.length is not None:
             length = max(length, self.length)
@@ -74,7 +74,7 @@ class PaddingCollator:
         return batch
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     # torch tensors and numpy arrays/scalars -> python lists/numbers, in one call each
     return value.tolist() if hasattr(value, "tolist") else value
 

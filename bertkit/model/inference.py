@@ -53,6 +53,11 @@ def resolve_device(device: str | int | torch.device | None = "auto", model: Any 
     return device
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is the fast choice on `device`: a GPU with native bf16 (the one place this is decided)."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" = bf16 on a GPU that has it (else fp16), fp32 on CPU; fp16 on CPU is an error."""
     if precision not in PRECISIONS:
@@ -62,7 +67,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise ValueError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if bf16_supported(device) else "fp16"
     return "fp32"
 
 
@@ -150,7 +155,7 @@ def predict(model: Any, features: Sequence[dict], collator: Callable, batch_size
     "<output>": one numpy array per feature} for logits / start_logits / end_logits; token-level outputs are cut to
     each feature's length."""
     device = model_device(model)
-    use_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) if bf16 is None else bf16 and device.type == "cuda"
+    use_bf16 = bf16_supported(device) if bf16 is None else bf16 and device.type == "cuda"
     outputs, _, loss = forward_in_batches(model, features, collator, batch_size, "bf16" if use_bf16 else "fp32",
                                           label_names=(), progress=progress)
     return {"loss": loss, **{k: v for k, v in outputs.items() if k in ("logits", "start_logits", "end_logits")}}

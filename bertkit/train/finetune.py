@@ -25,10 +25,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from bertkit.model.inference import resolve_device
+from bertkit.model.inference import bf16_supported, resolve_device
 from bertkit.tasks.evaluate import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.registry import fine_tunable_tasks, get_task
-from bertkit.train.trainer import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from bertkit.train.arguments import TrainingArguments, set_seed
+from bertkit.train.callbacks import EarlyStoppingCallback
+from bertkit.train.trainer import Trainer
 
 # metrics where smaller is better; everything else (accuracy, f1, exact_match, ...) is maximized
 LOWER_IS_BETTER = ("loss", "eval_loss", "mse")
@@ -56,14 +58,6 @@ class FinetuneConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     bf16: bool | None = None  # bf16 autocast; None = on where the GPU supports it
     save_best: bool = True  # keep the best evaluation's weights (else the last)
-
-
-# ----------------------------------------------------------------------------------------------
-# devices
-
-
-def bf16_available(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,7 +113,7 @@ def finetune(
         eval_steps=config.eval_every or None, save_steps=config.eval_every or 500, logging_steps=config.log_every or 10**9,
         save_strategy=evaluation if keep_best else "no", save_total_limit=1, load_best_model_at_end=keep_best,
         metric_for_best_model=metric, greater_is_better=metric not in LOWER_IS_BETTER, seed=config.seed,
-        device=str(device), bf16=config.bf16 if config.bf16 is not None else bf16_available(device),
+        device=str(device), bf16=config.bf16 if config.bf16 is not None else bf16_supported(device),
     )
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
     trainer = RecipeTrainer(model=model, args=args, train_dataset=list(train_features), data_collator=collator,

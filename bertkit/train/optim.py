@@ -262,3 +262,25 @@ def get_scheduler(name: str, optimizer: torch.optim.Optimizer, num_warmup_steps:
         raise ValueError(f"the {name} scheduler needs num_training_steps")
     build = get_linear_schedule_with_warmup if name == "linear" else get_cosine_schedule_with_warmup
     return build(optimizer, num_warmup_steps, num_training_steps, **extra)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, max_grad_norm: float | None, scaler: Any = None,
+                   always_norm: bool = False) -> torch.Tensor | None:
+    """The end of every training step, after the backward passes: unscale (fp16), clip, step the optimizer
+    (through the scaler under fp16), clear the gradients. Returns the gradient norm before clipping, still on
+    the device (None when nothing clipped, unless `always_norm`, which measures it anyway for the logs)."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clipping must see the true gradients
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = None
+    if max_grad_norm and max_grad_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    elif always_norm:
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm

@@ -44,7 +44,7 @@ from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bertkit.train.logging import MetricsLogger
-from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay
+from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay, optimizer_step
 from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
 
 # the sums and counts PretrainingObjective returns (NSP ones only in pairs mode)
@@ -208,19 +208,7 @@ def train_step(
             (scaler.scale(loss) if scaler is not None else loss).backward()
         for key, value in out.items():
             totals[key] = totals.get(key, 0) + value.detach()
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if max_grad_norm and max_grad_norm > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    else:
-        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    grad_norm = optimizer_step(optimizer, max_grad_norm, scaler, always_norm=True)
     totals["grad_norm"] = grad_norm.detach()
     totals["tokens"] = torch.tensor(float(sum(int(b["attention_mask"].sum()) for b in micro_batches)))
     return totals

@@ -24,17 +24,15 @@ Checkpoints are bertkit's atomic ones (`output_dir/step-00000500/`, see `bertkit
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import json
 import logging
 import math
 import os
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,319 +40,39 @@ from tqdm.auto import tqdm
 
 from bertkit.data.collators import PaddingCollator
 from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
+from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
+from bertkit.train.callbacks import (
+    EvalPrediction,
+    PredictionOutput,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainOutput,
+)
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from bertkit.train.logging import MetricsLogger
-from bertkit.train.optim import build_optimizer, get_scheduler
+from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
+from bertkit.train.rows import batch_order, labelled_tokens_per_row, read_rows, trim_padding
 
 logger = logging.getLogger("bertkit")
 
-STRATEGIES = ("no", "steps", "epoch")
-# HF arguments bertkit accepts but that change nothing here (each said once when set)
-NO_EFFECT = {
-    "report_to": "only local logging is done (metrics.jsonl and the printed table)",
-    "dataloader_num_workers": "batches are built in the main process from in-memory rows",
-    "dataloader_pin_memory": "batches are built in the main process",
-    "logging_first_step": "the first step is not logged separately",
-    "overwrite_output_dir": "output_dir is always written into",
-    "do_train": "train() trains", "do_eval": "evaluate() evaluates", "do_predict": "predict() predicts",
-    "run_name": "only local logging is done", "push_to_hub": "nothing is uploaded",
-    "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
-    "ddp_find_unused_parameters": "use torchrun with bertkit pretrain for DDP", "local_rank": "single process",
-    "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
-    "disable_tqdm": None, "torch_compile": "the model runs eagerly", "label_smoothing_factor": "no label smoothing",
-}
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and every GPU), as HF's `set_seed` does."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-# ----------------------------------------------------------------------------------------------------------
-# arguments
-
-
-@dataclass(init=False)
-class TrainingArguments:
-    """HF's `TrainingArguments`, the fields people set. Unknown names are an error; HF names that change nothing
-    here (`report_to`, `dataloader_num_workers`, ...) are accepted and said once."""
-
-    output_dir: str = "trainer_output"
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    per_device_eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    lr_scheduler_type: str = "linear"
-    warmup_steps: float = 0  # a number of steps, or (below 1) a fraction of them, as transformers 5 reads it
-    warmup_ratio: float = 0.0
-    eval_strategy: str = "no"
-    eval_steps: int | None = None  # default: logging_steps
-    logging_strategy: str = "steps"
-    logging_steps: int = 500
-    logging_dir: str | None = None  # where metrics.jsonl goes (default: output_dir)
-    save_strategy: str = "steps"
-    save_steps: int = 500
-    save_total_limit: int | None = None
-    load_best_model_at_end: bool = False
-    metric_for_best_model: str | None = None
-    greater_is_better: bool | None = None
-    seed: int = 42
-    bf16: bool = False
-    fp16: bool = False
-    use_cpu: bool = False
-    group_by_length: bool = True  # bertkit's default (HF: False): batches of similar lengths pad little
-    remove_unused_columns: bool = True
-    gradient_checkpointing: bool = False
-    disable_tqdm: bool = False
-    label_names: list[str] | None = None
-    report_to: Any = None
-    dataloader_num_workers: int = 0
-    device: str = "auto"  # bertkit: "auto" (cuda when available), "cpu", "cuda", "cuda:1"
-    ignored: dict[str, Any] = field(default_factory=dict, repr=False)  # accepted HF names without effect here
-
-    def __init__(self, output_dir: str | None = None, **kwargs: Any) -> None:
-        if "evaluation_strategy" in kwargs:  # the seeds' (transformers 4) spelling
-            if "eval_strategy" in kwargs:
-                raise ValueError("pass eval_strategy or its old name evaluation_strategy, not both")
-            kwargs["eval_strategy"] = kwargs.pop("evaluation_strategy")
-        if kwargs.pop("no_cuda", False):
-            kwargs["use_cpu"] = True
-        known = {f.name: f for f in dataclasses.fields(self) if f.name != "ignored"}
-        ignored = {k: kwargs.pop(k) for k in list(kwargs) if k in NO_EFFECT and k not in known}
-        unknown = sorted(set(kwargs) - set(known))
-        if unknown:
-            hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else name
-                     for name in unknown]
-            raise TypeError(f"TrainingArguments got unknown argument(s): {', '.join(hints)}")
-        for name, spec in known.items():
-            if name in kwargs:
-                value = kwargs[name]
-            elif spec.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                value = spec.default_factory()  # type: ignore[misc]
-            else:
-                value = spec.default
-            setattr(self, name, value)
-        if output_dir is not None:
-            self.output_dir = str(output_dir)
-        self.ignored = {**ignored, **{k: kwargs[k] for k in ("report_to", "dataloader_num_workers")
-                                      if kwargs.get(k) not in (None, 0, "none", [], ["none"])}}
-        self._validate()
-
-    def _validate(self) -> None:
-        for name in ("eval_strategy", "logging_strategy", "save_strategy"):
-            value = getattr(self, name)
-            value = getattr(value, "value", value)  # an enum from HF code
-            setattr(self, name, value)
-            allowed = STRATEGIES + (("best",) if name == "save_strategy" else ())
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.fp16 and self.bf16:
-            raise ValueError("pass bf16=True or fp16=True, not both")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.eval_steps is None:
-            self.eval_steps = self.logging_steps
-        if self.load_best_model_at_end:
-            if self.eval_strategy == "no":
-                raise ValueError("load_best_model_at_end needs an evaluation: set eval_strategy='epoch' or 'steps'")
-            if self.save_strategy not in (self.eval_strategy, "best"):
-                raise ValueError(f"load_best_model_at_end needs save_strategy equal to eval_strategy "
-                                 f"({self.eval_strategy!r}), got {self.save_strategy!r}")
-        metric = self.metric_for_best_model or "loss"
-        self.metric_for_best_model = metric if metric.startswith("eval_") else f"eval_{metric}"
-        if self.greater_is_better is None:
-            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
-
-    @property
-    def train_batch_size(self) -> int:
-        return self.per_device_train_batch_size
-
-    @property
-    def eval_batch_size(self) -> int:
-        return self.per_device_eval_batch_size
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# results and callbacks
-
-
-class TrainOutput(NamedTuple):
-    global_step: int
-    training_loss: float
-    metrics: dict[str, float]
-
-
-class EvalPrediction(NamedTuple):
-    predictions: Any  # numpy array, or a tuple of them (QA: start and end logits)
-    label_ids: Any
-
-
-class PredictionOutput(NamedTuple):
-    predictions: Any
-    label_ids: Any
-    metrics: dict[str, float]
-
 
 @dataclass
-class TrainerState:
-    epoch: float = 0.0
-    global_step: int = 0
-    max_steps: int = 0
-    num_train_epochs: float = 0.0
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-    best_metric: float | None = None
-    best_global_step: int | None = None
-    best_model_checkpoint: str | None = None
+class _Run:
+    """One call of `train()`: its shape (steps, epochs), where it starts, and the losses it is summing."""
 
-
-@dataclass
-class TrainerControl:
-    should_training_stop: bool = False
-
-
-class TrainerCallback:
-    """Override the events you need; each gets (args, state, control, **kwargs) as in HF."""
-
-    def on_train_begin(self, args, state, control, **kwargs): ...
-    def on_epoch_end(self, args, state, control, **kwargs): ...
-    def on_step_end(self, args, state, control, **kwargs): ...
-    def on_log(self, args, state, control, logs=None, **kwargs): ...
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs): ...
-    def on_save(self, args, state, control, **kwargs): ...
-    def on_train_end(self, args, state, control, **kwargs): ...
-
-
-class EarlyStoppingCallback(TrainerCallback):
-    """Stop after `early_stopping_patience` evaluations whose `metric_for_best_model` did not improve."""
-
-    def __init__(self, early_stopping_patience: int = 1, early_stopping_threshold: float = 0.0) -> None:
-        self.patience, self.threshold, self.bad_evaluations = early_stopping_patience, early_stopping_threshold, 0
-        self.best: float | None = None
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        value = (metrics or {}).get(args.metric_for_best_model)
-        if value is None:
-            return
-        sign = 1 if args.greater_is_better else -1
-        if self.best is None or sign * (value - self.best) > self.threshold:
-            self.best, self.bad_evaluations = value, 0
-        else:
-            self.bad_evaluations += 1
-            control.should_training_stop = self.bad_evaluations >= self.patience
-
-
-# ----------------------------------------------------------------------------------------------------------
-# data: any dataset -> in-memory rows of python values, and length-grouped batch orders
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return value.tolist()
-    return value
-
-
-def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[str, Any]]:
-    """Read a dataset into a list of dicts of python values; `label`/`label_ids` become `labels`; columns the
-    model does not take are dropped (said once)."""
-    if dataset is None:
-        return []
-    try:
-        count = len(dataset)
-    except TypeError:
-        raise ValueError(f"the {what} dataset has no len(): pass a datasets.Dataset, a torch Dataset or a list "
-                         "of dicts") from None
-    rows, dropped = [], set()
-    for i in range(count):
-        row = dataset[i]
-        if not isinstance(row, dict) and hasattr(row, "keys"):
-            row = dict(row)
-        if not isinstance(row, dict):
-            hint = (": it holds raw text; map the tokenizer over it first, e.g. rows = [{**tokenizer(text), "
-                    "'labels': label} for text, label in ...]") if isinstance(row, str) else ""
-            raise ValueError(f"the {what} dataset's item {i} is a {type(row).__name__}, not a dict of columns "
-                             "such as {'input_ids': [...], 'labels': 1}" + hint)
-        clean = {}
-        for key, value in row.items():
-            key = "labels" if key in ("label", "label_ids") and "labels" not in row else key
-            if accepted is not None and key not in accepted:
-                dropped.add(key)
-                continue
-            clean[key] = _plain(value)
-        if "input_ids" not in clean or (clean["input_ids"] and isinstance(clean["input_ids"], str)):
-            text = [k for k, v in row.items() if isinstance(v, str)]
-            raise ValueError(
-                f"the {what} dataset holds no token ids (item {i} has columns {sorted(row)}"
-                f"{', text in ' + ', '.join(text) if text else ''}): map the tokenizer over it first, e.g. "
-                "dataset.map(lambda batch: tokenizer(batch['text'], truncation=True), batched=True)")
-        rows.append(clean)
-    if dropped:
-        logger.warning(f"The following columns of the {what} dataset are not inputs of the model and were "
-                       f"ignored: {', '.join(sorted(dropped))}")
-    return rows
-
-
-def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:
-    """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
-
-    Grouped: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches (which then pad
-    little), and shuffle the batches. The last step matters: HF's LengthGroupedSampler keeps each mega-batch
-    sorted longest-first, so each stretch of steps sees ever shorter rows and the end of a short run (its
-    learning-rate decay) only the shortest, often trivial, ones."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths)).tolist()
-    if not group_by_length:
-        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    mega = batch_size * 50
-    order = [i for start in range(0, len(order), mega)
-             for i in sorted(order[start:start + mega], key=lambda j: -lengths[j])]
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def labelled_tokens_per_row(rows: Sequence[dict[str, Any]]) -> float | None:
-    """The mean number of labelled tokens (label != -100) per row when the labels are per token, else None."""
-    token_labels = [r["labels"] for r in rows if isinstance(r.get("labels"), list)
-                    and len(r["labels"]) == len(r["input_ids"]) and all(isinstance(x, int) for x in r["labels"][:1])]
-    if len(token_labels) != len(rows) or not rows:
-        return None
-    total = sum(sum(1 for label in labels if label != -100) for labels in token_labels)
-    return total / len(rows) if total else None
-
-
-def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop trailing columns that are padding in every row (rows padded to the whole dataset's longest, as
-    `tokenizer(..., padding=True)` over a dataset does), unless a label sits there."""
-    mask = batch.get("attention_mask")
-    if mask is None or mask.dim() != 2 or mask.shape[1] == 0:
-        return batch
-    used = mask.any(dim=0).nonzero()
-    keep = int(used.max()) + 1 if len(used) else 1
-    labels = batch.get("labels")
-    if labels is not None and labels.dim() == 2 and labels.shape == mask.shape:
-        labelled = (labels != -100).any(dim=0).nonzero()
-        keep = max(keep, int(labelled.max()) + 1 if len(labelled) else 0)
-    if keep == mask.shape[1]:
-        return batch
-    seq_len = mask.shape[1]
-    return {k: (v[:, :keep] if v.dim() >= 2 and v.shape[1] == seq_len and v.shape[0] == mask.shape[0] else v)
-            for k, v in batch.items()}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# the trainer
+    lengths: list[int]
+    steps_per_epoch: int
+    max_steps: int
+    num_epochs: int
+    start_step: int
+    resumed: bool
+    scaler: Any
+    total_loss: torch.Tensor  # summed on the device: no host sync per step
+    logged_loss: torch.Tensor
+    logged_steps: int = 0
+    grad_norm: torch.Tensor | None = None
+    started: float = 0.0
 
 
 class Trainer:
@@ -395,7 +113,10 @@ class Trainer:
         self.control = TrainerControl()
         self._training = False  # inside train(): evaluations print a table row
         self._tokens_per_row: float | None = None  # token-level labels: mean labelled tokens per training row
-        self._logger: MetricsLogger | None = None
+        self._logger: MetricsLogger | None = None  # the metrics.jsonl of the run in progress
+        self._progress: Any = None  # its progress bar
+        self._table = _Table()  # the rows printed under it
+        self._step_lr: float | None = None  # the learning rate the last step used
         self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
@@ -484,8 +205,36 @@ class Trainer:
 
     # -- training ---------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> TrainOutput:
+        """Train, in four steps: prepare the run (schedule, optimizer, resumed state), the step loop (each step
+        followed by its logging, evaluation and saving), then the final metrics."""
         if kwargs:
             raise TypeError(f"Trainer.train() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+        run = self._prepare_run(resume_from_checkpoint)
+        log_dir = Path(self.args.logging_dir or self.args.output_dir)
+        self._table = _Table()
+        self._training = True
+        self._call("on_train_begin")
+        self.model.train()
+        run.started = time.perf_counter()
+        with MetricsLogger(log_dir / "metrics.jsonl", resume_step=run.start_step if run.resumed else None) \
+                as self._logger, tqdm(total=run.max_steps, initial=run.start_step, desc="train", dynamic_ncols=True,
+                                      disable=self.args.disable_tqdm) as self._progress:
+            for epoch in range(run.start_step // run.steps_per_epoch, run.num_epochs):
+                for micro_batches in self._epoch_steps(run, epoch):
+                    step_loss, run.grad_norm = self.training_step(micro_batches, run.scaler)
+                    self._count_step(run, epoch, step_loss)
+                    if self._after_step(run):
+                        break
+                self._call("on_epoch_end")
+                if self._finished(run):
+                    break
+            output = self._final_metrics(run)
+        self._training, self._logger = False, None
+        self._call("on_train_end")
+        return output
+
+    def _prepare_run(self, resume_from_checkpoint: str | bool | None) -> _Run:
+        """Check the data, size the run, build the optimizer and schedule, and load the checkpoint to resume."""
         args = self.args
         self._check_training_data()
         lengths = [row_length(r) for r in self.train_rows]
@@ -499,7 +248,6 @@ class Trainer:
         if args.gradient_checkpointing and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-
         self.state = TrainerState(max_steps=max_steps, num_train_epochs=num_epochs)
         resume_path = self._resume_path(resume_from_checkpoint)
         if resume_path is not None:
@@ -511,69 +259,67 @@ class Trainer:
             if scaler is not None and "scaler" in saved["extra"]:
                 scaler.load_state_dict(saved["extra"]["scaler"])
             logger.warning(f"resuming from {saved['path']} at step {self.state.global_step}")
-        start_step = self.state.global_step
-        log_dir = Path(args.logging_dir or args.output_dir)
-        self._table = _Table()
-        self._training = True
-        self._call("on_train_begin")
+        zero = torch.zeros((), device=self.device)
+        return _Run(lengths, steps_per_epoch, max_steps, num_epochs, self.state.global_step, resume_path is not None,
+                    scaler, total_loss=zero.clone(), logged_loss=zero.clone())
 
-        self.model.train()
-        total_loss = torch.zeros((), device=self.device)  # summed on the device: no host sync per step
-        logged_loss, logged_steps = torch.zeros((), device=self.device), 0
-        start = time.perf_counter()
-        with MetricsLogger(log_dir / "metrics.jsonl", resume_step=start_step if resume_path else None) as self._logger, \
-                tqdm(total=max_steps, initial=start_step, desc="train", dynamic_ncols=True,
-                     disable=args.disable_tqdm) as self._progress:
-            for epoch in range(start_step // steps_per_epoch, num_epochs):
-                order = batch_order(lengths, args.per_device_train_batch_size, args.seed + epoch, args.group_by_length)
-                done_in_epoch = self.state.global_step - epoch * steps_per_epoch  # > 0 only when resuming
-                for step_in_epoch in range(done_in_epoch, steps_per_epoch):
-                    micro = order[step_in_epoch * args.gradient_accumulation_steps:
-                                  (step_in_epoch + 1) * args.gradient_accumulation_steps]
-                    step_loss, grad_norm = self.training_step(micro, scaler)
-                    total_loss += step_loss
-                    logged_loss += step_loss
-                    self.state.global_step += 1
-                    logged_steps += 1
-                    self.state.epoch = epoch + (step_in_epoch + 1) / steps_per_epoch
-                    self._progress.update(1)
-                    self._call("on_step_end")
-                    end_of_epoch = step_in_epoch + 1 == steps_per_epoch
-                    last = self.state.global_step >= max_steps
-                    # the last step logs what is left, so a short run still shows its loss
-                    if (self._due(args.logging_strategy, args.logging_steps, end_of_epoch, last)
-                            or (last and args.logging_strategy == "steps")) and logged_steps:
-                        self._log_train(logged_loss / logged_steps, grad_norm)
-                        logged_loss, logged_steps = torch.zeros((), device=self.device), 0
-                    metrics = None
-                    if self._due(args.eval_strategy, args.eval_steps, end_of_epoch, last):
-                        metrics = self.evaluate()
-                    if self._due(args.save_strategy, args.save_steps, end_of_epoch, last) or \
-                            (args.save_strategy == "best" and metrics is not None):
-                        self._save(metrics, scaler)
-                    if last or self.control.should_training_stop:
-                        break
-                self._call("on_epoch_end")
-                if self.state.global_step >= max_steps or self.control.should_training_stop:
-                    break
-            runtime = time.perf_counter() - start
-            trained_steps = self.state.global_step - start_step
-            train_loss = float(total_loss) / max(1, trained_steps)
-            if resume_path is not None and trained_steps == 0:
-                train_loss = 0.0
-            if args.load_best_model_at_end and self.state.best_model_checkpoint:
-                load_model_weights(self.model, self.state.best_model_checkpoint)
-                logger.info(f"loaded the best model from {self.state.best_model_checkpoint} "
-                            f"({args.metric_for_best_model}={self.state.best_metric})")
-            examples = trained_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
-            metrics = {"train_runtime": round(runtime, 4),
-                       "train_samples_per_second": round(min(examples, len(lengths) * args.num_train_epochs)
-                                                         / max(runtime, 1e-9), 3),
-                       "train_steps_per_second": round(trained_steps / max(runtime, 1e-9), 3),
-                       "train_loss": train_loss, "epoch": round(self.state.epoch, 4)}
-            self._record(dict(metrics), split="train_end")
-        self._training, self._logger = False, None
-        self._call("on_train_end")
+    def _epoch_steps(self, run: _Run, epoch: int) -> Iterator[list[list[int]]]:
+        """The micro-batches (row indices) of each optimizer step left in `epoch`, in the seeded order a resumed
+        run sees too."""
+        args = self.args
+        order = batch_order(run.lengths, args.per_device_train_batch_size, args.seed + epoch, args.group_by_length)
+        done_in_epoch = self.state.global_step - epoch * run.steps_per_epoch  # > 0 only when resuming
+        accumulate = args.gradient_accumulation_steps
+        for step_in_epoch in range(done_in_epoch, run.steps_per_epoch):
+            yield order[step_in_epoch * accumulate:(step_in_epoch + 1) * accumulate]
+
+    def _count_step(self, run: _Run, epoch: int, step_loss: torch.Tensor) -> None:
+        run.total_loss += step_loss
+        run.logged_loss += step_loss
+        run.logged_steps += 1
+        self.state.global_step += 1
+        self.state.epoch = epoch + (self.state.global_step - epoch * run.steps_per_epoch) / run.steps_per_epoch
+        self._progress.update(1)
+        self._call("on_step_end")
+
+    def _after_step(self, run: _Run) -> bool:
+        """Log, evaluate and save when their strategies say so; True when this epoch's loop is to stop."""
+        args = self.args
+        end_of_epoch = self.state.global_step % run.steps_per_epoch == 0
+        last = self.state.global_step >= run.max_steps
+        # the last step logs what is left, so a short run still shows its loss
+        if (self._due(args.logging_strategy, args.logging_steps, end_of_epoch, last)
+                or (last and args.logging_strategy == "steps")) and run.logged_steps:
+            self._log_train(run.logged_loss / run.logged_steps, run.grad_norm)
+            run.logged_loss, run.logged_steps = torch.zeros((), device=self.device), 0
+        metrics = self.evaluate() if self._due(args.eval_strategy, args.eval_steps, end_of_epoch, last) else None
+        if self._due(args.save_strategy, args.save_steps, end_of_epoch, last) or \
+                (args.save_strategy == "best" and metrics is not None):
+            self._save(metrics, run.scaler)
+        return last or self.control.should_training_stop
+
+    def _finished(self, run: _Run) -> bool:
+        return self.state.global_step >= run.max_steps or self.control.should_training_stop
+
+    def _final_metrics(self, run: _Run) -> TrainOutput:
+        """The summary HF's train() returns and logs; the best model is loaded back first when asked for."""
+        args = self.args
+        runtime = time.perf_counter() - run.started
+        trained_steps = self.state.global_step - run.start_step
+        train_loss = float(run.total_loss) / max(1, trained_steps)
+        if run.resumed and trained_steps == 0:
+            train_loss = 0.0
+        if args.load_best_model_at_end and self.state.best_model_checkpoint:
+            load_model_weights(self.model, self.state.best_model_checkpoint)
+            logger.info(f"loaded the best model from {self.state.best_model_checkpoint} "
+                        f"({args.metric_for_best_model}={self.state.best_metric})")
+        examples = trained_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+        metrics = {"train_runtime": round(runtime, 4),
+                   "train_samples_per_second": round(min(examples, len(run.lengths) * args.num_train_epochs)
+                                                     / max(runtime, 1e-9), 3),
+                   "train_steps_per_second": round(trained_steps / max(runtime, 1e-9), 3),
+                   "train_loss": train_loss, "epoch": round(self.state.epoch, 4)}
+        self._record(dict(metrics), split="train_end")
         return TrainOutput(self.state.global_step, train_loss, metrics)
 
     def training_step(self, micro_batches: list[list[int]], scaler: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -598,19 +344,9 @@ class Trainer:
             scaled = loss * weight
             (scaler.scale(scaled) if scaler else scaled).backward()
             step_loss += scaled.detach()
-        if scaler is not None:
-            scaler.unscale_(self.optimizer)
-        grad_norm = None
-        if self.args.max_grad_norm:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
-        if scaler is not None:
-            scaler.step(self.optimizer)
-            scaler.update()
-        else:
-            self.optimizer.step()
-        self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used (HF 5 logs it)
+        self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step uses (HF 5 logs it)
+        grad_norm = optimizer_step(self.optimizer, self.args.max_grad_norm, scaler)
         self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         return step_loss, grad_norm
 
     def _resume_path(self, resume_from_checkpoint: str | bool | None) -> Path | None:

@@ -1,0 +1,151 @@
+"""HF's `TrainingArguments`: the settings of a training run, with HF's names (transformers 4 and 5 spellings).
+
+    args = TrainingArguments(output_dir="results", num_train_epochs=2, eval_strategy="epoch")
+
+Unknown names are an error that suggests the closest known one; HF names that change nothing in bertkit are
+accepted and said once by the Trainer (`NO_EFFECT`). `set_seed` is HF's too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+STRATEGIES = ("no", "steps", "epoch")
+# HF arguments bertkit accepts but that change nothing here (each said once when set)
+NO_EFFECT = {
+    "report_to": "only local logging is done (metrics.jsonl and the printed table)",
+    "dataloader_num_workers": "batches are built in the main process from in-memory rows",
+    "dataloader_pin_memory": "batches are built in the main process",
+    "logging_first_step": "the first step is not logged separately",
+    "overwrite_output_dir": "output_dir is always written into",
+    "do_train": "train() trains", "do_eval": "evaluate() evaluates", "do_predict": "predict() predicts",
+    "run_name": "only local logging is done", "push_to_hub": "nothing is uploaded",
+    "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
+    "ddp_find_unused_parameters": "use torchrun with bertkit pretrain for DDP", "local_rank": "single process",
+    "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
+    "disable_tqdm": None, "torch_compile": "the model runs eagerly", "label_smoothing_factor": "no label smoothing",
+}
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every GPU), as HF's `set_seed` does."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass(init=False)
+class TrainingArguments:
+    """HF's `TrainingArguments`, the fields people set. Unknown names are an error; HF names that change nothing
+    here (`report_to`, `dataloader_num_workers`, ...) are accepted and said once."""
+
+    output_dir: str = "trainer_output"
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    lr_scheduler_type: str = "linear"
+    warmup_steps: float = 0  # a number of steps, or (below 1) a fraction of them, as transformers 5 reads it
+    warmup_ratio: float = 0.0
+    eval_strategy: str = "no"
+    eval_steps: int | None = None  # default: logging_steps
+    logging_strategy: str = "steps"
+    logging_steps: int = 500
+    logging_dir: str | None = None  # where metrics.jsonl goes (default: output_dir)
+    save_strategy: str = "steps"
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str | None = None
+    greater_is_better: bool | None = None
+    seed: int = 42
+    bf16: bool = False
+    fp16: bool = False
+    use_cpu: bool = False
+    group_by_length: bool = True  # bertkit's default (HF: False): batches of similar lengths pad little
+    remove_unused_columns: bool = True
+    gradient_checkpointing: bool = False
+    disable_tqdm: bool = False
+    label_names: list[str] | None = None
+    report_to: Any = None
+    dataloader_num_workers: int = 0
+    device: str = "auto"  # bertkit: "auto" (cuda when available), "cpu", "cuda", "cuda:1"
+    ignored: dict[str, Any] = field(default_factory=dict, repr=False)  # accepted HF names without effect here
+
+    def __init__(self, output_dir: str | None = None, **kwargs: Any) -> None:
+        if "evaluation_strategy" in kwargs:  # the seeds' (transformers 4) spelling
+            if "eval_strategy" in kwargs:
+                raise ValueError("pass eval_strategy or its old name evaluation_strategy, not both")
+            kwargs["eval_strategy"] = kwargs.pop("evaluation_strategy")
+        if kwargs.pop("no_cuda", False):
+            kwargs["use_cpu"] = True
+        known = {f.name: f for f in dataclasses.fields(self) if f.name != "ignored"}
+        ignored = {k: kwargs.pop(k) for k in list(kwargs) if k in NO_EFFECT and k not in known}
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, known, 1)) else name
+                     for name in unknown]
+            raise TypeError(f"TrainingArguments got unknown argument(s): {', '.join(hints)}")
+        for name, spec in known.items():
+            if name in kwargs:
+                value = kwargs[name]
+            elif spec.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                value = spec.default_factory()  # type: ignore[misc]
+            else:
+                value = spec.default
+            setattr(self, name, value)
+        if output_dir is not None:
+            self.output_dir = str(output_dir)
+        self.ignored = {**ignored, **{k: kwargs[k] for k in ("report_to", "dataloader_num_workers")
+                                      if kwargs.get(k) not in (None, 0, "none", [], ["none"])}}
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in ("eval_strategy", "logging_strategy", "save_strategy"):
+            value = getattr(self, name)
+            value = getattr(value, "value", value)  # an enum from HF code
+            setattr(self, name, value)
+            allowed = STRATEGIES + (("best",) if name == "save_strategy" else ())
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.fp16 and self.bf16:
+            raise ValueError("pass bf16=True or fp16=True, not both")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_steps is None:
+            self.eval_steps = self.logging_steps
+        if self.load_best_model_at_end:
+            if self.eval_strategy == "no":
+                raise ValueError("load_best_model_at_end needs an evaluation: set eval_strategy='epoch' or 'steps'")
+            if self.save_strategy not in (self.eval_strategy, "best"):
+                raise ValueError(f"load_best_model_at_end needs save_strategy equal to eval_strategy "
+                                 f"({self.eval_strategy!r}), got {self.save_strategy!r}")
+        metric = self.metric_for_best_model or "loss"
+        self.metric_for_best_model = metric if metric.startswith("eval_") else f"eval_{metric}"
+        if self.greater_is_better is None:
+            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+
+    @property
+    def train_batch_size(self) -> int:
+        return self.per_device_train_batch_size
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.per_device_eval_batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

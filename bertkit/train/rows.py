@@ -1,0 +1,104 @@
+"""The Trainer's data: any dataset -> in-memory rows of python values, length-grouped batch orders, and the
+padding a batch does not need.
+
+    rows = read_rows(dataset, accepted={"input_ids", "attention_mask", "labels"}, what="training")
+    for indices in batch_order([len(r["input_ids"]) for r in rows], batch_size=8, seed=42, group_by_length=True): ...
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from bertkit.data.collators import plain_value
+
+logger = logging.getLogger("bertkit")
+
+
+def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[str, Any]]:
+    """Read a dataset into a list of dicts of python values; `label`/`label_ids` become `labels`; columns the
+    model does not take are dropped (said once)."""
+    if dataset is None:
+        return []
+    try:
+        count = len(dataset)
+    except TypeError:
+        raise ValueError(f"the {what} dataset has no len(): pass a datasets.Dataset, a torch Dataset or a list "
+                         "of dicts") from None
+    rows, dropped = [], set()
+    for i in range(count):
+        row = dataset[i]
+        if not isinstance(row, dict) and hasattr(row, "keys"):
+            row = dict(row)
+        if not isinstance(row, dict):
+            hint = (": it holds raw text; map the tokenizer over it first, e.g. rows = [{**tokenizer(text), "
+                    "'labels': label} for text, label in ...]") if isinstance(row, str) else ""
+            raise ValueError(f"the {what} dataset's item {i} is a {type(row).__name__}, not a dict of columns "
+                             "such as {'input_ids': [...], 'labels': 1}" + hint)
+        clean = {}
+        for key, value in row.items():
+            key = "labels" if key in ("label", "label_ids") and "labels" not in row else key
+            if accepted is not None and key not in accepted:
+                dropped.add(key)
+                continue
+            clean[key] = plain_value(value)
+        if "input_ids" not in clean or (clean["input_ids"] and isinstance(clean["input_ids"], str)):
+            text = [k for k, v in row.items() if isinstance(v, str)]
+            raise ValueError(
+                f"the {what} dataset holds no token ids (item {i} has columns {sorted(row)}"
+                f"{', text in ' + ', '.join(text) if text else ''}): map the tokenizer over it first, e.g. "
+                "dataset.map(lambda batch: tokenizer(batch['text'], truncation=True), batched=True)")
+        rows.append(clean)
+    if dropped:
+        logger.warning(f"The following columns of the {what} dataset are not inputs of the model and were "
+                       f"ignored: {', '.join(sorted(dropped))}")
+    return rows
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:
+    """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
+
+    Grouped: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches (which then pad
+    little), and shuffle the batches. The last step matters: HF's LengthGroupedSampler keeps each mega-batch
+    sorted longest-first, so each stretch of steps sees ever shorter rows and the end of a short run (its
+    learning-rate decay) only the shortest, often trivial, ones."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)).tolist()
+    if not group_by_length:
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    mega = batch_size * 50
+    order = [i for start in range(0, len(order), mega)
+             for i in sorted(order[start:start + mega], key=lambda j: -lengths[j])]
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def labelled_tokens_per_row(rows: Sequence[dict[str, Any]]) -> float | None:
+    """The mean number of labelled tokens (label != -100) per row when the labels are per token, else None."""
+    token_labels = [r["labels"] for r in rows if isinstance(r.get("labels"), list)
+                    and len(r["labels"]) == len(r["input_ids"]) and all(isinstance(x, int) for x in r["labels"][:1])]
+    if len(token_labels) != len(rows) or not rows:
+        return None
+    total = sum(sum(1 for label in labels if label != -100) for labels in token_labels)
+    return total / len(rows) if total else None
+
+
+def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop trailing columns that are padding in every row (rows padded to the whole dataset's longest, as
+    `tokenizer(..., padding=True)` over a dataset does), unless a label sits there."""
+    mask = batch.get("attention_mask")
+    if mask is None or mask.dim() != 2 or mask.shape[1] == 0:
+        return batch
+    used = mask.any(dim=0).nonzero()
+    keep = int(used.max()) + 1 if len(used) else 1
+    labels = batch.get("labels")
+    if labels is not None and labels.dim() == 2 and labels.shape == mask.shape:
+        labelled = (labels != -100).any(dim=0).nonzero()
+        keep = max(keep, int(labelled.max()) + 1 if len(labelled) else 0)
+    if keep == mask.shape[1]:
+        return batch
+    seq_len = mask.shape[1]
+    return {k: (v[:, :keep] if v.dim() >= 2 and v.shape[1] == seq_len and v.shape[0] == mask.shape[0] else v)
+            for k, v in batch.items()}
