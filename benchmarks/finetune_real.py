@@ -70,14 +70,14 @@ def main() -> None:
 
     import torch
 
-    from bertkit.train import finetune as recipes
-    from bertkit.train.finetune import FinetuneConfig
+    from bertkit.train import recipes
 
     output = args.output or tempfile.mkdtemp(prefix=f"bertkit-{args.task}-")
     qa_task = args.task in ("squad", "korquad")
-    config = FinetuneConfig(output_dir=output, epochs=args.epochs or (2.0 if qa_task else 3.0), batch_size=args.batch_size,
-                            learning_rate=args.lr or (1e-4 if not qa_task else 1e-4), warmup_ratio=0.1,
-                            weight_decay=0.01, max_grad_norm=1.0, log_every=20, device=args.device, seed=42)
+    config = recipes.recipe_arguments(
+        output_dir=output, num_train_epochs=args.epochs or (2.0 if qa_task else 3.0),
+        per_device_train_batch_size=args.batch_size, learning_rate=args.lr or 1e-4, warmup_ratio=0.1,
+        weight_decay=0.01, max_grad_norm=1.0, logging_steps=20, device=args.device, seed=42)
     sizes = dict(max_train_examples=args.train_examples, max_eval_examples=args.eval_examples)
     extra = {}
     start = time.perf_counter()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from bertkit import BertTokenizer, pipeline  # noqa: E402
 from bertkit.model import BertConfig, BertForMaskedLM  # noqa: E402
-from bertkit.train.finetune import FinetuneConfig, finetune_classifier  # noqa: E402
+from bertkit.train.recipes import finetune_classifier, recipe_arguments  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 STOP_WORDS = {"that", "this", "with", "from", "were", "have", "been", "which", "their", "they", "there", "also",
@@ -77,8 +77,8 @@ def random_twin(folder: Path, target: Path) -> Path:
 
 
 def sst2(folder: Path, output: Path, args: argparse.Namespace) -> dict:
-    config = FinetuneConfig(output_dir=str(output), epochs=args.epochs, batch_size=32, learning_rate=args.lr,
-                            warmup_ratio=0.1, seed=0, device="cpu", log_every=10**9)
+    config = recipe_arguments(output_dir=str(output), num_train_epochs=args.epochs, per_device_train_batch_size=32,
+                              learning_rate=args.lr, warmup_ratio=0.1, seed=0, device="cpu", logging_steps=10**9)
     result = finetune_classifier(folder, DATA / "en-sentiment-sst2" / "train.tsv.xz", DATA / "en-sentiment-sst2" / "dev.tsv",
                                  config, max_length=64, max_train_examples=args.train_examples,
                                  max_eval_examples=args.eval_examples)

@@ -504,11 +504,11 @@ class Journey:
         return TaskSize(train=0, eval=0, epochs=epochs, lr=lr, max_length=length, batch_size=batch_size)
 
     def finetune_config(self, task: str, settings: TaskSize) -> Any:
-        from bertkit.train.finetune import FinetuneConfig
+        from bertkit.train.recipes import recipe_arguments
 
-        return FinetuneConfig(output_dir=str(self.out / task), epochs=settings.epochs, batch_size=settings.batch_size,
-                              learning_rate=settings.lr, warmup_ratio=0.1, log_every=2, device=self.device,
-                              seed=self.seed)
+        return recipe_arguments(output_dir=str(self.out / task), num_train_epochs=settings.epochs,
+                                per_device_train_batch_size=settings.batch_size, learning_rate=settings.lr,
+                                warmup_ratio=0.1, logging_steps=2, device=self.device, seed=self.seed)
 
     def sentiment(self) -> None:
         """Seed 000's way: `Trainer(model, TrainingArguments(...), train_dataset, eval_dataset, compute_metrics)`."""
@@ -580,7 +580,7 @@ trainer.train(); trainer.evaluate(); trainer.save_model("{folder}")""")
 
     def ner(self) -> None:
         from bertkit.pipelines import pipeline
-        from bertkit.train.finetune import finetune_ner
+        from bertkit.train.recipes import finetune_ner
 
         encoder, folder = self.encoder, self.out / "ner"
         train, dev, source, size = self.task_data("ner")
@@ -611,7 +611,7 @@ trainer.train(); trainer.evaluate(); trainer.save_model("{folder}")""")
 
     def qa(self) -> None:
         from bertkit.pipelines import pipeline
-        from bertkit.train.finetune import finetune_qa
+        from bertkit.train.recipes import finetune_qa
 
         encoder, folder = self.encoder, self.out / "qa"
         train, dev, source, size = self.task_data("qa")

@@ -10,8 +10,15 @@ import torch
 
 from bertkit.cli import main
 from bertkit.data.collators import PaddingCollator
-from bertkit.train.finetune import FinetuneConfig, count_trainable, finetune, finetune_classifier, freeze_encoder
 from bertkit.train.logging import read_metrics
+from bertkit.train.recipes import (
+    RecipeOptions,
+    count_trainable,
+    finetune,
+    finetune_classifier,
+    freeze_encoder,
+    recipe_arguments,
+)
 
 
 def tiny_vocabulary() -> list[str]:
@@ -56,12 +63,12 @@ def polarity_file(tmp_path_factory):
     return path
 
 
-FAST = dict(batch_size=8, learning_rate=5e-3, log_every=5, device="cpu", seed=0)
+FAST = dict(per_device_train_batch_size=8, learning_rate=5e-3, logging_steps=5, device="cpu", seed=0)
 
 
 def test_classifier_learns_saves_and_loads_in_huggingface(tiny_bert, polarity_file, tmp_path):
-    config = FinetuneConfig(output_dir=str(tmp_path / "run"), epochs=6, **FAST)
-    result = finetune_classifier(tiny_bert, polarity_file, config=config, text_column="review", label_column="sentiment")
+    config = recipe_arguments(output_dir=str(tmp_path / "run"), num_train_epochs=6, **FAST)
+    result = finetune_classifier(tiny_bert, polarity_file, args=config, text_column="review", label_column="sentiment")
     assert (result["train_examples"], result["eval_examples"]) == (28, 12)  # the seed's 70/30 split
     assert result["eval"]["accuracy"] >= 0.9 and result["metric_for_best"] == "accuracy"
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
@@ -98,9 +105,10 @@ def test_best_checkpoint_is_restored_and_early_stopping_stops(tiny_bert, tmp_pat
         snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
         return {"accuracy": next(scores)}
 
-    config = FinetuneConfig(output_dir=str(tmp_path / "run"), epochs=10, eval_every=2, early_stopping_patience=2,
-                            metric_for_best="accuracy", **FAST)
-    result = finetune(model, features, config, evaluate=evaluate, tokenizer=tokenizer)
+    config = recipe_arguments(output_dir=str(tmp_path / "run"), num_train_epochs=10, eval_steps=2,
+                              metric_for_best_model="accuracy", **FAST)
+    result = finetune(model, features, config, evaluate=evaluate, tokenizer=tokenizer,
+                      options=RecipeOptions(early_stopping_patience=2))
     assert len(snapshots) == 4 and result["steps"] == 8  # stopped after evaluations 3 and 4 did not improve
     assert (result["best_metric"], result["best_step"]) == (0.9, 4)
     for name, tensor in model.state_dict().items():
@@ -108,8 +116,9 @@ def test_best_checkpoint_is_restored_and_early_stopping_stops(tiny_bert, tmp_pat
     reloaded = bertkit.model.BertForSequenceClassification.from_pretrained(tmp_path / "run")
     torch.testing.assert_close(reloaded.classifier.weight, snapshots[1]["classifier.weight"])
     with pytest.raises(ValueError, match="metric_for_best 'f1' is not among"):
-        finetune(model, features, FinetuneConfig(output_dir=str(tmp_path / "r2"), metric_for_best="f1", max_steps=1,
-                                                 eval_every=1, device="cpu"), evaluate=lambda m: {"accuracy": 1.0})
+        finetune(model, features, recipe_arguments(output_dir=str(tmp_path / "r2"), metric_for_best_model="f1",
+                                                   max_steps=1, eval_steps=1, device="cpu"),
+                 evaluate=lambda m: {"accuracy": 1.0})
 
 
 def test_frozen_encoder_trains_only_the_head(tiny_bert, tmp_path):
@@ -122,8 +131,8 @@ def test_frozen_encoder_trains_only_the_head(tiny_bert, tmp_path):
     encoder_before = {k: v.clone() for k, v in model.bert.state_dict().items()}
     head_before = model.classifier.weight.detach().clone()
     features = [{"input_ids": [2, 200 + i, 3], "labels": i % 2} for i in range(16)]
-    finetune(model, features, FinetuneConfig(output_dir=str(tmp_path / "frozen"), epochs=1, freeze_encoder=True,
-                                             **FAST))
+    finetune(model, features, recipe_arguments(output_dir=str(tmp_path / "frozen"), num_train_epochs=1, **FAST),
+             options=RecipeOptions(freeze_encoder=True))
     assert count_trainable(model) == 64 * 2 + 2
     for name, tensor in model.bert.state_dict().items():
         torch.testing.assert_close(tensor, encoder_before[name])
@@ -147,12 +156,12 @@ def test_multilabel_and_regression_recipes_run(tiny_bert, tmp_path):
     multi.write_text("".join(json.dumps({"text": f"{a} and {b}", "labels": [x for x in (a, b) if x != "none"]}) + "\n"
                              for a in ("sports", "music", "none") for b in ("politics", "art", "none") for _ in range(3)))
     result = finetune_classifier(tiny_bert, multi, problem_type="multi_label_classification",
-                                 config=FinetuneConfig(output_dir=str(tmp_path / "m"), max_steps=3, eval_every=3, **FAST))
+                                 args=recipe_arguments(output_dir=str(tmp_path / "m"), max_steps=3, eval_steps=3, **FAST))
     assert set(result["eval"]) >= {"micro_f1", "subset_accuracy", "loss"} and result["metric_for_best"] == "micro_f1"
     reg = tmp_path / "reg.csv"
     reg.write_text("text,score\n" + "".join(f"rated {i % 5} stars,{i % 5}\n" for i in range(30)))
     result = finetune_classifier(tiny_bert, reg, label_column="score", problem_type="regression",
-                                 config=FinetuneConfig(output_dir=str(tmp_path / "r"), max_steps=3, eval_every=3, **FAST))
+                                 args=recipe_arguments(output_dir=str(tmp_path / "r"), max_steps=3, eval_steps=3, **FAST))
     assert set(result["eval"]) >= {"mse", "pearson"}
 
 
@@ -226,7 +235,7 @@ def test_command_errors_are_one_clear_line(tiny_bert, polarity_file, tmp_path, c
     bad = tmp_path / "unseen.tsv"
     bad.write_text("review\tsentiment\nthe movie was great\tmeh\n")
     out = tmp_path / "cls"
-    finetune_classifier(tiny_bert, polarity_file, config=FinetuneConfig(output_dir=str(out), max_steps=1, **FAST),
+    finetune_classifier(tiny_bert, polarity_file, args=recipe_arguments(output_dir=str(out), max_steps=1, **FAST),
                         text_column="review", label_column="sentiment")
     assert run_cli("evaluate", "--model", out, "--data", bad) == 2
     assert "label 'meh' was not seen in training; known labels: ['neg', 'pos']" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`bertkit finetune classify|ner|qa`: the command over `bertkit.train.finetune`'s recipes.
+"""`bertkit finetune classify|ner|qa`: the command over `bertkit.train.recipes`'s recipes.
 
     bertkit finetune classify --model path/to/bert --train train.tsv --eval dev.tsv --output runs/sst2
     bertkit finetune ner --model path/to/bert --train train.txt --eval valid.txt --output runs/conll
@@ -9,28 +9,42 @@ from __future__ import annotations
 import argparse
 
 from bertkit.tasks.evaluate import format_report
-from bertkit.train.finetune import FinetuneConfig, finetune_classifier, finetune_ner, finetune_qa
+from bertkit.train.arguments import TrainingArguments
+from bertkit.train.recipes import RECIPE_DEFAULTS, RecipeOptions, finetune_classifier, finetune_ner, finetune_qa, recipe_arguments
 from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
 
-# the flags' help; their names and types come from FinetuneConfig's fields
+# TrainingArguments' fields that make no flag: lists and HF names that change nothing here
+NO_FLAG = ("label_names", "report_to", "dataloader_num_workers", "disable_tqdm", "remove_unused_columns",
+           "logging_dir", "logging_strategy", "save_steps", "save_strategy", "save_total_limit")
+# the flags' help; their names and types come from TrainingArguments' and RecipeOptions' fields
 TRAINING_HELP = {
     "output_dir": "folder for the fine-tuned model, metrics.jsonl and settings",
     "warmup_steps": "wins over --warmup-ratio when > 0", "max_grad_norm": "0 = no clipping",
-    "max_steps": "> 0 stops after that many steps", "eval_every": "evaluate every N steps (0: every epoch)",
-    "metric_for_best": "metric that picks the best checkpoint (default: accuracy / f1 / f1; mse for regression)",
+    "max_steps": "> 0 stops after that many steps", "eval_steps": "evaluate every N steps (else every epoch)",
+    "metric_for_best_model": "metric that picks the best checkpoint (default: accuracy / f1 / f1; mse for regression)",
     "early_stopping_patience": "stop after N evaluations without improvement",
     "freeze_encoder": "train only the task head (feature extraction)",
     "device": "auto (cuda if available), cpu, cuda, cuda:1",
     "bf16": "bf16 autocast (default: on for GPUs that support it)",
-    "save_best": "keep the best evaluation's weights (else the last)",
+    "load_best_model_at_end": "keep the best evaluation's weights (else the last)",
 }
-TRAINING_FLAGS = {"output_dir": ["--output", "--out"], "epochs": ["--epochs"], "learning_rate": ["--lr", "--learning-rate"],
-                  "metric_for_best": ["--metric"], "early_stopping_patience": ["--early-stopping"]}
+# the short spellings (the first ones bertkit had) beside HF's own --field-name
+TRAINING_FLAGS = {
+    "output_dir": ["--output", "--out", "--output-dir"], "num_train_epochs": ["--epochs", "--num-train-epochs"],
+    "learning_rate": ["--lr", "--learning-rate"], "per_device_train_batch_size": ["--batch-size", "--per-device-train-batch-size"],
+    "per_device_eval_batch_size": ["--eval-batch-size", "--per-device-eval-batch-size"],
+    "eval_steps": ["--eval-every", "--eval-steps"], "logging_steps": ["--log-every", "--logging-steps"],
+    "metric_for_best_model": ["--metric", "--metric-for-best-model"],
+    "load_best_model_at_end": ["--save-best", "--load-best-model-at-end"],
+    "early_stopping_patience": ["--early-stopping", "--early-stopping-patience"],
+}
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training")
-    add_dataclass_arguments(group, FinetuneConfig, aliases=TRAINING_FLAGS, help=TRAINING_HELP, required=("output_dir",))
+    group = parser.add_argument_group("training (HF's TrainingArguments; the recipes' defaults where they differ)")
+    add_dataclass_arguments(group, TrainingArguments, aliases=TRAINING_FLAGS, help=TRAINING_HELP, required=("output_dir",),
+                            skip=NO_FLAG + ("ignored",), defaults=RECIPE_DEFAULTS)
+    add_dataclass_arguments(group, RecipeOptions, aliases=TRAINING_FLAGS, help=TRAINING_HELP)
     group.add_argument("--max-train-examples", type=int, help="train on a seeded sample of this many examples")
     group.add_argument("--max-eval-examples", type=int, help="evaluate on a seeded sample of this many examples")
 
@@ -73,21 +87,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _training_arguments(qa)
 
 
-def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    return FinetuneConfig(**dataclass_values(args, FinetuneConfig))
+def training_arguments_from(args: argparse.Namespace) -> TrainingArguments:
+    """The flags the user set over the recipes' defaults."""
+    values = {k: v for k, v in dataclass_values(args, TrainingArguments).items() if k not in NO_FLAG + ("ignored",)}
+    return recipe_arguments(**values)
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.files import require_file, require_folder, require_output_folder
 
-    config = config_from_args(args)
+    training = training_arguments_from(args)
     # the paths first: a wrong one is said before the model loads and training starts
     require_folder(args.model, "--model")
     for flag, path in (("--train", args.train), ("--eval", args.eval)):
         if path is not None:
             require_file(path, flag)
-    require_output_folder(config.output_dir, "--output")
-    common = dict(model_dir=args.model, train_file=args.train, eval_file=args.eval, config=config,
+    require_output_folder(training.output_dir, "--output")
+    common = dict(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
+                  options=RecipeOptions(**dataclass_values(args, RecipeOptions)),
                   tokenizer_dir=args.tokenizer, max_train_examples=args.max_train_examples,
                   max_eval_examples=args.max_eval_examples)
     if args.task == "classify":
@@ -105,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
                              version_2_with_negative=args.version_2_with_negative, eval_fraction=args.eval_fraction)
     print(format_report(args.task, result["eval"]))
     print(f"best {result['metric_for_best']}={result['best_metric']} at step {result['best_step']} "
-          f"({result['steps']} steps, {result['train_runtime']:.1f}s); model saved to {config.output_dir}")
+          f"({result['steps']} steps, {result['train_runtime']:.1f}s); model saved to {training.output_dir}")
     return 0

@@ -5,9 +5,8 @@
 - `ner`: CoNLL / JSONL readers, BIO / IOBES tags, labels on the first sub-word (or all) via word_ids().
 - `qa`: SQuAD v1.1 / v2.0 / KorQuAD reader, windowed features, n-best post-processing.
 - `metrics`: accuracy / macro-F1 / per-class report, seqeval-equal entity F1, official SQuAD EM / F1.
-- `train`: the one fine-tuning loop (`FinetuneConfig`, `finetune`, `predict`, `PaddingCollator`).
-- `finetune` / `evaluate` / `predict`: the recipes per task and the `bertkit finetune|evaluate|predict`
-  commands (`finetune_classifier`, `finetune_ner`, `finetune_qa`, `evaluate_*`).
+- `evaluate`: the evaluations the recipes (`bertkit.train.recipes`) run every epoch (`evaluate_*`).
+- `registry`: every task once (`TaskSpec`).
 
 Import the submodule you need; this package imports nothing heavy by itself.
 """

@@ -83,7 +83,8 @@ class TrainingArguments:
     report_to: Any = None
     dataloader_num_workers: int = 0
     device: str = "auto"  # bertkit: "auto" (cuda when available), "cpu", "cuda", "cuda:1"
-    ignored: dict[str, Any] = field(default_factory=dict, repr=False)  # accepted HF names without effect here
+    # init=False: dataclasses.replace(args, ...) copies the rest through __init__
+    ignored: dict[str, Any] = field(default_factory=dict, repr=False, init=False)  # accepted HF names without effect here
 
     def __init__(self, output_dir: str | None = None, **kwargs: Any) -> None:
         if "evaluation_strategy" in kwargs:  # the seeds' (transformers 4) spelling
@@ -134,10 +135,19 @@ class TrainingArguments:
             if self.save_strategy not in (self.eval_strategy, "best"):
                 raise ValueError(f"load_best_model_at_end needs save_strategy equal to eval_strategy "
                                  f"({self.eval_strategy!r}), got {self.save_strategy!r}")
+
+    @property
+    def best_metric_key(self) -> str:
+        """The evaluation key that picks the best checkpoint: `metric_for_best_model` with HF's "eval_" prefix, the
+        loss when unset (left None here, not filled in as HF does, so a recipe can still put its task's metric)."""
         metric = self.metric_for_best_model or "loss"
-        self.metric_for_best_model = metric if metric.startswith("eval_") else f"eval_{metric}"
-        if self.greater_is_better is None:
-            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+        return metric if metric.startswith("eval_") else f"eval_{metric}"
+
+    @property
+    def best_is_greater(self) -> bool:
+        if self.greater_is_better is not None:
+            return bool(self.greater_is_better)
+        return not self.best_metric_key.endswith("loss")
 
     @property
     def train_batch_size(self) -> int:

@@ -65,10 +65,10 @@ class EarlyStoppingCallback(TrainerCallback):
         self.best: float | None = None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        value = (metrics or {}).get(args.metric_for_best_model)
+        value = (metrics or {}).get(args.best_metric_key)
         if value is None:
             return
-        sign = 1 if args.greater_is_better else -1
+        sign = 1 if args.best_is_greater else -1
         if self.best is None or sign * (value - self.best) > self.threshold:
             self.best, self.bad_evaluations = value, 0
         else:

@@ -312,7 +312,7 @@ class Trainer:
         if args.load_best_model_at_end and self.state.best_model_checkpoint:
             load_model_weights(self.model, self.state.best_model_checkpoint)
             logger.info(f"loaded the best model from {self.state.best_model_checkpoint} "
-                        f"({args.metric_for_best_model}={self.state.best_metric})")
+                        f"({args.best_metric_key}={self.state.best_metric})")
         examples = trained_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
         metrics = {"train_runtime": round(runtime, 4),
                    "train_samples_per_second": round(min(examples, len(run.lengths) * args.num_train_epochs)
@@ -404,13 +404,13 @@ class Trainer:
 
     def _track_best(self, metrics: dict[str, float]) -> None:
         args = self.args
-        if args.metric_for_best_model not in metrics:
+        if args.best_metric_key not in metrics:
             if args.load_best_model_at_end or args.save_strategy == "best":
-                raise ValueError(f"metric_for_best {args.metric_for_best_model[5:]!r} is not among the evaluation's "
+                raise ValueError(f"metric_for_best {args.best_metric_key[5:]!r} is not among the evaluation's "
                                  f"metrics {sorted(k[5:] for k in metrics if k.startswith('eval_'))}; pick one of those")
             return
-        value, best = float(metrics[args.metric_for_best_model]), self.state.best_metric
-        if best is None or (value > best if args.greater_is_better else value < best):
+        value, best = float(metrics[args.best_metric_key]), self.state.best_metric
+        if best is None or (value > best if args.best_is_greater else value < best):
             self.state.best_metric, self.state.best_global_step = value, self.state.global_step
 
     def _save(self, metrics: dict[str, float] | None, scaler: Any) -> None:

@@ -20,16 +20,17 @@ _TYPES = {"int": int, "float": float, "str": str, "int | None": int, "float | No
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser | Any, cls: type, aliases: dict[str, list[str]] | None = None,
                             help: dict[str, str] | None = None, skip: tuple[str, ...] = (),
-                            required: tuple[str, ...] = ()) -> None:
+                            required: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> None:
     """One flag per field of `cls` (`--field-name`, or the names in `aliases[field]`), typed from the annotation;
-    booleans get --x / --no-x."""
-    aliases, help = aliases or {}, help or {}
+    booleans get --x / --no-x. `defaults` are the values the command fills in where they differ from the
+    dataclass's own (shown in the help)."""
+    aliases, help, defaults = aliases or {}, help or {}, defaults or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flags = aliases.get(f.name, ["--" + f.name.replace("_", "-")])
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "str")
-        default = f.default if f.default is not dataclasses.MISSING else None
+        default = defaults.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
         text = help.get(f.name, "")
         text = f"{text} (default {default})" if text and f.name not in required else text or f"(default {default})"
         if kind in ("bool", "bool | None"):

@@ -1,17 +1,19 @@
-"""Fine-tuning: `FinetuneConfig` -> `bertkit.Trainer`, and the recipes for classification, NER and QA.
+"""Fine-tuning recipes for classification, NER and QA over `bertkit.Trainer`, set by HF's `TrainingArguments`.
 
-    from bertkit.train.finetune import FinetuneConfig, finetune_classifier
+    from bertkit.train.recipes import finetune_classifier, recipe_arguments
     result = finetune_classifier("path/to/bert", "train.tsv", eval_file=None,  # the seed's 70/30 split
-                                 config=FinetuneConfig(output_dir="runs/x", epochs=2))
+                                 args=recipe_arguments(output_dir="runs/x", num_train_epochs=2))
 
 Each recipe: read the files -> label maps -> the model with a fresh head (`from_pretrained(base, id2label=...)`)
 -> features -> `finetune` with the task's evaluation -> the best model, tokenizer and `bertkit_task.json` (the
-settings predict / evaluate reuse) in output_dir. `finetune` maps the recipe's settings onto `TrainingArguments`
-and runs `bertkit.train.trainer.Trainer` (the loop behind HF's Trainer surface; there is no second loop): the
-task's evaluation runs every epoch or every `eval_every` steps, its numbers go to `output_dir/metrics.jsonl`,
-the best one (by `metric_for_best`) is checkpointed, early stopping counts evaluations without improvement, and
-at the end the best weights are back in `model` and saved to `output_dir`. A feature is a dict of python lists
-(input_ids, token_type_ids, attention_mask and the task's targets: `labels` or `start_positions`/`end_positions`).
+settings predict / evaluate reuse) in output_dir. The settings are `TrainingArguments` (the Trainer's own; there
+is no second vocabulary and no second loop); `recipe_arguments` gives the recipes' defaults (batch 16, evaluation
+and a best checkpoint every epoch, ...), and `RecipeOptions` holds the two things a recipe adds (a frozen
+encoder, early stopping). The task's evaluation runs on the eval strategy's schedule, its numbers go to
+`output_dir/metrics.jsonl`, the best one (by `metric_for_best_model`, default the task's usual metric) is
+checkpointed, and at the end the best weights are back in `model` and saved to `output_dir`. A feature is a dict
+of python lists (input_ids, token_type_ids, attention_mask and the task's targets: `labels` or
+`start_positions`/`end_positions`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import dataclasses
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,29 +37,38 @@ from bertkit.train.trainer import Trainer
 # metrics where smaller is better; everything else (accuracy, f1, exact_match, ...) is maximized
 LOWER_IS_BETTER = ("loss", "eval_loss", "mse")
 
+# where the recipes' defaults differ from TrainingArguments' (HF's): they evaluate and keep the best every epoch
+RECIPE_DEFAULTS: dict[str, Any] = {
+    "output_dir": "runs/finetune", "per_device_train_batch_size": 16, "per_device_eval_batch_size": 64,
+    "weight_decay": 0.01, "logging_steps": 50, "eval_strategy": "epoch", "load_best_model_at_end": True,
+    "save_total_limit": 1,
+}
+
 
 @dataclass
-class FinetuneConfig:
-    output_dir: str = "runs/finetune"
-    epochs: float = 3.0
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.0  # fraction of all steps spent warming up ...
-    warmup_steps: int = 0  # ... or a number of steps (wins when > 0; the seed uses 500)
-    weight_decay: float = 0.01
-    adam_epsilon: float = 1e-8  # HuggingFace Trainer's default
-    max_grad_norm: float = 1.0  # 0 turns clipping off
-    max_steps: int = 0  # > 0 stops after that many optimizer steps (overrides epochs)
-    eval_every: int = 0  # evaluate every N steps; 0 = at the end of each epoch
-    log_every: int = 50  # log the running train loss every N steps
-    metric_for_best: str | None = None  # a key of evaluate()'s dict; None = the recipe's usual one, else loss
-    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = never
+class RecipeOptions:
+    """What a fine-tuning recipe adds to `TrainingArguments`."""
+
     freeze_encoder: bool = False  # feature-extractor mode: only the task head trains
-    seed: int = 42
-    device: str = "auto"  # "auto" = cuda when available, else cpu
-    bf16: bool | None = None  # bf16 autocast; None = on where the GPU supports it
-    save_best: bool = True  # keep the best evaluation's weights (else the last)
+    early_stopping_patience: int = 0  # stop after this many evaluations without improvement; 0 = never
+
+
+def recipe_arguments(**overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` with the recipes' defaults under `overrides`. `eval_steps` alone means evaluating every
+    that many steps; checkpoints follow the evaluations (the best one is kept); bf16 is on where the device has
+    it natively (`bertkit.model.inference.bf16_supported`)."""
+    values = {**RECIPE_DEFAULTS, **overrides}
+    if overrides.get("eval_steps") and "eval_strategy" not in overrides:
+        values["eval_strategy"] = "steps"
+    if values["eval_strategy"] == "no" and "load_best_model_at_end" not in overrides:
+        values["load_best_model_at_end"] = False
+    values.setdefault("save_strategy", values["eval_strategy"] if values["load_best_model_at_end"] else "no")
+    if values.get("eval_steps"):
+        values.setdefault("save_steps", values["eval_steps"])
+    if "bf16" not in overrides and not values.get("fp16"):
+        device = "cpu" if values.get("use_cpu") else values.get("device", "auto")
+        values["bf16"] = bf16_supported(resolve_device(device))
+    return TrainingArguments(**values)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -82,41 +93,39 @@ def count_trainable(model: torch.nn.Module) -> int:
 def finetune(
     model: torch.nn.Module,
     train_features: Sequence[dict],
-    config: FinetuneConfig,
+    args: TrainingArguments | None = None,
     evaluate: Callable[[torch.nn.Module], dict] | None = None,
     tokenizer: Any = None,
     collator: Callable | None = None,
+    options: RecipeOptions | None = None,
 ) -> dict[str, Any]:
     """Train `model` in place through `bertkit.Trainer`; returns {"best_metric", "best_step", "steps",
     "train_runtime", "metric_for_best", "trainable_parameters", "history"}. The best evaluation's weights end up
-    in `model` and in `config.output_dir` (with the tokenizer); metrics go to `output_dir/metrics.jsonl`."""
+    in `model` and in `args.output_dir` (with the tokenizer); metrics go to `output_dir/metrics.jsonl`."""
     if not train_features:
         raise ValueError("no training examples: the training file gave nothing to train on")
-    metric = config.metric_for_best or "loss"
-    output_dir = Path(config.output_dir)
+    args = args if args is not None else recipe_arguments()
+    options = options or RecipeOptions()
+    metric = args.metric_for_best_model or "loss"
+    output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "finetune_config.json").write_text(json.dumps(asdict(replace(config, metric_for_best=metric)), indent=2))
-    set_seed(config.seed)
-    device = resolve_device(config.device)
-    if config.freeze_encoder:
+    (output_dir / "finetune_config.json").write_text(json.dumps(
+        {"training_arguments": {**args.to_dict(), "metric_for_best_model": metric}, "recipe": asdict(options)},
+        indent=2, default=str))
+    set_seed(args.seed)
+    if options.freeze_encoder:
         freeze_encoder(model)
-    evaluation = "no" if evaluate is None else "steps" if config.eval_every else "epoch"
-    keep_best = config.save_best and evaluate is not None
+    evaluation = "no" if evaluate is None else args.eval_strategy
+    keep_best = args.load_best_model_at_end and evaluation != "no"
     checkpoints = output_dir / "checkpoints"  # best-of-this-run only; removed once the best is in output_dir
     shutil.rmtree(checkpoints, ignore_errors=True)
-    args = TrainingArguments(
-        output_dir=str(checkpoints), logging_dir=str(output_dir), num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1, per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.eval_batch_size, learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps, warmup_ratio=config.warmup_ratio, weight_decay=config.weight_decay,
-        adam_epsilon=config.adam_epsilon, max_grad_norm=config.max_grad_norm, eval_strategy=evaluation,
-        eval_steps=config.eval_every or None, save_steps=config.eval_every or 500, logging_steps=config.log_every or 10**9,
-        save_strategy=evaluation if keep_best else "no", save_total_limit=1, load_best_model_at_end=keep_best,
-        metric_for_best_model=metric, greater_is_better=metric not in LOWER_IS_BETTER, seed=config.seed,
-        device=str(device), bf16=config.bf16 if config.bf16 is not None else bf16_supported(device),
-    )
-    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
-    trainer = RecipeTrainer(model=model, args=args, train_dataset=list(train_features), data_collator=collator,
+    run_args = dataclasses.replace(
+        args, output_dir=str(checkpoints), logging_dir=args.logging_dir or str(output_dir), eval_strategy=evaluation,
+        save_strategy=args.save_strategy if keep_best else "no", load_best_model_at_end=keep_best,
+        metric_for_best_model=metric,
+        greater_is_better=args.greater_is_better if args.greater_is_better is not None else metric not in LOWER_IS_BETTER)
+    callbacks = [EarlyStoppingCallback(options.early_stopping_patience)] if options.early_stopping_patience else []
+    trainer = RecipeTrainer(model=model, args=run_args, train_dataset=list(train_features), data_collator=collator,
                             processing_class=tokenizer, callbacks=callbacks, recipe_evaluate=evaluate)
     output = trainer.train()
     trainer.save_model(output_dir)
@@ -188,9 +197,9 @@ def _train_and_eval(read: Callable[[Any], list], train_file: Any, eval_file: Any
     return _subset(train, max_train, seed), _subset(evaluation, max_eval, seed)
 
 
-def _save_settings(config: FinetuneConfig, settings: dict[str, Any], result: dict[str, Any]) -> None:
+def _save_settings(args: TrainingArguments, settings: dict[str, Any], result: dict[str, Any]) -> None:
     settings = {**settings, "best_metric": result["best_metric"], "metric_for_best": result["metric_for_best"]}
-    (Path(config.output_dir) / TASK_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
+    (Path(args.output_dir) / TASK_FILE).write_text(json.dumps(settings, indent=2, ensure_ascii=False))
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -214,18 +223,19 @@ class _Evaluation:
         return self.evaluate(model)
 
 
-def _run_recipe(task: str, kind: str, model: torch.nn.Module, tokenizer: Any, features: list, config: FinetuneConfig,
+def _run_recipe(task: str, kind: str, model: torch.nn.Module, tokenizer: Any, features: list, args: TrainingArguments,
+                options: RecipeOptions | None,
                 evaluate: Callable[[torch.nn.Module], dict[str, Any]], settings: dict[str, Any], train: list,
                 evaluation: list) -> dict[str, Any]:
     """What every recipe does once its data and model are ready: train with `evaluate` each epoch (best by the
-    kind's usual metric unless the config names one), report the final evaluation, and save the task settings
+    kind's usual metric unless the arguments name one), report the final evaluation, and save the task settings
     that `bertkit evaluate|predict|serve` read back."""
-    if config.metric_for_best is None:
-        config = dataclasses.replace(config, metric_for_best=DEFAULT_METRIC[kind])
+    if args.metric_for_best_model is None:
+        args = dataclasses.replace(args, metric_for_best_model=DEFAULT_METRIC[kind])
     evaluation_fn = _Evaluation(evaluate)
-    result = finetune(model, features, config, tokenizer=tokenizer, evaluate=evaluation_fn)
+    result = finetune(model, features, args, tokenizer=tokenizer, evaluate=evaluation_fn, options=options)
     final = evaluation_fn.final(model, result)
-    _save_settings(config, {"task": task, **settings}, result)
+    _save_settings(args, {"task": task, **settings}, result)
     return {**result, "eval": _numbers(final), "train_examples": len(train), "eval_examples": len(evaluation)}
 
 
@@ -233,7 +243,8 @@ def finetune_classifier(
     model_dir: str | Path,
     train_file: str | Path,
     eval_file: str | Path | None = None,
-    config: FinetuneConfig | None = None,
+    args: TrainingArguments | None = None,
+    options: RecipeOptions | None = None,
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
@@ -247,13 +258,13 @@ def finetune_classifier(
     """Fine-tune a sequence classifier; without eval_file, test_size of the training file is held out."""
     from bertkit.tasks.classification import build_label_maps, encode_examples, read_classification_file, train_eval_split
 
-    config = config or FinetuneConfig()
+    args = args if args is not None else recipe_arguments()
     columns = dict(text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
                    problem_type=problem_type)
     train, evaluation = _train_and_eval(
         lambda path: read_classification_file(path, **columns), train_file, eval_file,
-        lambda rows: train_eval_split(rows, test_size=test_size, seed=config.seed),
-        max_train_examples, max_eval_examples, config.seed)
+        lambda rows: train_eval_split(rows, test_size=test_size, seed=args.seed),
+        max_train_examples, max_eval_examples, args.seed)
     if problem_type == "regression":
         head = {"num_labels": 1, "problem_type": problem_type}
         label2id = None
@@ -264,8 +275,8 @@ def finetune_classifier(
     features = encode_examples(train, tokenizer, label2id, max_length, problem_type)
     kind = {"regression": "regression", "multi_label_classification": "multilabel"}.get(problem_type, "classify")
     return _run_recipe(
-        "classify", kind, model, tokenizer, features, config,
-        lambda m: evaluate_classification(m, tokenizer, evaluation, max_length, config.eval_batch_size),
+        "classify", kind, model, tokenizer, features, args, options,
+        lambda m: evaluate_classification(m, tokenizer, evaluation, max_length, args.per_device_eval_batch_size),
         {**columns, "max_length": max_length}, train, evaluation)
 
 
@@ -273,7 +284,8 @@ def finetune_ner(
     model_dir: str | Path,
     train_file: str | Path,
     eval_file: str | Path | None = None,
-    config: FinetuneConfig | None = None,
+    args: TrainingArguments | None = None,
+    options: RecipeOptions | None = None,
     token_column: int = 0,
     tag_column: int = -1,
     label_all_subwords: bool = False,
@@ -287,11 +299,11 @@ def finetune_ner(
     from bertkit.tasks.classification import train_eval_split
     from bertkit.tasks.ner import build_tag_maps, detect_scheme, encode_sentences, read_ner_file
 
-    config = config or FinetuneConfig()
+    args = args if args is not None else recipe_arguments()
     train, evaluation = _train_and_eval(
         lambda path: read_ner_file(path, token_column, tag_column), train_file, eval_file,
-        lambda sentences: train_eval_split(sentences, test_size=test_size, seed=config.seed),
-        max_train_examples, max_eval_examples, config.seed)
+        lambda sentences: train_eval_split(sentences, test_size=test_size, seed=args.seed),
+        max_train_examples, max_eval_examples, args.seed)
     # tags seen only in the eval data still get an id (a tag the model never saw is simply never predicted)
     label2id, id2label = build_tag_maps(list(train) + list(evaluation))
     model, tokenizer = _load("BertForTokenClassification", model_dir, tokenizer_dir, id2label=id2label, label2id=label2id)
@@ -299,8 +311,8 @@ def finetune_ner(
     settings = {"token_column": token_column, "tag_column": tag_column, "label_all_subwords": label_all_subwords,
                 "max_length": max_length, "scheme": detect_scheme([t for s in train for t in s.tags])}
     return _run_recipe(
-        "ner", "ner", model, tokenizer, features, config,
-        lambda m: evaluate_ner(m, tokenizer, evaluation, max_length, config.eval_batch_size, label_all_subwords),
+        "ner", "ner", model, tokenizer, features, args, options,
+        lambda m: evaluate_ner(m, tokenizer, evaluation, max_length, args.per_device_eval_batch_size, label_all_subwords),
         settings, train, evaluation)
 
 
@@ -308,7 +320,8 @@ def finetune_qa(
     model_dir: str | Path,
     train_file: str | Path,
     eval_file: str | Path | None = None,
-    config: FinetuneConfig | None = None,
+    args: TrainingArguments | None = None,
+    options: RecipeOptions | None = None,
     max_seq_length: int = 384,
     doc_stride: int = 128,
     max_query_length: int = 64,
@@ -323,11 +336,11 @@ def finetune_qa(
     """Fine-tune extractive QA on SQuAD-shaped JSON; without eval_file the articles are split."""
     from bertkit.tasks.qa import prepare_features, read_squad, split_by_article
 
-    config = config or FinetuneConfig()
+    args = args if args is not None else recipe_arguments()
     train, evaluation = _train_and_eval(
         read_squad, train_file, eval_file,
-        lambda examples: split_by_article(examples, eval_fraction=eval_fraction, seed=config.seed),
-        max_train_examples, max_eval_examples, config.seed)
+        lambda examples: split_by_article(examples, eval_fraction=eval_fraction, seed=args.seed),
+        max_train_examples, max_eval_examples, args.seed)
     version_2_with_negative = version_2_with_negative or any(e.is_impossible for e in train)
     model, tokenizer = _load("BertForQuestionAnswering", model_dir, tokenizer_dir)
     features = prepare_features(train, tokenizer, max_seq_length, doc_stride, max_query_length)
@@ -335,7 +348,7 @@ def finetune_qa(
                  n_best_size=n_best_size, max_answer_length=max_answer_length,
                  version_2_with_negative=version_2_with_negative)
     result = _run_recipe(
-        "qa", "qa", model, tokenizer, features, config,
-        lambda m: evaluate_qa(m, tokenizer, evaluation, batch_size=config.eval_batch_size, **knobs),
+        "qa", "qa", model, tokenizer, features, args, options,
+        lambda m: evaluate_qa(m, tokenizer, evaluation, batch_size=args.per_device_eval_batch_size, **knobs),
         knobs, train, evaluation)
     return {**result, "train_features": len(features)}
