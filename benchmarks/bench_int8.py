@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bertkit.export import copy_model_files, export_onnx  # noqa: E402
-from bertkit.tasks.evaluate import evaluate_file, load_examples, load_finetuned  # noqa: E402
+from bertkit.tasks.evaluation import evaluate_file, load_examples, load_finetuned  # noqa: E402
 
 HEADLINE = {"classify": ("accuracy", 100), "ner": ("f1", 100), "qa": ("f1", 1)}  # the figure read, and its scale to points
 EXPORTS = {"ort_fp32": {}, "ort_int8": {"quantize": "int8"}, "ort_int8_optimized": {"quantize": "int8", "optimize": True}}

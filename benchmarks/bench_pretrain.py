@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bertkit.model import BertConfig, BertForPreTraining  # noqa: E402
 from bertkit.model.inference import autocast  # noqa: E402
 from bertkit.train.optim import build_optimizer  # noqa: E402
-from bertkit.train.pretrain import PretrainingObjective, train_step  # noqa: E402
+from bertkit.train.pretrain_recipe import PretrainingObjective, train_step  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "4090": 165.0}
 MASK_ID = 103

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from bertkit import BertTokenizer  # noqa: E402
 from bertkit.tokenizer.normalize import BertPreTokenizer  # noqa: E402
-from bertkit.tokenizer.trainer import SPECIAL_TOKENS, count_words, learn_vocab  # noqa: E402
+from bertkit.tokenizer.vocab_trainer import SPECIAL_TOKENS, count_words, learn_vocab  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 ARCHIVES = {

@@ -57,7 +57,7 @@ def subset(items: list, n: int | None, seed: int) -> list:
 
 def load_task(task: str, tokenizer: Any, n_train: int | None, n_eval: int | None, max_length: int, seed: int):
     """(model class name, head kwargs, training features, evaluation function(model) -> score dict)."""
-    from bertkit.tasks import evaluate as ev
+    from bertkit.tasks import evaluation as ev
 
     if task == "sst2":
         from bertkit.tasks.classification import build_label_maps, encode_examples, read_classification_file

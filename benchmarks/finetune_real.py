@@ -94,7 +94,7 @@ def main() -> None:
         dev = read_classification_file(DATA / "ko-sentiment" / "dev.tsv", text_column="document")[:2000]
         extra["english_vocab_on_korean"] = unk_rate(BertTokenizer.from_pretrained(minilm()), [e.text for e in dev])
         # a Korean vocabulary trained by bertkit on NSMC train reviews (never the dev ones), for comparison
-        from bertkit.tokenizer.trainer import train_wordpiece
+        from bertkit.tokenizer.vocab_trainer import train_wordpiece
 
         train_texts = [e.text for e in read_classification_file(DATA / "ko-sentiment" / "train.tsv",
                                                                text_column="document")[:20000]]

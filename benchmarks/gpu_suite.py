@@ -92,10 +92,10 @@ from bertkit.data.pretraining import PretrainingDataset, PretrainingSampler  # n
 from bertkit.model import BertConfig, BertForMaskedLM, BertForPreTraining  # noqa: E402
 from bertkit.model.inference import autocast  # noqa: E402
 from bertkit.train import distributed as dist_utils  # noqa: E402
-from bertkit.train.logging import MetricsLogger, json_safe, read_metrics  # noqa: E402
+from bertkit.train.metrics_log import MetricsLogger, json_safe, read_metrics  # noqa: E402
 from bertkit.train.optim import build_optimizer  # noqa: E402
-from bertkit.train.plot import plot_metrics  # noqa: E402
-from bertkit.train.pretrain import (  # noqa: E402
+from bertkit.train.curves import plot_metrics  # noqa: E402
+from bertkit.train.pretrain_recipe import (  # noqa: E402
     PretrainConfig,
     PretrainingObjective,
     _eval_loader,
@@ -216,7 +216,7 @@ def prepare_shards(folder: str | os.PathLike, vocab_size: int = 4096, tokenizer_
     (or its first `max_documents` documents) into `bertkit prepare-corpus` shards; returns the corpus header."""
     from itertools import islice
 
-    from bertkit.tokenizer.trainer import train_wordpiece
+    from bertkit.tokenizer.vocab_trainer import train_wordpiece
 
     if not WIKI_ARCHIVE.is_file():
         raise FileNotFoundError(f"{WIKI_ARCHIVE} is missing: the shards are made from ../shared/data beside the checkout")

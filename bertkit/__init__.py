@@ -19,7 +19,7 @@ _PUBLIC: dict[str, str] = {
     "BertTokenizerFast": "bertkit.tokenizer",
     "AutoTokenizer": "bertkit.tokenizer",
     "BatchEncoding": "bertkit.tokenizer",
-    "train_wordpiece": "bertkit.tokenizer.trainer",
+    "train_wordpiece": "bertkit.tokenizer.vocab_trainer",
     # model
     "BertConfig": "bertkit.model",
     "BertModel": "bertkit.model",

@@ -1,6 +1,6 @@
 """The `bertkit` command line.
 
-Each sub-command lives in the module that holds its concept; that module exposes
+Each sub-command is one module of `bertkit/commands/` (named after it) over the library's functions; it exposes
 `add_arguments(parser)` and `run(args) -> int | None`. Only the chosen command's module is
 imported, so `bertkit --help` stays instant (no torch import).
 """
@@ -14,21 +14,21 @@ from bertkit.errors import UserError  # noqa: F401 (bertkit.cli.UserError, as th
 
 # command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("bertkit.demo", "run the seeds' journey end to end on bundled samples"),
-    "tokenize": ("bertkit.tokenizer.cli", "tokenize text with a vocabulary folder and print tokens and ids"),
-    "train-tokenizer": ("bertkit.tokenizer.trainer", "train a WordPiece vocabulary on text files"),
-    "fill-mask": ("bertkit.pipelines.fill_mask", "predict the [MASK] token(s) of a sentence"),
-    "nsp": ("bertkit.pipelines.next_sentence", "next-sentence prediction for a sentence pair"),
-    "embed": ("bertkit.pipelines.feature_extraction", "sentence or token embeddings"),
-    "prepare-corpus": ("bertkit.data.corpus", "tokenize raw text into memory-mapped pretraining shards"),
-    "pretrain": ("bertkit.train.pretrain", "pretrain BERT with MLM (+ NSP)"),
-    "plot": ("bertkit.train.plot", "plot the curves of a JSONL metrics log to PNG"),
+    "demo": ("bertkit.commands.demo", "run the seeds' journey end to end on bundled samples"),
+    "tokenize": ("bertkit.commands.tokenize", "tokenize text with a vocabulary folder and print tokens and ids"),
+    "train-tokenizer": ("bertkit.commands.train_tokenizer", "train a WordPiece vocabulary on text files"),
+    "fill-mask": ("bertkit.commands.fill_mask", "predict the [MASK] token(s) of a sentence"),
+    "nsp": ("bertkit.commands.nsp", "next-sentence prediction for a sentence pair"),
+    "embed": ("bertkit.commands.embed", "sentence or token embeddings"),
+    "prepare-corpus": ("bertkit.commands.prepare_corpus", "tokenize raw text into memory-mapped pretraining shards"),
+    "pretrain": ("bertkit.commands.pretrain", "pretrain BERT with MLM (+ NSP)"),
+    "plot": ("bertkit.commands.plot", "plot the curves of a JSONL metrics log to PNG"),
     "finetune": ("bertkit.commands.finetune", "fine-tune for classify | ner | qa"),
     "predict": ("bertkit.commands.predict", "run a fine-tuned model over a file"),
     "evaluate": ("bertkit.commands.evaluate", "evaluate a fine-tuned model on a labelled file"),
     "export": ("bertkit.commands.export", "export a model folder to ONNX (checked against PyTorch; int8 optional)"),
-    "serve": ("bertkit.serve.app", "serve a model over HTTP with a web page"),
-    "attention": ("bertkit.serve.attention", "write a self-contained attention view (HTML)"),
+    "serve": ("bertkit.commands.serve", "serve a model over HTTP with a web page"),
+    "attention": ("bertkit.commands.attention", "write a self-contained attention view (HTML)"),
 }
 
 

@@ -196,7 +196,7 @@ def test_seed_000_evaluate_and_predict(seed_000):
 
 
 def test_seed_000_logging_dir_gets_metrics_jsonl(seed_000):
-    from bertkit.train.logging import read_metrics
+    from bertkit.train.metrics_log import read_metrics
 
     rows = read_metrics(seed_000["folder"] / "logs" / "metrics.jsonl")
     splits = [row["split"] for row in rows]

@@ -10,7 +10,7 @@ import torch
 
 from bertkit.model import BertConfig, BertForPreTraining
 from bertkit.train import checkpoint as ckpt
-from bertkit.train.logging import MetricsLogger, read_metrics
+from bertkit.train.metrics_log import MetricsLogger, read_metrics
 from bertkit.train.optim import LAMB, WarmupLinearDecay, build_optimizer, linear_warmup_decay, param_groups
 
 

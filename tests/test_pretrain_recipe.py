@@ -15,8 +15,8 @@ import torch
 from test_data_corpus import make_wiki_corpus
 
 from bertkit.cli import main as cli_main
-from bertkit.train.logging import read_metrics
-from bertkit.train.pretrain import PretrainConfig, PretrainingObjective, build_model, pretrain, train_step
+from bertkit.train.metrics_log import read_metrics
+from bertkit.train.pretrain_recipe import PretrainConfig, PretrainingObjective, build_model, pretrain, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_sigkill_and_resume_gives_the_same_losses(corpus, reference_run, tmp_pat
     assert killed_after is not None and killed_after < 14, f"the run was not killed mid-way: {process.stderr.read()[-2000:]}"
     assert process.returncode == -signal.SIGKILL
 
-    import bertkit.train.pretrain as recipe
+    import bertkit.train.pretrain_recipe as recipe
 
     checkpoint_step = int((out / "latest").read_text().strip().split("-")[1])
     assert checkpoint_step in (6, 9, 12) and checkpoint_step <= killed_after

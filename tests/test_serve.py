@@ -26,9 +26,9 @@ from bertkit.model import (  # noqa: E402
     BertForTokenClassification,
 )
 from bertkit.pipelines import pipeline  # noqa: E402
-from bertkit.serve import app as serve_app  # noqa: E402
+from bertkit.commands import serve as serve_app  # noqa: E402
 from bertkit.serve.app import background_server, create_app  # noqa: E402
-from bertkit.serve.attention import attention_data, attention_html  # noqa: E402
+from bertkit.serve.attention_view import attention_data, attention_html  # noqa: E402
 from bertkit.serve.service import Limits, ModelService  # noqa: E402
 
 MAX_LENGTH = 32
@@ -521,7 +521,7 @@ def test_attention_command_writes_a_self_contained_page(pretraining_dir, tmp_pat
 
 def test_attention_fragments_can_share_a_page(service, tmp_path):
     """The demo's report puts views inside its own page: two fragments on one page both render."""
-    from bertkit.serve.attention import view_fragment
+    from bertkit.serve.attention_view import view_fragment
 
     first = view_fragment(attention_data(service.model, service.tokenizer, "He got bit by Python"), "one")
     second = view_fragment(attention_data(service.model, service.tokenizer, "Python is my language"), "two")

@@ -18,7 +18,7 @@ pytest.importorskip("fastapi", reason="the [serve] extra (fastapi) is not instal
 from test_serve import error_of, save_tiny, serve_args  # noqa: E402
 
 from bertkit.model import BertForPreTraining, BertForQuestionAnswering  # noqa: E402
-from bertkit.serve import app as serve_app  # noqa: E402
+from bertkit.commands import serve as serve_app  # noqa: E402
 from bertkit.serve.app import create_app  # noqa: E402
 from bertkit.serve.service import Limits, ModelService  # noqa: E402
 

@@ -10,7 +10,7 @@ import torch
 
 from bertkit.cli import main
 from bertkit.data.collators import PaddingCollator
-from bertkit.train.logging import read_metrics
+from bertkit.train.metrics_log import read_metrics
 from bertkit.train.recipes import (
     RecipeOptions,
     count_trainable,

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bertkit.tasks.evaluate import TASKS, evaluate_file, format_report, load_examples, load_finetuned
+from bertkit.tasks.evaluation import TASKS, evaluate_file, format_report, load_examples, load_finetuned
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

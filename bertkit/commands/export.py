@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     if args.opset < 14:
         raise ValueError(f"--opset must be 14 or more (scaled dot-product attention's ops), got {args.opset}")
     try:
-        from bertkit.export.onnx import check_batches, copy_model_files, export_onnx, load_for_export, require, verify_onnx
+        from bertkit.export.cache import copy_model_files
+        from bertkit.export.head_outputs import require
+        from bertkit.export.onnx import check_batches, export_onnx, load_for_export, verify_onnx
 
         require("onnx")
         require("onnxruntime")

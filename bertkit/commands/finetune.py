@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from bertkit.tasks.evaluate import format_report
+from bertkit.tasks.evaluation import format_report
 from bertkit.train.arguments import TrainingArguments
 from bertkit.train.recipes import RECIPE_DEFAULTS, RecipeOptions, finetune_classifier, finetune_ner, finetune_qa, recipe_arguments
-from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
+from bertkit.utils.cli_flags import add_dataclass_arguments, dataclass_values
 
 # TrainingArguments' fields that make no flag: lists and HF names that change nothing here
 NO_FLAG = ("label_names", "report_to", "dataloader_num_workers", "disable_tqdm", "remove_unused_columns",

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from bertkit.pipelines.base import add_backend_arguments, backend_options, is_onnx_file, resolve_backend
-from bertkit.tasks.evaluate import load_examples, load_finetuned
+from bertkit.commands.options import add_backend_arguments, backend_options
+from bertkit.pipelines.base import is_onnx_file, resolve_backend
+from bertkit.tasks.evaluation import load_examples, load_finetuned
 from bertkit.tasks.registry import fine_tunable_tasks
 
 
@@ -33,7 +34,7 @@ def predict_classification(model: Any, tokenizer: Any, examples: list, max_lengt
     """label, score and per-label probabilities for each example (softmax; sigmoid for multi-label;
     the raw value for regression)."""
     from bertkit.pipelines.text_classification import scores_from_logits
-    from bertkit.tasks.evaluate import classify_logits
+    from bertkit.tasks.evaluation import classify_logits
 
     logits, _ = classify_logits(model, tokenizer, examples, max_length, batch_size, with_labels=False)
     config = model.config
@@ -143,7 +144,7 @@ def predict_ner_file(model: Any, tokenizer: Any, source: Path, output: Path, set
                     f.write(f"{word}{gold} {tag}\n")
                 f.write("\n")
         return tagged
-    from bertkit.pipelines.base import read_texts
+    from bertkit.commands.options import read_texts
     from bertkit.pipelines.token_classification import TokenClassificationPipeline
 
     if source.suffix.lower() in (".jsonl", ".json"):

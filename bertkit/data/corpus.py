@@ -23,7 +23,6 @@ last (atomically), so a folder with a header is complete.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import json
@@ -36,7 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from bertkit.files import iter_jsonl, open_text, require_folder, require_output_folder
+from bertkit.files import iter_jsonl, open_text, require_output_folder
 
 HEADER = "corpus.json"
 FORMAT_NAME = "bertkit-token-shards"
@@ -440,36 +439,3 @@ def _memmap(path: Path, dtype: Any, count: int) -> np.ndarray:
     if path.stat().st_size != expected:
         raise ValueError(f"shard file {path} has {path.stat().st_size} bytes, the header says {expected}; re-run prepare-corpus")
     return np.memmap(path, dtype=dtype, mode="r", shape=(count,))
-
-
-# ------------------------------------------------------------------ command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="text / JSONL / WikiExtractor files, folders or tar archives")
-    parser.add_argument("--output", "--out", dest="out", required=True, help="output folder for the shards")
-    parser.add_argument("--tokenizer", required=True, help="folder with vocab.txt (and tokenizer_config.json)")
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="input format (default: detect)")
-    parser.add_argument("--text-field", default="text", help="JSONL field holding the text (default: text)")
-    parser.add_argument("--valid-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)")
-    parser.add_argument("--shard-tokens", type=int, default=50_000_000, help="tokens per shard (default 50M)")
-    parser.add_argument("--max-documents", type=int, default=None, help="stop after this many documents")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    from bertkit.tokenizer import BertTokenizer
-
-    require_output_folder(args.out, "--output")  # before the slow part, not after it
-    folder = Path(args.tokenizer)
-    if not folder.is_file():  # a vocab.txt is fine too
-        require_folder(folder, "--tokenizer")
-    tokenizer = BertTokenizer.from_pretrained(str(folder))
-    header = prepare_corpus(
-        args.inputs, args.out, tokenizer, fmt=args.format, text_field=args.text_field,
-        valid_fraction=args.valid_fraction, shard_tokens=args.shard_tokens, max_documents=args.max_documents,
-        seed=args.seed, progress=not args.no_progress,
-    )
-    train = sum(s["tokens"] for s in header["splits"]["train"])
-    valid = sum(s["tokens"] for s in header["splits"]["valid"])
-    print(f"{header['documents']:,} documents, {train:,} train tokens, {valid:,} held-out tokens -> {args.out}")
-    return 0

@@ -9,9 +9,10 @@
     from bertkit.model import encode_batches                            # the same length bucketing as torch
     outputs = encode_batches(OrtModel("minilm.onnx"), tokenizer(texts)["input_ids"], batch_size=32)
 
-Modules: `onnx` (the exporter, the graph optimizer pass, int8, the check against PyTorch, `cached_export`: a
-folder's export made once, FOLDER/onnx/<class>.onnx) and `ort` (the ONNX Runtime runner; `encode_batches` runs it
-through `OrtModel.encode_bucket`; `load_ort_model`: what the pipelines' backend="onnxruntime" loads).
+Modules, each importing only those before it: `head_outputs` (what each model class outputs), `onnx` (the exporter,
+the graph optimizer pass, int8, the check against PyTorch), `ort` (the ONNX Runtime runner; `encode_batches`
+runs it through `OrtModel.encode_bucket`), `cache` (`cached_export`: a folder's export made once,
+FOLDER/onnx/<class>.onnx; `load_ort_model`: what the pipelines' backend="onnxruntime" loads).
 Names are imported lazily: importing this package needs neither onnx nor onnxruntime.
 """
 from __future__ import annotations
@@ -24,10 +25,10 @@ _PUBLIC: dict[str, str] = {
     "verify_onnx": "bertkit.export.onnx",
     "optimize_onnx": "bertkit.export.onnx",
     "quantize_onnx": "bertkit.export.onnx",
-    "cached_export": "bertkit.export.onnx",
-    "copy_model_files": "bertkit.export.onnx",
+    "cached_export": "bertkit.export.cache",
+    "copy_model_files": "bertkit.export.cache",
     "OrtModel": "bertkit.export.ort",
-    "load_ort_model": "bertkit.export.ort",
+    "load_ort_model": "bertkit.export.cache",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -19,88 +19,29 @@ Optional passes on the exported file:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging as std_logging
 import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bertkit.model import outputs as model_outputs
 from bertkit.model.bert import BertModel, BertPreTrainedModel
 from bertkit.utils import logging
+
+from .head_outputs import HEADS, head_spec, require
 
 logger = logging.get_logger(__name__)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_OPSET = 17  # LayerNormalization is a standard op from 17 on (one node instead of ~9)
 FP32_ATOL = 1e-4
-
-
-def require(module: str) -> Any:
-    """Import onnx / onnxruntime or say how to get them (they are the optional extra bertkit[onnx])."""
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as error:
-        raise ImportError(
-            f"{module} is not installed; ONNX export and the ONNX Runtime backend need the optional extra: "
-            "pip install 'bertkit[onnx]'  (or: pip install onnxruntime onnx)"
-        ) from error
-
-
-# --- what each model class outputs -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HeadSpec:
-    outputs: tuple[str, ...]  # HF's output names, in graph order
-    per_token: tuple[str, ...]  # outputs with a sequence axis (compared on real tokens only)
-    output_class: type  # the bertkit ModelOutput the runtime rebuilds
-    head: Callable[[Any, Tensor, Tensor | None], tuple[Tensor, ...]]  # (model, last_hidden_state, pooled) -> outputs
-
-
-def _qa(model: Any, x: Tensor, pooled: Tensor | None) -> tuple[Tensor, Tensor]:
-    start, end = model.qa_outputs(x).split(1, dim=-1)
-    return start.squeeze(-1), end.squeeze(-1)
-
-
-HEADS: dict[str, HeadSpec] = {
-    "BertModel": HeadSpec(("last_hidden_state", "pooler_output"), ("last_hidden_state",),
-                          model_outputs.BaseModelOutputWithPooling, lambda m, x, p: (x, p)),
-    "BertForSequenceClassification": HeadSpec(("logits",), (), model_outputs.SequenceClassifierOutput,
-                                              lambda m, x, p: (m.classifier(p),)),
-    "BertForTokenClassification": HeadSpec(("logits",), ("logits",), model_outputs.TokenClassifierOutput,
-                                           lambda m, x, p: (m.classifier(x),)),
-    "BertForQuestionAnswering": HeadSpec(("start_logits", "end_logits"), ("start_logits", "end_logits"),
-                                         model_outputs.QuestionAnsweringModelOutput, _qa),
-    "BertForMaskedLM": HeadSpec(("logits",), ("logits",), model_outputs.MaskedLMOutput,
-                                lambda m, x, p: (m.cls.predictions(x),)),
-    "BertForNextSentencePrediction": HeadSpec(("logits",), (), model_outputs.NextSentencePredictorOutput,
-                                              lambda m, x, p: (m.cls.seq_relationship(p),)),
-    "BertForPreTraining": HeadSpec(("prediction_logits", "seq_relationship_logits"), ("prediction_logits",),
-                                   model_outputs.BertForPreTrainingOutput, lambda m, x, p: m.cls(x, p)),
-}
-
-
-def head_spec(model: nn.Module) -> HeadSpec:
-    """The spec of the model's class, or of the nearest bertkit class it derives from; a BertModel without a
-    pooler exports last_hidden_state only."""
-    for cls in type(model).__mro__:
-        if cls.__name__ in HEADS:
-            spec = HEADS[cls.__name__]
-            if isinstance(model, BertModel) and model.pooler is None:
-                spec = HeadSpec(spec.outputs[:1], spec.per_token, spec.output_class, lambda m, x, p: (x,))
-            return spec
-    raise ValueError(
-        f"cannot export {type(model).__name__}: ONNX export supports {', '.join(HEADS)} "
-        "(BertForMultipleChoice takes [batch, choices, seq] inputs: export its .bert and score the choices yourself)"
-    )
 
 
 class OnnxGraph(nn.Module):
@@ -361,82 +302,3 @@ def export_onnx(
     finally:
         model.to(device).train(was_training)
     return output_path
-
-
-# --- files beside the .onnx, and the per-folder cache the onnxruntime backend uses ------------------------------
-# what a folder of an .onnx needs besides the graph (the config travels in the graph's metadata): the tokenizer,
-# the sentence-transformers pooling settings (`bertkit embed`), the fine-tuning settings (`bertkit predict`)
-COMPANION_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
-                   "bertkit_task.json")
-CACHE_FOLDER = "onnx"
-
-
-def copy_model_files(source: str | os.PathLike, target: str | os.PathLike) -> list[str]:
-    """Copy the tokenizer and settings files of a model folder beside an exported .onnx, so that folder is
-    self-contained (`pipeline(task, model="that/folder/model.onnx")` finds its tokenizer there). Returns the names
-    copied."""
-    source, target = Path(source), Path(target)
-    copied = []
-    for name in COMPANION_FILES:
-        if (source / name).is_file() and (source / name).resolve() != (target / name).resolve():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / name, target / name)
-            copied.append(name)
-    return copied
-
-
-def _weights_mtime(folder: Path) -> float:
-    """The newest of the files an export depends on: config.json and the weights (sharded or not)."""
-    files = [p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin")
-                                                             or p.name.endswith(".index.json"))]
-    return max((p.stat().st_mtime for p in files), default=0.0)
-
-
-def _cache_dir(folder: Path) -> Path:
-    """FOLDER/onnx when the model folder is writable, else a folder under the system's temp dir named after it."""
-    cache = folder / CACHE_FOLDER
-    try:
-        cache.mkdir(exist_ok=True)
-        probe = cache / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-        return cache
-    except OSError:
-        key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
-        cache = Path(tempfile.gettempdir()) / "bertkit-onnx" / f"{folder.name}-{key}"
-        cache.mkdir(parents=True, exist_ok=True)
-        return cache
-
-
-def cached_export(
-    folder: str | os.PathLike, class_name: str = "BertModel", model: BertPreTrainedModel | None = None
-) -> Path:
-    """The fp32 ONNX export of a model folder loaded as `class_name`, made once and reused:
-    FOLDER/onnx/<class_name>.onnx (tokenizer files beside it), re-exported when config.json or the weights are
-    newer than it. An unwritable folder caches under the system's temp dir instead. `model`: the same folder
-    already loaded (saves loading it again).
-
-    The file is written under a temporary name and renamed into place, so processes that start together (two
-    servers on one folder) never read a half-written file; each may export once."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not a model folder (no config.json there)")
-    target = _cache_dir(folder) / f"{class_name}.onnx"
-    if target.is_file() and target.stat().st_mtime >= _weights_mtime(folder):
-        return target
-    if model is None:
-        from bertkit import model as models
-
-        if not hasattr(models, class_name):
-            raise ValueError(f"unknown model class {class_name!r}; choose one of {', '.join(HEADS)}")
-        model = getattr(models, class_name).from_pretrained(folder)
-    logger.info("exporting %s to %s (once: later runs reuse it while the weights are unchanged)", folder, target)
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
-    try:
-        export_onnx(model, partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    copy_model_files(folder, target.parent)
-    return target

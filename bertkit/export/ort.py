@@ -22,7 +22,7 @@ import torch
 from bertkit.model.config import BertConfig
 from bertkit.model.outputs import BaseModelOutputWithPooling, ModelOutput
 
-from .onnx import HEADS, require
+from .head_outputs import HEADS, require
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -108,30 +108,3 @@ def _as_int64(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.int64)
-
-
-
-def load_ort_model(model: Any, class_name: str = "BertModel", threads: int | None = None) -> OrtModel:
-    """The onnxruntime backend's model from what a user passes: an `OrtModel` as is; a path ending in .onnx;
-    a model folder (exported once to FOLDER/onnx/<class_name>.onnx, see `cached_export`); or a bertkit model
-    object (exported to a temporary file: nothing to cache it against)."""
-    from .onnx import cached_export, export_onnx
-
-    if isinstance(model, OrtModel):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.suffix == ".onnx" or path.is_file():
-            return OrtModel(path, threads=threads)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no model folder or .onnx file at {str(path)!r}")
-        return OrtModel(cached_export(path, class_name), threads=threads)
-    if isinstance(model, torch.nn.Module):
-        import tempfile
-
-        # ONNX Runtime reads the whole file when the session is made, so the temporary file can go right after
-        with tempfile.TemporaryDirectory(prefix="bertkit-onnx-") as tmp:
-            ort_model = OrtModel(export_onnx(model, Path(tmp) / f"{type(model).__name__}.onnx"), threads=threads)
-        return ort_model
-    raise ValueError(f"the onnxruntime backend takes a model folder, an .onnx file, an OrtModel or a bertkit model, "
-                     f"got {type(model).__name__}")

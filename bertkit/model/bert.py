@@ -341,7 +341,7 @@ class BertPreTrainedModel(nn.Module):
         """Load a HuggingFace-layout folder (config.json + safetensors/bin, sharded or not); keyword arguments
         that name config fields override config.json (num_labels=3, output_hidden_states=True, ...).
         Also: config=, torch_dtype= (or dtype=), device=, ignore_mismatched_sizes=, local_files_only=."""
-        from .checkpoint import load_pretrained
+        from .hf_checkpoint import load_pretrained
 
         return load_pretrained(cls, name_or_path, **kwargs)
 
@@ -349,7 +349,7 @@ class BertPreTrainedModel(nn.Module):
         """Write config.json + model.safetensors (or shards with an index when max_shard_size is given)."""
         from bertkit.utils.logging import warn_ignored
 
-        from .checkpoint import save_pretrained
+        from .hf_checkpoint import save_pretrained
 
         if kwargs:  # safe_serialization, push_to_hub, ...: always safetensors, never uploaded
             warn_ignored(f"{type(self).__name__}.save_pretrained", kwargs, "weights are always written as safetensors, locally")

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from bertkit.files import read_text, require_folder
+from bertkit.files import require_folder
 from bertkit.model.inference import is_torch_module, resolve_device
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
@@ -243,41 +243,3 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={type(self.model).__name__}, device={self.device}, backend={self.backend})"
-
-
-def read_texts(texts: list[str], file: str | None) -> list[str]:
-    """The commands' input: texts from the command line, then one per non-empty line of `file`."""
-    if file:
-        lines = read_text(file, "--file").splitlines()  # a folder, a missing or a binary file: named
-        texts = [*texts, *(line.strip() for line in lines if line.strip())]
-    if not texts:
-        raise ValueError("no input text: give it on the command line or with --file")
-    return texts
-
-
-def add_backend_arguments(parser: Any) -> None:
-    """--backend and --threads, the same for every command that runs a model."""
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="torch (default) or onnxruntime: a model folder is exported once to FOLDER/onnx/ and "
-                        "reused; an .onnx --model runs on onnxruntime (needs: pip install 'bertkit[onnx]')")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for the forward passes (torch's or ONNX Runtime's; default: the backend's choice)")
-
-
-def backend_options(args: Any) -> dict[str, Any]:
-    """--backend / --threads as the pipelines' keywords; torch's threads are process-wide, so they are set here."""
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    backend = args.backend or "torch"
-    if backend == "torch":
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        return {"backend": backend}
-    from bertkit.errors import UserError
-    from bertkit.export.onnx import require
-
-    try:
-        require("onnxruntime")
-    except ImportError as error:  # the optional extra: one line with the install hint, before anything loads
-        raise UserError(str(error)) from error
-    return {"backend": backend, "threads": args.threads}

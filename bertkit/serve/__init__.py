@@ -17,8 +17,8 @@ _PUBLIC = {
     "ModelService": "bertkit.serve.service",
     "Limits": "bertkit.serve.service",
     "DynamicBatcher": "bertkit.serve.batcher",
-    "attention_data": "bertkit.serve.attention",
-    "attention_html": "bertkit.serve.attention",
+    "attention_data": "bertkit.serve.attention_view",
+    "attention_html": "bertkit.serve.attention_view",
 }
 __all__ = sorted(_PUBLIC)
 

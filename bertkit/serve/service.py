@@ -344,6 +344,6 @@ class ModelService:
         return group_by_params(lambda inputs, **params: run_pipeline(pipe, inputs, **params))
 
     def _attention(self, inputs: list[tuple[str, str | None]], layer: int | None = None) -> list[dict[str, Any]]:
-        from bertkit.serve.attention import attention_data
+        from bertkit.serve.attention_view import attention_data
 
         return [attention_data(self.encoder, self.tokenizer, text, pair, layer=layer) for text, pair in inputs]

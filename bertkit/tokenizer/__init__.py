@@ -1,6 +1,6 @@
 """The WordPiece tokenizer: BERT normalization, greedy WordPiece, HuggingFace's BertTokenizer surface.
 
-`train_wordpiece` lives in bertkit.tokenizer.trainer (imported lazily by `bertkit`).
+`train_wordpiece` lives in bertkit.tokenizer.vocab_trainer (imported lazily by `bertkit`).
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from bertkit.files import read_json_object
-from bertkit.model.checkpoint import load_pickle, read_state_dict
+from bertkit.model.hf_checkpoint import load_pickle, read_state_dict
 from bertkit.train import distributed as dist_utils
 from bertkit.utils.logging import get_logger
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from bertkit.model.inference import bf16_supported, resolve_device
-from bertkit.tasks.evaluate import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
+from bertkit.tasks.evaluation import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.registry import fine_tunable_tasks, get_task
 from bertkit.train.arguments import TrainingArguments, set_seed
 from bertkit.train.callbacks import EarlyStoppingCallback

@@ -50,7 +50,7 @@ from bertkit.train.callbacks import (
     TrainOutput,
 )
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
-from bertkit.train.logging import MetricsLogger
+from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
 from bertkit.train.rows import batch_order, labelled_tokens_per_row, read_rows, trim_padding
 

@@ -2,7 +2,7 @@
 
 Use from any recipe:
 
-    from bertkit.train.logging import MetricsLogger, read_metrics
+    from bertkit.train.metrics_log import MetricsLogger, read_metrics
     with MetricsLogger("runs/x/metrics.jsonl", resume_step=start_step) as log:
         log.log(step=step, split="train", loss=loss.item(), lr=scheduler.get_last_lr()[0])
     rows = read_metrics("runs/x/metrics.jsonl")      # list of dicts

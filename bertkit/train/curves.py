@@ -1,16 +1,15 @@
-"""`bertkit plot LOG.jsonl --out curves.png`: loss and accuracy curves of a metrics log.
+"""Loss and accuracy curves of a metrics log (`bertkit plot LOG.jsonl --output curves.png`).
 
 One panel per metric found in the log (loss, MLM accuracy, NSP accuracy, learning rate), train and eval
 series on the same axes. matplotlib is imported only here, and only when a plot is drawn.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
 from bertkit.files import check_text_file
-from bertkit.train.logging import read_metrics
+from bertkit.train.metrics_log import read_metrics
 
 # (panel title, train key, eval key)
 PANELS = [
@@ -64,16 +63,3 @@ def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("log", help="metrics.jsonl written by a run")
-    parser.add_argument("--output", "--out", dest="out", default=None, help="PNG to write (default: next to the log, curves.png)")
-    parser.add_argument("--title", default=None)
-
-
-def run(args: argparse.Namespace) -> int:
-    out = args.out or str(Path(args.log).with_name("curves.png"))
-    path = plot_metrics(args.log, out, args.title)
-    print(path)
-    return 0

