@@ -3,14 +3,19 @@
 Each sub-command is one module of `bertkit/commands/` (named after it) over the library's functions; it exposes
 `add_arguments(parser)` and `run(args) -> int | None`. Only the chosen command's module is
 imported, so `bertkit --help` stays instant (no torch import).
+
+A `UserError` (bertkit.errors: what the user passed was wrong) is printed as one line with exit status 2, and so
+is the operating system's refusal of a path; anything else is a bug and prints its traceback. `--traceback` (or
+`BERTKIT_TRACEBACK=1`) shows the traceback of user errors too.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from bertkit.errors import UserError  # noqa: F401 (bertkit.cli.UserError, as the docs name it)
+from bertkit.errors import UserError
 
 # command name -> (module that implements it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,7 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bertkit", description="BERT end to end.")
+    parser = argparse.ArgumentParser(prog="bertkit", description="BERT end to end.",
+                                     epilog="--traceback (or BERTKIT_TRACEBACK=1): show the traceback of user errors too")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -59,6 +65,8 @@ def _describe_os_error(error: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    show_traceback = "--traceback" in argv or os.environ.get("BERTKIT_TRACEBACK", "") not in ("", "0")
+    argv = [a for a in argv if a != "--traceback"]
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
@@ -68,12 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (UserError, ValueError, OverflowError) as error:
+    except UserError as error:  # the user's input: one line (anything else is a bug and keeps its traceback)
+        if show_traceback:
+            raise
         print(f"bertkit {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        # a path that is a file where a folder is needed (or the reverse), no permission, a full disk...: the
-        # commands check the common cases with their own message; anything else is still one line, not a traceback
+        # the operating system's own refusal of a path the user gave (a file where a folder is to be made, no
+        # permission, a full disk...): the commands check the common cases with their own message
+        if show_traceback or error.errno is None:
+            raise
         print(f"bertkit {args.command}: error: {_describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ import lzma
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from bertkit.errors import AlreadyExistsError, IsAFolderError, MissingFileError, NotAFolderError, UserError
+
 # the shared data ships as .xz; .gz and .bz2 are what users have otherwise
 OPENERS = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
 # how much of a file's start is looked at to tell text from binary data, and the share of bytes that may fail
@@ -20,9 +22,9 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     """`path` as a Path when it is an existing file; otherwise an error that says what is there instead."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{what} {str(path)!r} is a folder; pass a file")
+        raise IsAFolderError(f"{what} {str(path)!r} is a folder; pass a file")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
+        raise MissingFileError(f"{what} {str(path)!r} does not exist; check the path")
     return path
 
 
@@ -30,9 +32,9 @@ def require_folder(path: str | Path, what: str = "folder") -> Path:
     """`path` as a Path when it is an existing folder; otherwise an error that says what is there instead."""
     path = Path(path)
     if path.is_file():
-        raise NotADirectoryError(f"{what} {str(path)!r} is a file; pass the folder that holds it")
+        raise NotAFolderError(f"{what} {str(path)!r} is a file; pass the folder that holds it")
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
+        raise MissingFileError(f"{what} {str(path)!r} does not exist; check the path")
     return path
 
 
@@ -40,7 +42,7 @@ def require_output_folder(path: str | Path, what: str = "output folder") -> Path
     """A folder to write into (the caller creates it when missing); a file in its place is a clear error."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{what} {str(path)!r} is a file; pass a folder path (it is created when missing)")
+        raise AlreadyExistsError(f"{what} {str(path)!r} is a file; pass a folder path (it is created when missing)")
     return path
 
 
@@ -48,7 +50,7 @@ def require_output_file(path: str | Path, what: str = "output file") -> Path:
     """A file to write (created or replaced); a folder in its place is a clear error."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{what} {str(path)!r} is a folder; pass a file path, e.g. {str(path / 'out.jsonl')!r}")
+        raise IsAFolderError(f"{what} {str(path)!r} is a folder; pass a file path, e.g. {str(path / 'out.jsonl')!r}")
     return path
 
 
@@ -59,7 +61,7 @@ def check_text(path: str | Path, head: bytes, strict: bool = True) -> None:
     `strict`, so is any undecodable byte (a character cut at the end of `head` is fine: the rest follows).
     """
     if b"\x00" in head:
-        raise ValueError(f"{path} is not a text file (it holds NUL bytes: binary data); pass a UTF-8 text file")
+        raise UserError(f"{path} is not a text file (it holds NUL bytes: binary data); pass a UTF-8 text file")
     try:
         head.decode("utf-8")
         return
@@ -69,10 +71,10 @@ def check_text(path: str | Path, head: bytes, strict: bool = True) -> None:
         first_bad = error.start
     undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
     if undecodable > MAX_UNDECODABLE_SHARE * len(head):
-        raise ValueError(f"{path} is not a text file ({undecodable} of its first {len(head)} bytes are not UTF-8: "
+        raise UserError(f"{path} is not a text file ({undecodable} of its first {len(head)} bytes are not UTF-8: "
                          "binary data); pass a UTF-8 text file")
     if strict:
-        raise ValueError(f"{path} is not UTF-8 text (byte {first_bad} cannot be decoded); save it as UTF-8")
+        raise UserError(f"{path} is not UTF-8 text (byte {first_bad} cannot be decoded); save it as UTF-8")
 
 
 def check_text_file(path: str | Path, what: str = "file", strict: bool = True) -> Path:
@@ -91,7 +93,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8") from None
+        raise UserError(f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); save it as UTF-8") from None
 
 
 def open_text(path: str | Path, errors: str = "strict", newline: str | None = None) -> IO[str]:
@@ -116,9 +118,9 @@ def read_json_object(path: str | Path, remedy: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); {remedy}") from None
+        raise UserError(f"{path} is not valid JSON ({error}); {remedy}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, found {type(data).__name__}; {remedy}")
+        raise UserError(f"{path} must hold a JSON object, found {type(data).__name__}; {remedy}")
     return data
 
 
@@ -130,8 +132,8 @@ def iter_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict[st
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{source} line {number} is not valid JSON ({error.msg}); "
+            raise UserError(f"{source} line {number} is not valid JSON ({error.msg}); "
                              "JSONL needs one JSON object per line") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{source} line {number} is not a JSON object; JSONL needs one object per line")
+            raise UserError(f"{source} line {number} is not a JSON object; JSONL needs one object per line")
         yield number, record

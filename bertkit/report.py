@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import UserError
+
 STYLE = """
 body { font-family: system-ui, -apple-system, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
        color: #222; line-height: 1.45; }
@@ -126,7 +128,7 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, ylabel:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("the report's charts need matplotlib: pip install 'bertkit[plot]'") from None
+        raise UserError("the report's charts need matplotlib: pip install 'bertkit[plot]'") from None
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, points in series.items():
         if points:

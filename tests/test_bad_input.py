@@ -307,3 +307,28 @@ def test_trainer_resume_skips_a_damaged_checkpoint(tmp_path, caplog):
         latest = tmp_path / "run" / "step-00000006"
         (latest / "config.json").write_text("{garbage")
         Trainer(model=classifier(1), args=arguments(8), train_dataset=rows).train(resume_from_checkpoint=str(latest))
+
+
+# --------------------------------------------------------------------- user errors and bugs are told apart
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    import bertkit.commands.tokenize as tokenize_command
+    from bertkit.errors import MissingFileError, UserError
+
+    assert issubclass(UserError, ValueError) and issubclass(MissingFileError, FileNotFoundError)
+    missing = tmp_path / "nowhere"
+    assert cli_main(["tokenize", "hello", "--tokenizer", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "nowhere" in err
+    with pytest.raises(UserError):  # --traceback shows the user error's traceback too
+        cli_main(["tokenize", "hello", "--tokenizer", str(missing), "--traceback"])
+    monkeypatch.setenv("BERTKIT_TRACEBACK", "1")
+    with pytest.raises(UserError):
+        cli_main(["tokenize", "hello", "--tokenizer", str(missing)])
+    monkeypatch.delenv("BERTKIT_TRACEBACK")
+
+    def buggy(args):  # a ValueError from deep inside a library is a bug, not bad input
+        return int("not a number")
+
+    monkeypatch.setattr(tokenize_command, "run", buggy)
+    with pytest.raises(ValueError, match="invalid literal"):
+        cli_main(["tokenize", "hello", "--tokenizer", str(missing)])

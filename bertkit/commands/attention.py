@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.serve.attention_view import attention_html
 
 
@@ -20,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.model)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{args.model!r} is not a model folder (no config.json); pass --model <folder>")
+        raise MissingFileError(f"{args.model!r} is not a model folder (no config.json); pass --model <folder>")
     if not args.text.strip():
-        raise ValueError("the text is empty; give a sentence, e.g. bertkit attention \"He got bit by Python\" --model DIR")
+        raise UserError("the text is empty; give a sentence, e.g. bertkit attention \"He got bit by Python\" --model DIR")
     from bertkit import model as models
     from bertkit.tokenizer import BertTokenizer
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bertkit.commands.options import add_backend_arguments, backend_options, read_texts
+from bertkit.errors import UserError
 from bertkit.pipelines.base import is_onnx_file, resolve_backend
 from bertkit.pipelines.feature_extraction import POOLINGS, FeatureExtractionPipeline, sentence_transformers_settings
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.text, args.file)
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in (".json", ".npy"):
-        raise ValueError(f"--output must end in .json or .npy, got {output.name!r}")
+        raise UserError(f"--output must end in .json or .npy, got {output.name!r}")
     settings = sentence_transformers_settings(settings_folder)
     pooling = args.pooling or settings.get("pooling", "mean")
     normalize = settings.get("normalize", False) if args.normalize is None else args.normalize
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     if pooling == "none":  # token vectors: ragged, so JSON with the tokens beside their vectors
         if output is not None and output.suffix == ".npy":
-            raise ValueError("token vectors differ in length per text; write them to .json, or pick a --pooling")
+            raise UserError("token vectors differ in length per text; write them to .json, or pick a --pooling")
         vectors = extractor(texts, pooling="none", normalize=normalize, layer=args.layer,
                             max_length=max_length, batch_size=args.batch_size)
         records = []

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.errors import UserError
+
 FORMATS = ("onnx",)
 
 
@@ -28,15 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.errors import UserError
     from bertkit.files import require_folder, require_output_file
 
     folder = require_folder(args.model, "--model")
     output = require_output_file(args.output, "--output")
     if output.suffix != ".onnx":
-        raise ValueError(f"--output must be a file name ending in .onnx, got {output.name!r}")
+        raise UserError(f"--output must be a file name ending in .onnx, got {output.name!r}")
     if args.opset < 14:
-        raise ValueError(f"--opset must be 14 or more (scaled dot-product attention's ops), got {args.opset}")
+        raise UserError(f"--opset must be 14 or more (scaled dot-product attention's ops), got {args.opset}")
     try:
         from bertkit.export.cache import copy_model_files
         from bertkit.export.head_outputs import require

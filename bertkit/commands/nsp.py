@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertkit.errors import UserError
 from bertkit.pipelines.next_sentence import NextSentencePredictionPipeline
 
 
@@ -20,7 +21,7 @@ def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     pairs = []
     if args.sentence_a is not None:
         if args.sentence_b is None:
-            raise ValueError("give two sentences: bertkit nsp --model DIR 'sentence A' 'sentence B'")
+            raise UserError("give two sentences: bertkit nsp --model DIR 'sentence A' 'sentence B'")
         pairs.append((args.sentence_a, args.sentence_b))
     if args.file:
         from bertkit.files import read_text
@@ -30,10 +31,10 @@ def read_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
                 continue
             fields = line.split("\t")
             if len(fields) != 2:
-                raise ValueError(f"{args.file}:{number}: expected 'sentence A<TAB>sentence B', got {len(fields)} field(s)")
+                raise UserError(f"{args.file}:{number}: expected 'sentence A<TAB>sentence B', got {len(fields)} field(s)")
             pairs.append((fields[0].strip(), fields[1].strip()))
     if not pairs:
-        raise ValueError("no sentence pair: give two sentences or --file pairs.tsv")
+        raise UserError("no sentence pair: give two sentences or --file pairs.tsv")
     return pairs
 
 

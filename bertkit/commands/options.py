@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from bertkit.errors import UserError
 from bertkit.files import read_text
 from bertkit.pipelines.base import BACKENDS
 
@@ -15,7 +16,7 @@ def read_texts(texts: list[str], file: str | None) -> list[str]:
         lines = read_text(file, "--file").splitlines()  # a folder, a missing or a binary file: named
         texts = [*texts, *(line.strip() for line in lines if line.strip())]
     if not texts:
-        raise ValueError("no input text: give it on the command line or with --file")
+        raise UserError("no input text: give it on the command line or with --file")
     return texts
 
 
@@ -31,13 +32,12 @@ def add_backend_arguments(parser: Any) -> None:
 def backend_options(args: Any) -> dict[str, Any]:
     """--backend / --threads as the pipelines' keywords; torch's threads are process-wide, so they are set here."""
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
     backend = args.backend or "torch"
     if backend == "torch":
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         return {"backend": backend}
-    from bertkit.errors import UserError
     from bertkit.export.head_outputs import require
 
     try:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bertkit.commands.options import add_backend_arguments, backend_options
+from bertkit.errors import UserError
 from bertkit.pipelines.base import is_onnx_file, resolve_backend
 from bertkit.tasks.evaluation import load_examples, load_finetuned
 from bertkit.tasks.registry import fine_tunable_tasks
@@ -174,7 +175,7 @@ def predict_qa_file(model: Any, tokenizer: Any, source: Path, output: Path, sett
         rows = read_table(source)
         missing = [i + 1 for i, r in enumerate(rows) if "question" not in r or "context" not in r]
         if missing:
-            raise ValueError(f"{source.name}: rows {missing[:5]} lack 'question' or 'context'; each line needs both")
+            raise UserError(f"{source.name}: rows {missing[:5]} lack 'question' or 'context'; each line needs both")
         pipe = QuestionAnsweringPipeline(model, tokenizer=tokenizer, batch_size=args.batch_size)
         answers = pipe([{"question": r["question"], "context": r["context"]} for r in rows], top_k=args.top_k,
                        max_answer_len=settings.get("max_answer_length", 30),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from bertkit.errors import UserError
 from bertkit.serve.app import create_app, draining_server, require_serve_extras
 from bertkit.serve.service import Limits, ModelService, flag
 
@@ -54,16 +55,16 @@ def check_arguments(args: argparse.Namespace) -> None:
     lowest = {"max_batch_size": 1, "max_texts": 1, "port": 0, "threads": 1, "max_queue": 1, **dict.fromkeys(LIMIT_HELP, 1)}
     for name, low in lowest.items():
         if getattr(args, name) is not None and getattr(args, name) < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+            raise UserError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
     if args.port > 65535:
-        raise ValueError(f"--port must be at most 65535, got {args.port}")
+        raise UserError(f"--port must be at most 65535, got {args.port}")
     for name in ("max_wait_ms", "drain_seconds", "shutdown_timeout"):
         if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
+            raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
     if args.request_timeout <= 0:
-        raise ValueError(f"--request-timeout must be more than 0, got {args.request_timeout}")
+        raise UserError(f"--request-timeout must be more than 0, got {args.request_timeout}")
     if args.max_length is not None and args.max_length < 3:
-        raise ValueError(f"--max-length must be at least 3 ([CLS] + a token + [SEP]), got {args.max_length}")
+        raise UserError(f"--max-length must be at least 3 ([CLS] + a token + [SEP]), got {args.max_length}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         require_serve_extras()
     except ImportError as error:
-        from bertkit.errors import UserError
-
         raise UserError(str(error)) from error
     import torch
     import uvicorn
@@ -84,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = ModelService(args.model, limits, device=args.device, backend=args.backend, threads=args.threads)
     except ImportError as error:  # onnxruntime missing: the install hint, one line
-        from bertkit.errors import UserError
-
         raise UserError(str(error)) from error
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_queue=args.max_queue, request_timeout=args.request_timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertkit.errors import UserError
 from bertkit.tokenizer.vocab_trainer import SPECIAL_TOKENS, train_wordpiece
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder to write the tokenizer into")
+        raise UserError(f"--output {output} is a file; give a folder to write the tokenizer into")
     files = [Path(f) for f in args.files]
     tokenizer = train_wordpiece(
         files,

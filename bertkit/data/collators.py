@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from bertkit.data.masking import Masker
+from bertkit.errors import UserError
 
 # what a feature may hand to the model; everything else in a feature is for post-processing
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
@@ -47,7 +48,7 @@ class PaddingCollator:
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
-            raise ValueError("cannot collate an empty list of features")
+            raise UserError("cannot collate an empty list of features")
         # tensors and arrays become python lists once here, so the code below handles one kind of row
         rows = [{k: plain_value(v) for k, v in f.items() if k in MODEL_KEYS} for f in features]
         length = max(len(r["input_ids"]) for r in rows)
@@ -87,7 +88,7 @@ def _is_token_level(values: list, rows: Sequence[dict[str, Any]]) -> bool:
 
 def _check_return_tensors(return_tensors: str) -> str:
     if return_tensors not in ("pt", "np"):
-        raise ValueError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
+        raise UserError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
     return return_tensors
 
 
@@ -102,11 +103,11 @@ def _max_length_if(padding: bool | str, max_length: int | None) -> int | None:
         return None
     if padding == "max_length":
         if max_length is None:
-            raise ValueError("padding='max_length' needs max_length")
+            raise UserError("padding='max_length' needs max_length")
         return max_length
     if padding in (False, "do_not_pad"):
         return None  # equal-length rows need no padding; ragged ones are padded to the longest instead of failing
-    raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
+    raise UserError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
 
 
 class DataCollatorWithPadding:
@@ -178,9 +179,9 @@ class DataCollatorForLanguageModeling:
                  pad_to_multiple_of: int | None = None, return_tensors: str = "pt", seed: int | None = None,
                  whole_word_mask: bool = False) -> None:
         if whole_word_mask and not mlm:
-            raise ValueError("whole_word_mask needs mlm=True")
+            raise UserError("whole_word_mask needs mlm=True")
         if mlm and mlm_probability is None:
-            raise ValueError("mlm=True needs an mlm_probability between 0 and 1 (BERT uses 0.15)")
+            raise UserError("mlm=True needs an mlm_probability between 0 and 1 (BERT uses 0.15)")
         self.tokenizer = tokenizer
         self.mlm = mlm
         self.whole_word_mask = whole_word_mask

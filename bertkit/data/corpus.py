@@ -35,6 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import iter_jsonl, open_text, require_output_folder
 
 HEADER = "corpus.json"
@@ -92,7 +93,7 @@ def read_lines_documents(lines: Iterable[str], split: bool = False) -> Iterator[
 def read_jsonl_documents(lines: Iterable[str], text_field: str = "text", source: str = "") -> Iterator[list[str]]:
     for number, record in iter_jsonl(lines, source):
         if text_field not in record:
-            raise ValueError(f"{source} line {number}: no {text_field!r} field; pass --text-field with the name of the text field")
+            raise UserError(f"{source} line {number}: no {text_field!r} field; pass --text-field with the name of the text field")
         doc = [s for paragraph in str(record[text_field]).splitlines() for s in split_sentences(paragraph)]
         if doc:
             yield doc
@@ -147,7 +148,7 @@ def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field
     elif fmt == "wikiextractor":
         yield from read_wikiextractor_documents(stream)
     else:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_field: str = "text") -> Iterator[list[str]]:
@@ -158,11 +159,11 @@ def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_f
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise FileNotFoundError(f"input {path} does not exist; pass text files, JSONL files, folders or tar archives")
+            raise MissingFileError(f"input {path} does not exist; pass text files, JSONL files, folders or tar archives")
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             if not files:
-                raise ValueError(f"folder {path} holds no files")
+                raise UserError(f"folder {path} holds no files")
             yield from iter_documents(files, fmt, text_field)
         elif ".tar" in path.name.lower() or path.name.lower().endswith(".tgz"):
             with tarfile.open(path, "r:*") as archive:
@@ -286,9 +287,9 @@ def prepare_corpus(
     from tqdm.auto import tqdm
 
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not 0.0 <= valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+        raise UserError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     out = require_output_folder(out_dir, "output folder")
     out.mkdir(parents=True, exist_ok=True)
     if (out / HEADER).exists():
@@ -338,7 +339,7 @@ def prepare_corpus(
         bar.set_postfix(tokens=f"{counts['tokens']:,}", refresh=False)
     bar.close()
     if counts["documents"] == 0:
-        raise ValueError(f"no documents with text found in {', '.join(map(str, inputs))}; check --format and the files")
+        raise UserError(f"no documents with text found in {', '.join(map(str, inputs))}; check --format and the files")
 
     splits = {split: writer.close() for split, writer in writers.items()}
     tokenizer.save_pretrained(out / "tokenizer")
@@ -396,14 +397,14 @@ class TokenShards:
         self.folder = Path(folder)
         header_path = self.folder / HEADER
         if not header_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.folder} is not a prepared corpus (no {HEADER}); run `bertkit prepare-corpus ... --out {self.folder}`"
             )
         self.header = json.loads(header_path.read_text(encoding="utf-8"))
         if self.header.get("format") != FORMAT_NAME:
-            raise ValueError(f"{header_path} is not a bertkit corpus header")
+            raise UserError(f"{header_path} is not a bertkit corpus header")
         if split not in self.header["splits"]:
-            raise ValueError(f"split {split!r} not in {self.folder}; it has {', '.join(self.header['splits'])}")
+            raise UserError(f"split {split!r} not in {self.folder}; it has {', '.join(self.header['splits'])}")
         self.split = split
         dtype = np.dtype(self.header["dtype"])
         self.shards: list[Shard] = []
@@ -434,8 +435,8 @@ def _memmap(path: Path, dtype: Any, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=dtype)
     if not path.is_file():
-        raise FileNotFoundError(f"shard file {path} is missing; re-run prepare-corpus")
+        raise MissingFileError(f"shard file {path} is missing; re-run prepare-corpus")
     expected = count * np.dtype(dtype).itemsize
     if path.stat().st_size != expected:
-        raise ValueError(f"shard file {path} has {path.stat().st_size} bytes, the header says {expected}; re-run prepare-corpus")
+        raise UserError(f"shard file {path} has {path.stat().st_size} bytes, the header says {expected}; re-run prepare-corpus")
     return np.memmap(path, dtype=dtype, mode="r", shape=(count,))

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from bertkit.errors import UserError
+
 
 @dataclass
 class Masker:
@@ -40,12 +42,12 @@ class Masker:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be between 0 and 1 (BERT uses 0.15), got {self.mlm_probability}")
+            raise UserError(f"mlm_probability must be between 0 and 1 (BERT uses 0.15), got {self.mlm_probability}")
         if self.mask_replace_prob < 0 or self.random_replace_prob < 0 or self.mask_replace_prob + self.random_replace_prob > 1:
-            raise ValueError("mask_replace_prob and random_replace_prob must be >= 0 and sum to at most 1 (BERT: 0.8, 0.1)")
+            raise UserError("mask_replace_prob and random_replace_prob must be >= 0 and sum to at most 1 (BERT: 0.8, 0.1)")
         self.random_ids = np.asarray(self.random_ids, dtype=np.int64)
         if len(self.random_ids) == 0:
-            raise ValueError("the vocabulary has no ordinary tokens to draw random replacements from")
+            raise UserError("the vocabulary has no ordinary tokens to draw random replacements from")
         self._special = np.asarray(sorted(set(int(i) for i in self.special_ids)), dtype=np.int64)
 
     @property
@@ -58,7 +60,7 @@ class Masker:
         tokens = _id_to_token(vocab)
         special = [i for i, t in enumerate(tokens) if _is_bracketed(t)]
         if "[MASK]" not in tokens:
-            raise ValueError("the vocabulary has no [MASK] token; MLM needs one")
+            raise UserError("the vocabulary has no [MASK] token; MLM needs one")
         # random replacements come from ordinary tokens, as [unused*]/[PAD] would be impossible inputs
         ordinary = [i for i, t in enumerate(tokens) if not _is_bracketed(t)]
         cont = np.array([t.startswith("##") for t in tokens], dtype=bool) if whole_word else None
@@ -148,7 +150,7 @@ class PretrainingCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not examples:
-            raise ValueError("cannot collate an empty list of examples")
+            raise UserError("cannot collate an empty list of examples")
         length = max(len(e["input_ids"]) for e in examples)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of

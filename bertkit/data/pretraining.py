@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from bertkit.data.corpus import TokenShards
+from bertkit.errors import UserError
 
 MODES = ("pairs", "full")
 IS_NEXT, NOT_NEXT = 0, 1  # HuggingFace's next_sentence_label convention
@@ -75,12 +76,12 @@ def build_pair_index(
 ) -> np.ndarray:
     """The sentence-pair examples of one epoch: int64 rows (a_shard, a_start, a_end, b_shard, b_start, b_end, label)."""
     if max_seq_length < 8:
-        raise ValueError(f"max_seq_length must be at least 8 to hold a sentence pair, got {max_seq_length}")
+        raise UserError(f"max_seq_length must be at least 8 to hold a sentence pair, got {max_seq_length}")
     rng = random.Random(seed)
     max_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     docs = [(s, d) for s, shard in enumerate(shards.shards) for d in range(shard.num_documents)]
     if len(docs) < 2:
-        raise ValueError("sentence pairs with NSP need at least 2 documents in the corpus; use mode='full' or add text")
+        raise UserError("sentence pairs with NSP need at least 2 documents in the corpus; use mode='full' or add text")
     rows: list[tuple[int, ...]] = []
     for doc_index, (s, d) in enumerate(docs):
         shard = shards.shards[s]
@@ -130,7 +131,7 @@ def build_full_sentence_index(shards: TokenShards, max_seq_length: int) -> np.nd
     budget is cut into pieces."""
     budget = max_seq_length - 2  # [CLS] ... [SEP]
     if budget < 2:
-        raise ValueError(f"max_seq_length must be at least 4, got {max_seq_length}")
+        raise UserError(f"max_seq_length must be at least 4, got {max_seq_length}")
     rows: list[tuple[int, int, int]] = []
     for s, shard in enumerate(shards.shards):
         offs = shard.sentence_offsets
@@ -171,9 +172,9 @@ class PretrainingDataset(torch.utils.data.Dataset):
         seed: int = 0,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown example mode {mode!r}; choose 'pairs' (BERT, MLM+NSP) or 'full' (RoBERTa, MLM only)")
+            raise UserError(f"unknown example mode {mode!r}; choose 'pairs' (BERT, MLM+NSP) or 'full' (RoBERTa, MLM only)")
         if len(shards) == 0 or shards.num_tokens == 0:
-            raise ValueError(f"the {shards.split!r} split of {shards.folder} is empty; prepare more text or lower --valid-fraction")
+            raise UserError(f"the {shards.split!r} split of {shards.folder} is empty; prepare more text or lower --valid-fraction")
         self.shards = shards
         self.max_seq_length = max_seq_length
         self.mode = mode
@@ -233,7 +234,7 @@ class PretrainingSampler(torch.utils.data.Sampler):
 
     def __init__(self, dataset: PretrainingDataset, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True) -> None:
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world size {world_size}")
+            raise UserError(f"rank {rank} is outside world size {world_size}")
         self.dataset, self.rank, self.world_size = dataset, rank, world_size
         self.seed, self.shuffle = seed, shuffle
         self.epoch = 0

@@ -31,6 +31,7 @@ from bertkit.demo.plan import (
     shared_data,
 )
 from bertkit.demo.slices import BUNDLED, SLICES
+from bertkit.errors import UserError
 
 
 class Journey:
@@ -463,7 +464,7 @@ def choose_encoder(model: str | Path | None = None, pretrained: bool = True) -> 
     """--model FOLDER, else the bundled all-MiniLM-L6-v2, else None (the from-scratch model serves every step)."""
     if model is not None:
         if not pretrained:
-            raise ValueError("--model and --no-pretrained contradict each other: pick one")
+            raise UserError("--model and --no-pretrained contradict each other: pick one")
         folder = check_model_folder(model)
         return Encoder(folder, f"the checkpoint in {folder} (--model)", pretrained=True)
     folder = bundled_encoder() if pretrained else None

@@ -6,6 +6,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from bertkit.errors import MissingFileError, UserError
+
 SAMPLES = Path(__file__).parents[1] / "samples"
 TASKS = SAMPLES / "tasks"
 CORPUS = SAMPLES / "wiki_en.txt"
@@ -106,7 +108,7 @@ def check_model_folder(folder: str | Path) -> Path:
     layout = "--model takes a BERT checkpoint folder in HuggingFace layout (config.json, model.safetensors or " \
              "pytorch_model.bin, vocab.txt or tokenizer.json), e.g. a downloaded bert-base-uncased"
     if not folder.is_dir():
-        raise FileNotFoundError(f"--model {folder}: no such folder; {layout}")
+        raise MissingFileError(f"--model {folder}: no such folder; {layout}")
     missing = [name for name, present in (
         ("config.json", (folder / "config.json").is_file()),
         ("model.safetensors or pytorch_model.bin",
@@ -114,11 +116,11 @@ def check_model_folder(folder: str | Path) -> Path:
         ("vocab.txt or tokenizer.json", any((folder / n).is_file() for n in ("vocab.txt", "tokenizer.json"))),
     ) if not present]
     if missing:
-        raise FileNotFoundError(f"--model {folder}: {', '.join(missing)} missing; {layout}")
+        raise MissingFileError(f"--model {folder}: {', '.join(missing)} missing; {layout}")
     config = read_json_object(folder / "config.json", remedy=layout)
     architectures = " ".join(config.get("architectures") or [])
     if config.get("model_type") != "bert" and "Bert" not in architectures:
-        raise ValueError(f"--model {folder}: config.json describes model_type {config.get('model_type')!r}, not a "
+        raise UserError(f"--model {folder}: config.json describes model_type {config.get('model_type')!r}, not a "
                          f"BERT; {layout}")
     return folder
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.bert import BertPreTrainedModel
 from bertkit.utils import logging
 
@@ -77,7 +78,7 @@ def cached_export(
     servers on one folder) never read a half-written file; each may export once."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not a model folder (no config.json there)")
+        raise MissingFileError(f"{str(folder)!r} is not a model folder (no config.json there)")
     target = _cache_dir(folder) / f"{class_name}.onnx"
     if target.is_file() and target.stat().st_mtime >= _weights_mtime(folder):
         return target
@@ -85,7 +86,7 @@ def cached_export(
         from bertkit import model as models
 
         if not hasattr(models, class_name):
-            raise ValueError(f"unknown model class {class_name!r}; choose one of {', '.join(HEADS)}")
+            raise UserError(f"unknown model class {class_name!r}; choose one of {', '.join(HEADS)}")
         model = getattr(models, class_name).from_pretrained(folder)
     logger.info("exporting %s to %s (once: later runs reuse it while the weights are unchanged)", folder, target)
     partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.onnx")
@@ -109,12 +110,12 @@ def load_ort_model(model: Any, class_name: str = "BertModel", threads: int | Non
         if path.suffix == ".onnx" or path.is_file():
             return OrtModel(path, threads=threads)
         if not path.is_dir():
-            raise FileNotFoundError(f"no model folder or .onnx file at {str(path)!r}")
+            raise MissingFileError(f"no model folder or .onnx file at {str(path)!r}")
         return OrtModel(cached_export(path, class_name), threads=threads)
     if isinstance(model, torch.nn.Module):
         # ONNX Runtime reads the whole file when the session is made, so the temporary file can go right after
         with tempfile.TemporaryDirectory(prefix="bertkit-onnx-") as tmp:
             ort_model = OrtModel(export_onnx(model, Path(tmp) / f"{type(model).__name__}.onnx"), threads=threads)
         return ort_model
-    raise ValueError(f"the onnxruntime backend takes a model folder, an .onnx file, an OrtModel or a bertkit model, "
+    raise UserError(f"the onnxruntime backend takes a model folder, an .onnx file, an OrtModel or a bertkit model, "
                      f"got {type(model).__name__}")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
+from bertkit.errors import MissingExtraError, UserError
 from bertkit.model import outputs as model_outputs
 from bertkit.model.bert import BertModel
 
@@ -17,7 +18,7 @@ def require(module: str) -> Any:
     try:
         return __import__(module, fromlist=["_"])
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             f"{module} is not installed; ONNX export and the ONNX Runtime backend need the optional extra: "
             "pip install 'bertkit[onnx]'  (or: pip install onnxruntime onnx)"
         ) from error
@@ -63,7 +64,7 @@ def head_spec(model: nn.Module) -> HeadSpec:
             if isinstance(model, BertModel) and model.pooler is None:
                 spec = HeadSpec(spec.outputs[:1], spec.per_token, spec.output_class, lambda m, x, p: (x,))
             return spec
-    raise ValueError(
+    raise UserError(
         f"cannot export {type(model).__name__}: ONNX export supports {', '.join(HEADS)} "
         "(BertForMultipleChoice takes [batch, choices, seq] inputs: export its .bert and score the choices yourself)"
     )

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.bert import BertModel, BertPreTrainedModel
 from bertkit.utils import logging
 
@@ -160,11 +161,11 @@ def load_for_export(model_or_folder: BertPreTrainedModel | str | os.PathLike) ->
     """A bertkit model object, or a folder loaded as the class its config.json names (BertModel if none)."""
     if isinstance(model_or_folder, nn.Module):
         if not isinstance(model_or_folder, BertPreTrainedModel):
-            raise ValueError(f"export_onnx takes a bertkit model or a model folder, got {type(model_or_folder).__name__}")
+            raise UserError(f"export_onnx takes a bertkit model or a model folder, got {type(model_or_folder).__name__}")
         return model_or_folder, None
     folder = Path(model_or_folder)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not a model folder (no config.json there); pass a folder "
+        raise MissingFileError(f"{str(folder)!r} is not a model folder (no config.json there); pass a folder "
                                 "written by save_pretrained (HuggingFace layout) or a bertkit model object")
     from bertkit import model as models
 
@@ -261,14 +262,14 @@ def export_onnx(
     require("onnx")
     require("onnxruntime")
     if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        raise UserError(f"quantize must be None or 'int8', got {quantize!r}")
     model, folder = load_for_export(model_or_folder)
     output_path = Path(output_path)
     if output_path.is_dir() or output_path.suffix != ".onnx":
-        raise ValueError(f"output_path must be a file name ending in .onnx, got {str(output_path)!r}")
+        raise UserError(f"output_path must be a file name ending in .onnx, got {str(output_path)!r}")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if next(model.parameters()).dtype != torch.float32:
-        raise ValueError(f"export an fp32 model (got {model.dtype}); int8 comes from quantize='int8'")
+        raise UserError(f"export an fp32 model (got {model.dtype}); int8 comes from quantize='int8'")
     batches = check_batches(model, folder)
     device, was_training = model.device, model.training
     # an inference graph (dropout off) from the CPU copy; the exporter also sets the traced module's mode back
@@ -286,7 +287,7 @@ def export_onnx(
             report = verify_onnx(current, model, batches)
             worst = max(stats["max_abs_diff"] for stats in report.values())
             if not worst <= atol:  # (also catches NaN)
-                raise ValueError(f"the exported graph disagrees with the PyTorch model: max abs diff {worst:.3g} > "
+                raise UserError(f"the exported graph disagrees with the PyTorch model: max abs diff {worst:.3g} > "
                                  f"{atol:g} on real tokens ({report}); please report this with the model's config")
             if quantize == "int8":
                 quantize_onnx(current, Path(tmp) / "int8.onnx")
@@ -295,7 +296,7 @@ def export_onnx(
                 report = verify_onnx(current, model, batches)
                 bad = [n for n, s in report.items() if not np.isfinite(s["max_abs_diff"])]
                 if bad:
-                    raise ValueError(f"the int8 graph gives non-finite outputs for {bad}: {report}")
+                    raise UserError(f"the int8 graph gives non-finite outputs for {bad}: {report}")
             logger.info("exported %s to %s; check against PyTorch: %s", type(model).__name__, output_path,
                         json.dumps(report))
             shutil.move(str(current), output_path)

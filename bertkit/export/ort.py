@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.config import BertConfig
 from bertkit.model.outputs import BaseModelOutputWithPooling, ModelOutput
 
@@ -45,10 +46,10 @@ class OrtModel:
         ort = require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no ONNX file at {str(self.path)!r}; write one with "
+            raise MissingFileError(f"no ONNX file at {str(self.path)!r}; write one with "
                                     "bertkit.export.export_onnx(model_folder, path) (or `bertkit export onnx`)")
         if optimization_level not in OPTIMIZATION_LEVELS:
-            raise ValueError(f"optimization_level must be one of {OPTIMIZATION_LEVELS}, got {optimization_level!r}")
+            raise UserError(f"optimization_level must be one of {OPTIMIZATION_LEVELS}, got {optimization_level!r}")
         options = ort.SessionOptions()
         options.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel,
@@ -61,7 +62,7 @@ class OrtModel:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
-            raise ValueError(f"ONNX Runtime cannot load {str(self.path)!r}: {error}") from error
+            raise UserError(f"ONNX Runtime cannot load {str(self.path)!r}: {error}") from error
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -78,7 +79,7 @@ class OrtModel:
         padding; missing segment ids are zeros; an input the graph does not have is not fed."""
         ids = np.ascontiguousarray(_as_int64(input_ids))
         if ids.ndim != 2:
-            raise ValueError(f"input_ids must be [batch, seq], got shape {ids.shape}")
+            raise UserError(f"input_ids must be [batch, seq], got shape {ids.shape}")
         given = {"input_ids": ids,
                  "attention_mask": _as_int64(attention_mask) if attention_mask is not None else np.ones_like(ids),
                  "token_type_ids": _as_int64(token_type_ids) if token_type_ids is not None else np.zeros_like(ids)}
@@ -90,7 +91,7 @@ class OrtModel:
         """(last_hidden_state, pooler_output) of one padded batch: what `bertkit.model.encode_batches` runs
         (length bucketing, results in input order) when handed this model instead of a torch one."""
         if "last_hidden_state" not in self.output_names:
-            raise ValueError(f"{self.path} is not an encoder export (its outputs are {self.output_names}); export "
+            raise UserError(f"{self.path} is not an encoder export (its outputs are {self.output_names}); export "
                              "the encoder with export_onnx(BertModel.from_pretrained(folder), path)")
         out = self.run(input_ids, attention_mask, token_type_ids)
         pooled = out.get("pooler_output")

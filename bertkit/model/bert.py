@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from bertkit.errors import UserError
+
 from .config import ACTIVATIONS, BertConfig
 from .outputs import BaseModelOutputWithPooling, ModelOutput
 
@@ -233,7 +235,7 @@ class BertPreTrainedModel(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         if not isinstance(config, BertConfig):
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}: "
                 f"use {type(self).__name__}(BertConfig(...)) or {type(self).__name__}.from_pretrained(folder)"
             )
@@ -287,7 +289,7 @@ class BertPreTrainedModel(nn.Module):
         """Grow or shrink the vocabulary (after adding tokens to the tokenizer): existing rows are kept, new rows
         initialised like the others; the MLM decoder and its bias follow; config.vocab_size is updated."""
         if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+            raise UserError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
         std = self.config.initializer_range
 
         def resized(weight: Tensor, fill_std: float) -> nn.Parameter:
@@ -374,15 +376,15 @@ class BertModel(BertPreTrainedModel):
         """Clear errors instead of torch's 'index out of range in self' (checked on CPU only: on GPU the check
         would force a device sync every batch)."""
         if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+            raise UserError("pass exactly one of input_ids or inputs_embeds")
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
         if len(shape) != 2:
-            raise ValueError(
+            raise UserError(
                 f"input_ids must be [batch, seq], got shape {tuple(shape)}: add a batch dimension "
                 "(tokenizer(..., return_tensors='pt') does) or use unsqueeze(0)"
             )
         if shape[1] > self.config.max_position_embeddings:
-            raise ValueError(
+            raise UserError(
                 f"sequence length {shape[1]} is longer than max_position_embeddings="
                 f"{self.config.max_position_embeddings}: truncate the input (tokenizer(..., truncation=True, "
                 f"max_length={self.config.max_position_embeddings}))"
@@ -396,7 +398,7 @@ class BertModel(BertPreTrainedModel):
                 bad = high if high >= rows else low
                 hint = ("the tokenizer's vocabulary does not match this model's embedding matrix: load the tokenizer "
                         "saved with the model" if name == "input_ids" else "segment ids must be 0 or 1")
-                raise ValueError(f"{name} contains {bad}, outside the model's {rows} embedding rows; {hint}")
+                raise UserError(f"{name} contains {bad}, outside the model's {rows} embedding rows; {hint}")
 
     def forward(
         self,

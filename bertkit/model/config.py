@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object
 
 CONFIG_NAME = "config.json"
@@ -85,7 +86,7 @@ class BertConfig:
         if id2label is not None:
             self.id2label = {int(k): str(v) for k, v in dict(id2label).items()}
             if num_labels is not None and num_labels != len(self.id2label):
-                raise ValueError(
+                raise UserError(
                     f"num_labels={num_labels} but id2label has {len(self.id2label)} entries: pass one of them, or both in agreement"
                 )
         else:
@@ -104,7 +105,7 @@ class BertConfig:
     @num_labels.setter
     def num_labels(self, n: int) -> None:
         if not isinstance(n, int) or n < 1:
-            raise ValueError(f"num_labels must be a positive integer, got {n!r}")
+            raise UserError(f"num_labels must be a positive integer, got {n!r}")
         if getattr(self, "id2label", None) is None or len(self.id2label) != n:
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
             self.label2id = {label: i for i, label in self.id2label.items()}
@@ -119,33 +120,33 @@ class BertConfig:
                     "max_position_embeddings", "type_vocab_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"config.{key} must be a positive integer, got {value!r}")
+                raise UserError(f"config.{key} must be a positive integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise UserError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}: "
                 "each head gets hidden_size / num_attention_heads dimensions, choose sizes that divide"
             )
         if self.model_type != "bert":
-            raise ValueError(
+            raise UserError(
                 f"this is a {self.model_type!r} config (model_type in config.json); bertkit implements BERT "
                 "(model_type 'bert') only: use a BERT checkpoint"
             )
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act={self.hidden_act!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
+            raise UserError(f"hidden_act={self.hidden_act!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
         if self.position_embedding_type != "absolute":
-            raise ValueError(
+            raise UserError(
                 f"position_embedding_type={self.position_embedding_type!r} is not supported: bertkit implements "
                 "BERT's learned absolute positions only"
             )
         if self.problem_type not in _PROBLEM_TYPES:
-            raise ValueError(f"problem_type={self.problem_type!r}; use one of {_PROBLEM_TYPES}")
+            raise UserError(f"problem_type={self.problem_type!r}; use one of {_PROBLEM_TYPES}")
 
     # constructors -------------------------------------------------------------------------------------
     @classmethod
     def from_size(cls, name: str, **overrides: Any) -> "BertConfig":
         """A config of a named size: tiny, mini, small, medium, base, large (any field can be overridden)."""
         if name not in NAMED_SIZES:
-            raise ValueError(f"unknown size {name!r}; choose one of {', '.join(NAMED_SIZES)} or give the numbers")
+            raise UserError(f"unknown size {name!r}; choose one of {', '.join(NAMED_SIZES)} or give the numbers")
         layers, hidden, heads = NAMED_SIZES[name]
         sizes = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
         return cls(**{**sizes, **overrides})
@@ -158,7 +159,7 @@ class BertConfig:
     def from_json_file(cls, path: str | os.PathLike) -> "BertConfig":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no config file at {path}: a model folder needs a HuggingFace config.json")
+            raise MissingFileError(f"no config file at {path}: a model folder needs a HuggingFace config.json")
         return cls.from_dict(read_json_object(path, "the file is corrupt or truncated: restore it"))
 
     @classmethod
@@ -185,7 +186,7 @@ class BertConfig:
             return
         for key, value in overrides.items():
             if not hasattr(self, key):
-                raise ValueError(
+                raise UserError(
                     f"unknown config field {key!r}; known fields: {', '.join(sorted(self.to_dict()))}"
                 )
             setattr(self, key, value)

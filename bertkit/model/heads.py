@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bertkit.errors import UserError
+
 from .bert import BertModel, BertPreTrainedModel, activation
 from .config import BertConfig
 from .outputs import (
@@ -342,7 +344,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
     ) -> MultipleChoiceModelOutput | tuple:
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None or reference.dim() < 3:
-            raise ValueError("multiple choice inputs must be [batch, num_choices, seq] (one row per choice)")
+            raise UserError("multiple choice inputs must be [batch, num_choices, seq] (one row per choice)")
         num_choices = reference.shape[1]
 
         def flat(t: Tensor | None) -> Tensor | None:  # [batch, choices, seq, ...] -> [batch * choices, seq, ...]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.utils.logging import get_logger, warn_ignored
 
 from .config import BertConfig
@@ -58,7 +59,7 @@ def resolve_folder(name_or_path: str | os.PathLike, local_files_only: bool = Fal
     if path.is_dir():
         return path
     if path.is_file():
-        raise ValueError(f"{path} is a file; from_pretrained takes the folder that holds config.json and the weights")
+        raise UserError(f"{path} is a file; from_pretrained takes the folder that holds config.json and the weights")
     name = str(name_or_path)
     how = (f"Point from_pretrained at a local folder in HuggingFace layout (config.json + model.safetensors or "
            f"pytorch_model.bin), e.g. BertModel.from_pretrained('/path/to/{Path(name).name}'). To get one, run "
@@ -67,18 +68,18 @@ def resolve_folder(name_or_path: str | os.PathLike, local_files_only: bool = Fal
     try:
         import huggingface_hub
     except ImportError:
-        raise FileNotFoundError(f"{name!r} is not a local folder and huggingface_hub is not installed. {how}") from None
+        raise MissingFileError(f"{name!r} is not a local folder and huggingface_hub is not installed. {how}") from None
     try:  # already in the local hub cache?
         return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True, **hub_kwargs))
     except Exception:  # noqa: BLE001 - any failure means "not cached"
         pass
     if local_files_only or not _network_available():
-        raise FileNotFoundError(f"{name!r} is not a local folder, and there is no network to fetch it from the "
+        raise MissingFileError(f"{name!r} is not a local folder, and there is no network to fetch it from the "
                                 f"Hugging Face Hub. {how}")
     try:
         return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, **hub_kwargs))
     except Exception as err:  # noqa: BLE001 - repository missing, gated, network error...
-        raise FileNotFoundError(f"{name!r} is not a local folder and downloading it from the Hugging Face Hub "
+        raise MissingFileError(f"{name!r} is not a local folder and downloading it from the Hugging Face Hub "
                                 f"failed ({type(err).__name__}: {err}). {how}") from err
 
 
@@ -96,17 +97,17 @@ def load_pickle(path: Path, what: str = "file") -> Any:
         if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in text:
             called = re.search(r"GLOBAL ([\w.]+)", text)
             name = f" ({called.group(1)})" if called else ""
-            raise ValueError(f"{what} {path} holds code{name} that bertkit refuses to run: it was not written by "
+            raise UserError(f"{what} {path} holds code{name} that bertkit refuses to run: it was not written by "
                              "torch.save of tensors, or it was tampered with; do not use it, restore the file from "
                              "a source you trust") from None
         first = re.split(r"(?<=\.)\s", text.strip().splitlines()[0])[0][:160] if text.strip() else "no detail"
-        raise ValueError(f"could not read {what} {path} ({type(err).__name__}: {first}); the file is truncated "
+        raise UserError(f"could not read {what} {path} ({type(err).__name__}: {first}); the file is truncated "
                          "or corrupt: copy or download it again") from None
 
 
 def _read_file(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} is missing: the folder is incomplete, copy it again")
+        raise MissingFileError(f"weights file {path} is missing: the folder is incomplete, copy it again")
     if path.suffix != ".safetensors":
         return load_pickle(path, "weights file")
     try:
@@ -114,7 +115,7 @@ def _read_file(path: Path) -> dict[str, Tensor]:
 
         return load_file(str(path))
     except Exception as err:  # noqa: BLE001 - safetensors raises many kinds on a bad file
-        raise ValueError(f"could not read weights file {path} ({type(err).__name__}: {err}); the file is truncated "
+        raise UserError(f"could not read weights file {path} ({type(err).__name__}: {err}); the file is truncated "
                          "or corrupt: copy or download it again") from err
 
 
@@ -122,10 +123,10 @@ def _shard_path(folder: Path, index: Path, shard: Any) -> Path:
     """A shard named by an index, refused unless it is a plain file name inside the folder: an index is data
     from wherever the folder came from, and must not make us read `../../secret` or `/etc/...`."""
     if not isinstance(shard, str) or not shard:
-        raise ValueError(f"{index} names a shard {shard!r} that is not a file name; restore the index")
+        raise UserError(f"{index} names a shard {shard!r} that is not a file name; restore the index")
     # judged by the name, not by resolving links: the Hugging Face cache keeps its files as links to ../blobs/
     if Path(shard).is_absolute() or ".." in Path(shard).parts:
-        raise ValueError(f"{index} names shard {shard!r}, which is outside the model folder {folder}; shards must be "
+        raise UserError(f"{index} names shard {shard!r}, which is outside the model folder {folder}; shards must be "
                          "files inside that folder: restore the index")
     return folder / shard
 
@@ -141,19 +142,19 @@ def read_state_dict(folder: Path) -> tuple[dict[str, Tensor], Path]:
         try:
             weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path} is not a valid shard index ({err}); restore the file") from err
+            raise UserError(f"{path} is not a valid shard index ({err}); restore the file") from err
         if not isinstance(weight_map, dict):
-            raise ValueError(f"{path} is not a valid shard index (weight_map is not an object); restore the file")
+            raise UserError(f"{path} is not a valid shard index (weight_map is not an object); restore the file")
         shards = sorted({_shard_path(folder, path, shard) for shard in weight_map.values()})
         state: dict[str, Tensor] = {}
         for shard in shards:  # every name checked before any file is read
             state.update(_read_file(shard))
         missing = sorted(set(weight_map) - set(state))
         if missing:
-            raise ValueError(f"{path} lists tensors that no shard holds: {missing[:5]}; the shards are incomplete")
+            raise UserError(f"{path} lists tensors that no shard holds: {missing[:5]}; the shards are incomplete")
         return state, path
     found = sorted(p.name for p in folder.iterdir())
-    raise FileNotFoundError(f"no weights in {folder} (looked for {', '.join(WEIGHT_FILES)}; found {found}). "
+    raise MissingFileError(f"no weights in {folder} (looked for {', '.join(WEIGHT_FILES)}; found {found}). "
                             "Save the model with save_pretrained or copy its weights file into the folder.")
 
 
@@ -199,14 +200,14 @@ def _check_fits(state: dict[str, Tensor], config: BertConfig, source: Path) -> N
     """Errors that name the real cause when config.json and the weights disagree."""
     for key, tensor in state.items():
         if key.endswith("embeddings.word_embeddings.weight") and tensor.shape[0] != config.vocab_size:
-            raise ValueError(
+            raise UserError(
                 f"{source}: {key} has {tensor.shape[0]} rows (a vocabulary of {tensor.shape[0]}) but the config says "
                 f"vocab_size={config.vocab_size}; set vocab_size to {tensor.shape[0]} in config.json (or do not "
                 "override it), and use the tokenizer that was saved with these weights"
             )
     layers = _layer_count(list(state))
     if layers and layers != config.num_hidden_layers:
-        raise ValueError(
+        raise UserError(
             f"{source} holds weights for {layers} encoder layers but the config says num_hidden_layers="
             f"{config.num_hidden_layers}; the config does not fit these weights: fix config.json"
         )
@@ -221,7 +222,7 @@ def _parse_dtype(value: Any, config: BertConfig, state: dict[str, Tensor]) -> to
     if isinstance(value, str):
         value = getattr(torch, value.replace("torch.", ""), None)
     if not isinstance(value, torch.dtype) or not value.is_floating_point:
-        raise ValueError(f"torch_dtype must be a floating torch dtype or 'auto' (e.g. torch.bfloat16), got {value!r}")
+        raise UserError(f"torch_dtype must be a floating torch dtype or 'auto' (e.g. torch.bfloat16), got {value!r}")
     return value
 
 
@@ -240,7 +241,7 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     if config is None:
         config = BertConfig.from_pretrained(folder)
     elif not isinstance(config, BertConfig):
-        raise ValueError(f"config= must be a BertConfig, got {type(config).__name__}")
+        raise UserError(f"config= must be a BertConfig, got {type(config).__name__}")
     else:
         config = BertConfig.from_dict(config.to_dict())  # do not mutate the caller's object
     config.update(kwargs)  # num_labels=..., id2label=..., output_hidden_states=...; unknown names raise
@@ -293,7 +294,7 @@ def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str, i
             continue
         if tensor.shape != expected[key].shape:
             if not ignore_mismatched_sizes:
-                raise ValueError(
+                raise UserError(
                     f"{source}: {key} has shape {list(tensor.shape)} but the model built from the config expects "
                     f"{list(expected[key].shape)}; the config does not fit these weights (check hidden_size, "
                     "intermediate_size, num_labels ... in config.json), or pass ignore_mismatched_sizes=True to "
@@ -332,7 +333,7 @@ def _parse_size(size: int | str) -> int:
         return size
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)I?B?\s*", str(size).upper())
     if not match:
-        raise ValueError(f"max_shard_size={size!r}: give bytes as an int or a string like '500MB' or '2GB'")
+        raise UserError(f"max_shard_size={size!r}: give bytes as an int or a string like '500MB' or '2GB'")
     return int(float(match.group(1)) * {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}[match.group(2)])
 
 
@@ -348,7 +349,7 @@ def _save_file(tensors: dict[str, Tensor], path: Path) -> None:
 def save_pretrained(model: nn.Module, folder: str | os.PathLike, max_shard_size: int | str | None = None) -> None:
     folder = Path(folder)
     if folder.is_file():
-        raise ValueError(f"{folder} is a file; save_pretrained needs a folder path")
+        raise UserError(f"{folder} is a file; save_pretrained needs a folder path")
     folder.mkdir(parents=True, exist_ok=True)
     aliases = tied_aliases(model)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in aliases}

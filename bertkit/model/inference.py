@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bertkit.errors import UserError
+
 from .bert import BertModel
 from .outputs import BaseModelOutputWithPooling
 
@@ -49,7 +51,7 @@ def resolve_device(device: str | int | torch.device | None = "auto", model: Any 
         device = "cpu" if device < 0 else f"cuda:{device}"
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; use device='cpu'")
+        raise UserError(f"device {str(device)!r} was asked for but CUDA is not available here; use device='cpu'")
     return device
 
 
@@ -61,10 +63,10 @@ def bf16_supported(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" = bf16 on a GPU that has it (else fp16), fp32 on CPU; fp16 on CPU is an error."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         if precision == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
+            raise UserError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
         return precision
     if device.type == "cuda":
         return "bf16" if bf16_supported(device) else "fp16"
@@ -86,7 +88,7 @@ def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
     The first calls compile (tens of seconds on CPU); later calls run the compiled code. Freezing applies to
     no-grad calls only, and a frozen graph keeps the weights it saw: compile again after changing the weights."""
     if not is_torch_module(model):
-        raise ValueError(f"compile_for_inference takes a PyTorch model, got {type(model).__name__}")
+        raise UserError(f"compile_for_inference takes a PyTorch model, got {type(model).__name__}")
     model.eval().compile(dynamic=True, options={"freezing": True})
     return model
 
@@ -172,7 +174,7 @@ def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], li
     def to_list(rows: Any) -> list[list[int]]:
         rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
         if any(not isinstance(row, (list, tuple)) for row in rows):
-            raise ValueError("encode_batches takes a batch: a list of token-id lists (or a tokenizer's batch output)")
+            raise UserError("encode_batches takes a batch: a list of token-id lists (or a tokenizer's batch output)")
         return [list(row) for row in rows]
 
     ids = to_list(inputs)
@@ -181,7 +183,7 @@ def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], li
         mask = to_list(mask)
         lengths = [sum(row) for row in mask]
         if any(not all(row[:n]) or any(row[n:]) for row, n in zip(mask, lengths)):
-            raise ValueError("encode_batches expects right padding (attention_mask = 1...1 0...0); "
+            raise UserError("encode_batches expects right padding (attention_mask = 1...1 0...0); "
                              "tokenize with padding_side='right' or pass unpadded id lists")
         ids = [row[:n] for row, n in zip(ids, lengths)]
         types = [row[:n] for row, n in zip(types, lengths)] if types is not None else None
@@ -234,15 +236,15 @@ def encode_batches(
     token_type_ids, padded on the right).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     ids, types = _as_sequences(input_ids, token_type_ids)
     if any(len(row) == 0 for row in ids):
-        raise ValueError("encode_batches got an empty sequence; every input needs at least one token ([CLS])")
+        raise UserError("encode_batches got an empty sequence; every input needs at least one token ([CLS])")
     if types is not None and [len(t) for t in types] != [len(r) for r in ids]:
-        raise ValueError("token_type_ids must have one entry per token of input_ids")
+        raise UserError("token_type_ids must have one entry per token of input_ids")
     backend = getattr(model, "encode_bucket", None)
     if backend is not None and output_hidden_states:
-        raise ValueError(f"{type(model).__name__} gives the last layer only; use the torch model for output_hidden_states")
+        raise UserError(f"{type(model).__name__} gives the last layer only; use the torch model for output_hidden_states")
     encoder: BertModel = model if backend is not None else getattr(model, "bert", model)
     pad = encoder.config.pad_token_id if encoder.config is not None else 0
     results: list[BaseModelOutputWithPooling | None] = [None] * len(ids)

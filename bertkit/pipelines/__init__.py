@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
 from bertkit.tasks.registry import pipeline_tasks
 
@@ -30,7 +31,7 @@ def pipeline_class(task: str) -> type[Pipeline]:
     name = ALIASES.get(task, task)
     if name not in TASKS:
         known = ", ".join(sorted([*TASKS, *ALIASES]))
-        raise ValueError(f"unknown task {task!r}; known tasks: {known}")
+        raise UserError(f"unknown task {task!r}; known tasks: {known}")
     module_name, class_name = TASKS[name]
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -52,7 +53,7 @@ def pipeline(
     """
     cls = pipeline_class(task)
     if model is None:
-        raise ValueError(
+        raise UserError(
             f"pipeline({task!r}) needs model=<folder or model object>: bertkit downloads nothing, "
             "so point it at a local folder in HuggingFace layout (config.json + weights + vocab.txt)"
         )

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import require_folder
 from bertkit.model.inference import is_torch_module, resolve_device
 
@@ -69,9 +70,9 @@ def resolve_backend(backend: str | None, model: Any) -> str:
     if backend is None:
         return "onnxruntime" if onnx_given else "torch"
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "torch" and onnx_given:
-        raise ValueError("an ONNX model runs on backend='onnxruntime'; for torch pass the model folder")
+        raise UserError("an ONNX model runs on backend='onnxruntime'; for torch pass the model folder")
     return backend
 
 
@@ -80,7 +81,7 @@ def load_model(model: Any, model_class: str, backend: str | None = None, threads
     for backend="onnxruntime", as an `OrtModel` on the folder's cached export (`bertkit.export.load_ort_model`)."""
     backend = resolve_backend(backend, model)
     if threads is not None and backend != "onnxruntime":
-        raise ValueError("threads= sets ONNX Runtime's threads; for torch call torch.set_num_threads(n)")
+        raise UserError("threads= sets ONNX Runtime's threads; for torch call torch.set_num_threads(n)")
     if backend == "onnxruntime":
         if isinstance(model, (str, Path)) and not is_onnx_file(model):
             require_folder(model, "model folder")
@@ -91,7 +92,7 @@ def load_model(model: Any, model_class: str, backend: str | None = None, threads
         folder = require_folder(model, "model folder")  # a file or a missing path: said as such
         return getattr(importlib.import_module("bertkit.model"), model_class).from_pretrained(folder)
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a folder path or a bertkit model object, got {type(model).__name__}")
+        raise UserError(f"model must be a folder path or a bertkit model object, got {type(model).__name__}")
     return model
 
 
@@ -104,14 +105,14 @@ def load_tokenizer(tokenizer: Any, model: Any) -> Any:
         else:
             tokenizer = model if isinstance(model, (str, Path)) else model_folder(model)
         if tokenizer is None:
-            raise ValueError(
+            raise UserError(
                 "no tokenizer given and the model object does not say which folder it came from; "
                 "pass tokenizer=<folder or tokenizer object>"
             )
     if isinstance(tokenizer, (str, Path)):
         folder = Path(tokenizer)
         if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no tokenizer in {str(folder)!r} (expected vocab.txt or tokenizer.json); pass tokenizer=<folder>"
             )
         return importlib.import_module("bertkit.tokenizer").BertTokenizer.from_pretrained(folder)
@@ -149,7 +150,7 @@ class Pipeline:
         **params: Any,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
         loaded = load_model(model, self.model_class, backend, threads)
         self.tokenizer = load_tokenizer(tokenizer, model)  # by default from the folder the model came from
         self.device = resolve_device(device, loaded)
@@ -157,7 +158,7 @@ class Pipeline:
             self.model = loaded.to(self.device).eval()
         else:  # ONNX Runtime: the session runs on the host; there is no train mode to leave
             if self.device.type != "cpu":
-                raise ValueError(f"the onnxruntime backend runs on CPU here; drop device={device!r} or use backend='torch'")
+                raise UserError(f"the onnxruntime backend runs on CPU here; drop device={device!r} or use backend='torch'")
             self.model = loaded
         self.backend = "torch" if is_torch_module(loaded) else "onnxruntime"
         self.batch_size = batch_size
@@ -168,7 +169,7 @@ class Pipeline:
         unknown = sorted(set(params) - set(self.parameters))
         if unknown:
             accepted = ", ".join(self.parameters) or "none"
-            raise ValueError(f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts: {accepted}")
+            raise UserError(f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts: {accepted}")
 
     def is_batch(self, inputs: Any) -> bool:
         return isinstance(inputs, list)
@@ -230,7 +231,7 @@ class Pipeline:
         if self.backend != "torch":  # an exported graph has its outputs fixed at export time
             asked = sorted(name for name, value in model_kwargs.items() if value)
             if asked:
-                raise ValueError(f"{', '.join(asked)} needs backend='torch': the ONNX graph gives the last layer's "
+                raise UserError(f"{', '.join(asked)} needs backend='torch': the ONNX graph gives the last layer's "
                                  "outputs only")
         with torch.inference_mode():
             return self.model(**inputs, **model_kwargs)

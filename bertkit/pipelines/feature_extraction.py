@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import (
     Pipeline,
 )
@@ -33,14 +34,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, poole
         return hidden[:, 0]
     if pooling == "pooler":
         if pooler_output is None:
-            raise ValueError("this model has no pooler (add_pooling_layer=False); use pooling='cls' or 'mean'")
+            raise UserError("this model has no pooler (add_pooling_layer=False); use pooling='cls' or 'mean'")
         return pooler_output
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     if pooling == "mean":  # sentence-transformers: sum over real tokens / their count
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     if pooling == "max":  # padding must never win the max
         return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
-    raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    raise UserError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
 
 
 def sentence_transformers_settings(folder: str | Path) -> dict[str, Any]:
@@ -73,7 +74,7 @@ class FeatureExtractionPipeline(Pipeline):
     def preprocess(self, batch: list[str], max_length: int | None = None, **params: Any) -> Any:
         for text in batch:
             if not isinstance(text, str):
-                raise ValueError(f"feature extraction takes a text or a list of texts, got {type(text).__name__}")
+                raise UserError(f"feature extraction takes a text or a list of texts, got {type(text).__name__}")
         return self.tokenize(batch, max_length=min(max_length or self.max_length, self.max_length))
 
     def forward(self, encoded: Any, layer: int = -1, **params: Any) -> Any:
@@ -130,14 +131,14 @@ class FeatureExtractionPipeline(Pipeline):
 
         check_pooling(pooling, layer)
         if pooling == "none":
-            raise ValueError("encode() gives one vector per sentence; for token vectors call the pipeline itself")
+            raise UserError("encode() gives one vector per sentence; for token vectors call the pipeline itself")
         single = isinstance(sentences, str)
         texts = [sentences] if single else list(sentences)
         if not texts:
             return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
         for text in texts:
             if not isinstance(text, str):
-                raise ValueError(f"encode takes a text or a list of texts, got {type(text).__name__}")
+                raise UserError(f"encode takes a text or a list of texts, got {type(text).__name__}")
         limit = min(max_length or self.max_length, self.max_length)
         encoded = self.tokenizer(texts, truncation=True, max_length=limit)
         outputs = encode_batches(
@@ -157,9 +158,9 @@ class FeatureExtractionPipeline(Pipeline):
 
 def check_pooling(pooling: str, layer: int) -> None:
     if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        raise UserError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
     if pooling == "pooler" and layer != -1:
-        raise ValueError("pooling='pooler' reads the pooler on the last layer; use layer=-1 or pooling='cls'")
+        raise UserError("pooling='pooler' reads the pooler on the last layer; use layer=-1 or pooling='cls'")
 
 
 def select_layer(outputs: Any, layer: int) -> torch.Tensor:
@@ -168,5 +169,5 @@ def select_layer(outputs: Any, layer: int) -> torch.Tensor:
         return outputs.last_hidden_state
     states = outputs.hidden_states
     if not -len(states) <= layer < len(states):
-        raise ValueError(f"layer {layer} does not exist: the model has hidden states 0..{len(states) - 1}")
+        raise UserError(f"layer {layer} does not exist: the model has hidden states 0..{len(states) - 1}")
     return states[layer]

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
 
 
@@ -31,7 +32,7 @@ class FillMaskPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if getattr(self.tokenizer, "mask_token_id", None) is None:
-            raise ValueError("the tokenizer has no mask token; fill-mask needs a vocabulary with [MASK]")
+            raise UserError("the tokenizer has no mask token; fill-mask needs a vocabulary with [MASK]")
 
     def shape(self, results: list[Any], inputs: Any, is_batch: bool, params: dict[str, Any]) -> Any:
         # HuggingFace's convention: a list holding one text gives that text's result, not a list of one
@@ -42,16 +43,16 @@ class FillMaskPipeline(Pipeline):
     def preprocess(self, batch: list[str], **params: Any) -> dict:
         for text in batch:
             if not isinstance(text, str):
-                raise ValueError(f"fill-mask takes a text or a list of texts, got {type(text).__name__}")
+                raise UserError(f"fill-mask takes a text or a list of texts, got {type(text).__name__}")
         # no truncation: cutting the text could cut off the [MASK] we are asked about
         encoded = self.tokenize(batch, truncation=False, max_length=None)
         has_mask = (encoded["input_ids"] == self.tokenizer.mask_token_id).any(dim=1)
         for text, ok in zip(batch, has_mask.tolist()):
             if not ok:
                 mask = self.tokenizer.mask_token
-                raise ValueError(f"no {mask} token in {text!r}; put {mask} where the word to predict goes")
+                raise UserError(f"no {mask} token in {text!r}; put {mask} where the word to predict goes")
         if encoded["input_ids"].shape[1] > self.max_length:
-            raise ValueError(
+            raise UserError(
                 f"a text is {encoded['input_ids'].shape[1]} tokens long but the model takes at most "
                 f"{self.max_length}; shorten it around the {self.tokenizer.mask_token}"
             )
@@ -74,7 +75,7 @@ class FillMaskPipeline(Pipeline):
             ids.append(self.tokenizer.convert_tokens_to_ids(pieces[0]))
         ids = sorted(set(ids))
         if not ids:
-            raise ValueError(f"none of the targets {targets} can be scored with this vocabulary")
+            raise UserError(f"none of the targets {targets} can be scored with this vocabulary")
         return ids
 
     def postprocess(
@@ -84,7 +85,7 @@ class FillMaskPipeline(Pipeline):
         """`sequences`: how many of each mask's best candidates carry the filled-in text as `sequence` (None: all,
         as HF does); decoding a long text per candidate is most of the work and the size of a large answer."""
         if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+            raise UserError(f"top_k must be at least 1, got {top_k}")
         target_ids = torch.tensor(self.target_ids(targets)) if targets is not None else None
         if target_ids is not None:
             top_k = min(top_k, len(target_ids))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
 
 LABELS = ("IsNext", "NotNext")
@@ -28,7 +29,7 @@ def as_pair(item: Any) -> tuple[str, str]:
         item = (item["text"], item["text_pair"])
     if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(text, str) for text in item):
         return item[0], item[1]
-    raise ValueError(
+    raise UserError(
         f"next-sentence prediction takes a sentence pair: nsp(A, B), nsp((A, B)) or "
         f"nsp({{'text': A, 'text_pair': B}}), or a list of pairs; got {item!r}"
     )
@@ -41,10 +42,10 @@ class NextSentencePredictionPipeline(Pipeline):
                   **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
         if text_pair is not None:  # nsp(A, B) or nsp([A1, A2], [B1, B2])
             if isinstance(inputs, list) != isinstance(text_pair, list):
-                raise ValueError("give text and text_pair both as strings or both as lists of the same length")
+                raise UserError("give text and text_pair both as strings or both as lists of the same length")
             if isinstance(inputs, list):
                 if len(inputs) != len(text_pair):
-                    raise ValueError(f"{len(inputs)} first sentences but {len(text_pair)} second sentences")
+                    raise UserError(f"{len(inputs)} first sentences but {len(text_pair)} second sentences")
                 inputs = list(zip(inputs, text_pair))
             else:
                 inputs = (inputs, text_pair)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from bertkit.data.collators import PaddingCollator
+from bertkit.errors import UserError
 from bertkit.model.inference import predict
 from bertkit.pipelines.base import Pipeline
 from bertkit.tasks.qa import QAExample, postprocess, prepare_features
@@ -32,9 +33,9 @@ class QuestionAnsweringPipeline(Pipeline):
                   context: str | list[str] | None = None, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
         if inputs is None:  # qa(question=..., context=...), texts or lists of them
             if question is None or context is None:
-                raise ValueError("give question=... and context=... (or a {'question', 'context'} dict)")
+                raise UserError("give question=... and context=... (or a {'question', 'context'} dict)")
             if isinstance(question, list) != isinstance(context, list):
-                raise ValueError("question and context must both be texts or both be lists of the same length")
+                raise UserError("question and context must both be texts or both be lists of the same length")
             inputs = ([{"question": q, "context": c} for q, c in zip(question, context, strict=True)]
                       if isinstance(question, list) else {"question": question, "context": context})
         return super().inputs_of(inputs, **params)
@@ -45,14 +46,14 @@ class QuestionAnsweringPipeline(Pipeline):
         examples = []
         for i, item in enumerate(batch):
             if not isinstance(item, dict) or "question" not in item or "context" not in item:
-                raise ValueError("each input must be a dict with 'question' and 'context' keys")
+                raise UserError("each input must be a dict with 'question' and 'context' keys")
             if not str(item["context"]).strip():
-                raise ValueError("the context is empty: the answer is read from the context, so give one")
+                raise UserError("the context is empty: the answer is read from the context, so give one")
             # a lone surrogate would be sliced into the answer, which no UTF-8 output can hold: U+FFFD instead
             examples.append(QAExample(str(i), replace_surrogates(str(item["question"])),
                                       replace_surrogates(str(item["context"]))))
         if int(top_k) < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+            raise UserError(f"top_k must be at least 1, got {top_k}")
         max_seq_len = int(max_seq_len or min(384, self.max_length))
         features = prepare_features(examples, self.tokenizer, max_seq_length=max_seq_len,
                                     doc_stride=int(doc_stride or min(128, max_seq_len // 2)),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
@@ -32,7 +33,7 @@ def scores_from_logits(logits: np.ndarray, config: Any, function_to_apply: str |
         else:
             function_to_apply = "softmax"
     if function_to_apply not in FUNCTIONS:
-        raise ValueError(f"function_to_apply must be one of {FUNCTIONS}, got {function_to_apply!r}")
+        raise UserError(f"function_to_apply must be one of {FUNCTIONS}, got {function_to_apply!r}")
     logits = np.asarray(logits, dtype=np.float64)
     if function_to_apply == "sigmoid":
         return 1.0 / (1.0 + np.exp(-logits))
@@ -66,25 +67,25 @@ class TextClassificationPipeline(Pipeline):
         for item in batch:
             if isinstance(item, dict):
                 if "text" not in item:
-                    raise ValueError(f"a pair input needs the keys 'text' and 'text_pair', got {sorted(item)}")
+                    raise UserError(f"a pair input needs the keys 'text' and 'text_pair', got {sorted(item)}")
                 texts.append(item["text"])
                 pairs.append(item.get("text_pair"))
             elif isinstance(item, str):
                 texts.append(item)
                 pairs.append(None)
             else:
-                raise ValueError(f"text-classification takes a text, a {{'text', 'text_pair'}} dict or a list of "
+                raise UserError(f"text-classification takes a text, a {{'text', 'text_pair'}} dict or a list of "
                                  f"those, got {type(item).__name__}")
         if any(p is not None for p in pairs):
             if any(p is None for p in pairs):
-                raise ValueError("a batch mixes single texts and text pairs; send them in separate calls")
+                raise UserError("a batch mixes single texts and text pairs; send them in separate calls")
             return self.tokenize(texts, pairs)
         return self.tokenize(texts)
 
     def postprocess(self, encoded: dict, outputs: Any, batch: list[Any], top_k: int | None = 1,
                     function_to_apply: str | None = None, **params: Any) -> list[list[dict]]:
         if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be at least 1 (or None for every label), got {top_k}")
+            raise UserError(f"top_k must be at least 1 (or None for every label), got {top_k}")
         config = self.model.config
         scores = scores_from_logits(outputs.logits.float().cpu().numpy(), config, function_to_apply)
         results = []

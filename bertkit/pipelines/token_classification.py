@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -61,14 +62,14 @@ class TokenClassificationPipeline(Pipeline):
     def preprocess(self, batch: list[Any], **params: Any) -> dict:
         for text in batch:
             if not isinstance(text, str):
-                raise ValueError(f"token-classification takes a text or a list of texts, got {type(text).__name__}")
+                raise UserError(f"token-classification takes a text or a list of texts, got {type(text).__name__}")
         return self.tokenize(batch, return_offsets_mapping=True)
 
     def postprocess(self, encoded: dict, outputs: Any, batch: list[str], aggregation_strategy: str = "none",
                     ignore_labels: list[str] | None = None, **params: Any) -> list[list[dict]]:
         strategy = str(aggregation_strategy).lower()
         if strategy not in STRATEGIES:
-            raise ValueError(f"aggregation_strategy must be one of {STRATEGIES}, got {aggregation_strategy!r}")
+            raise UserError(f"aggregation_strategy must be one of {STRATEGIES}, got {aggregation_strategy!r}")
         ignore = ["O"] if ignore_labels is None else list(ignore_labels)
         id2label = self.model.config.id2label
         logits = outputs.logits.float().cpu().numpy()

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import MissingExtraError
 from bertkit.serve.batcher import DynamicBatcher
 from bertkit.serve.service import ModelService
 
@@ -38,7 +39,7 @@ def require_serve_extras() -> None:
         try:
             importlib.import_module(module)
         except ImportError as error:
-            raise ImportError(
+            raise MissingExtraError(
                 f"bertkit serve needs {module}, which is not installed: pip install 'bertkit[serve]' "
                 "(or pip install fastapi uvicorn)"
             ) from error

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import UserError
+
 STATIC = Path(__file__).parent / "static"
 DECIMALS = 4  # attention weights in the JSON: enough to draw, a quarter of the bytes
 
@@ -42,7 +44,7 @@ def attention_data(
     layers = list(range(maps.shape[0]))
     if layer is not None:
         if not -len(layers) <= layer < len(layers):
-            raise ValueError(f"layer {layer} does not exist: the model has layers 0..{len(layers) - 1}")
+            raise UserError(f"layer {layer} does not exist: the model has layers 0..{len(layers) - 1}")
         layers = [layers[layer]]  # also accepts -1 for the last
         maps = maps[layers]
     type_ids = encoded["token_type_ids"][0].tolist() if "token_type_ids" in encoded else []

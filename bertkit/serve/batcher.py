@@ -20,6 +20,8 @@ import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from bertkit.errors import UserError
+
 RunBatch = Callable[[list[Any]], Sequence[Any]]
 
 
@@ -91,9 +93,9 @@ class DynamicBatcher:
         gather_factor: int = 4,
     ) -> None:
         if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+            raise UserError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be 0 or more, got {max_wait_ms}")
+            raise UserError(f"max_wait_ms must be 0 or more, got {max_wait_ms}")
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0

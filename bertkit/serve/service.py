@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.tasks import registry
 
 # the server's tasks, in the order the page shows them, and what each needs: bertkit.tasks.registry
@@ -100,12 +101,12 @@ class ModelService:
         the encoder's export, the head's tasks on the head's, each made once into FOLDER/onnx/ (`cached_export`).
         The attention view needs the attention weights, which the exported graphs do not give: it stays on torch."""
         if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"--backend must be torch or onnxruntime, got {backend!r}")
+            raise UserError(f"--backend must be torch or onnxruntime, got {backend!r}")
         if backend == "onnxruntime" and device not in (None, "cpu"):
-            raise ValueError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
+            raise UserError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
         folder = Path(model_dir)
         if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{str(folder)!r} is not a model folder (no config.json); pass --model <folder in HuggingFace "
                 "layout: config.json + model.safetensors + vocab.txt>"
             )
@@ -132,7 +133,7 @@ class ModelService:
         if self.limits.max_length is None:
             self.limits.max_length = config.max_position_embeddings
         if self.limits.max_length > config.max_position_embeddings:
-            raise ValueError(
+            raise UserError(
                 f"--max-length {self.limits.max_length} is longer than the model's "
                 f"{config.max_position_embeddings} positions; use --max-length {config.max_position_embeddings} or less"
             )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bertkit.errors import UserError
 from bertkit.files import iter_jsonl, open_text
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
@@ -44,7 +45,7 @@ def _format_of(path: Path) -> str:
         return "tsv"
     if last == ".csv":
         return "csv"
-    raise ValueError(f"cannot tell the format of {path.name!r}: use a .csv, .tsv or .jsonl file (optionally .xz/.gz)")
+    raise UserError(f"cannot tell the format of {path.name!r}: use a .csv, .tsv or .jsonl file (optionally .xz/.gz)")
 
 
 def read_table(path: str | Path) -> list[dict[str, Any]]:
@@ -62,20 +63,20 @@ def read_table(path: str | Path) -> list[dict[str, Any]]:
             if reader.fieldnames is None:
                 rows = []
     if not rows:
-        raise ValueError(f"{path.name} is empty: it needs a header line and at least one row")
+        raise UserError(f"{path.name} is empty: it needs a header line and at least one row")
     return rows
 
 
 def _pick_column(columns: Sequence[str], wanted: str | None, guesses: Iterable[str], role: str) -> str:
     if wanted is not None:
         if wanted not in columns:
-            raise ValueError(f"no {role} column {wanted!r}; the file has columns {list(columns)}: "
+            raise UserError(f"no {role} column {wanted!r}; the file has columns {list(columns)}: "
                              f"pass the right one with --{role.replace(' ', '-')}-column")
         return wanted
     for guess in guesses:
         if guess in columns:
             return guess
-    raise ValueError(f"cannot guess the {role} column among {list(columns)}; "
+    raise UserError(f"cannot guess the {role} column among {list(columns)}; "
                      f"name it with --{role.replace(' ', '-')}-column")
 
 
@@ -94,7 +95,7 @@ def examples_from_rows(
     With require_labels=False (prediction) a missing label column is fine.
     """
     if problem_type not in PROBLEM_TYPES:
-        raise ValueError(f"unknown problem_type {problem_type!r}; choose one of {', '.join(PROBLEM_TYPES)}")
+        raise UserError(f"unknown problem_type {problem_type!r}; choose one of {', '.join(PROBLEM_TYPES)}")
     columns = list(rows[0].keys())
     text_column = _pick_column(columns, text_column, TEXT_COLUMN_GUESSES, "text")
     if text_pair_column is None and text_column in PAIR_COLUMN_GUESSES and PAIR_COLUMN_GUESSES[text_column] in columns:
@@ -110,11 +111,11 @@ def examples_from_rows(
     for number, row in enumerate(rows, 1):
         text = row.get(text_column)
         if text is None or (isinstance(text, str) and not text.strip()):
-            raise ValueError(f"row {number} has an empty {text_column!r} text; remove it or fill it in")
+            raise UserError(f"row {number} has an empty {text_column!r} text; remove it or fill it in")
         pair = row.get(text_pair_column) if text_pair_column else None
         label = row.get(label_column) if label_column else None
         if label_column and label in (None, "") and require_labels:
-            raise ValueError(f"row {number} has no value in the label column {label_column!r}")
+            raise UserError(f"row {number} has no value in the label column {label_column!r}")
         if label not in (None, ""):
             label = _parse_label(label, problem_type, label_separator, number)
         else:
@@ -128,7 +129,7 @@ def _parse_label(value: Any, problem_type: str, separator: str, row: int) -> Any
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"row {row}: regression needs a number as label, got {value!r}") from None
+            raise UserError(f"row {row}: regression needs a number as label, got {value!r}") from None
     if problem_type == "multi_label_classification":
         if isinstance(value, list):
             return [str(v) for v in value]
@@ -169,7 +170,7 @@ def build_label_maps(labels: Iterable[Any]) -> tuple[dict[str, int], dict[int, s
         elif label is not None:
             distinct.add(str(label))
     if not distinct:
-        raise ValueError("no labels found in the training data")
+        raise UserError("no labels found in the training data")
     ordered = sorted(distinct, key=_label_sort_key)
     return {label: i for i, label in enumerate(ordered)}, {i: label for i, label in enumerate(ordered)}
 
@@ -177,9 +178,9 @@ def build_label_maps(labels: Iterable[Any]) -> tuple[dict[str, int], dict[int, s
 def train_eval_split(examples: Sequence, test_size: float = 0.3, seed: int = 42) -> tuple[list, list]:
     """Shuffle with `seed` and hold out `test_size` of the examples (the seed's train_test_split(test_size=0.3))."""
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1, got {test_size}")
+        raise UserError(f"test_size must be between 0 and 1, got {test_size}")
     if len(examples) < 2:
-        raise ValueError(f"need at least 2 examples to split into train and eval, got {len(examples)}")
+        raise UserError(f"need at least 2 examples to split into train and eval, got {len(examples)}")
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n_eval = min(len(examples) - 1, max(1, round(len(examples) * test_size)))
@@ -193,13 +194,13 @@ def label_to_target(label: Any, label2id: dict[str, int], problem_type: str) -> 
     if problem_type == "multi_label_classification":
         unknown = [l for l in label if l not in label2id]
         if unknown:
-            raise ValueError(f"labels {unknown} were not seen in training; known labels: {list(label2id)}")
+            raise UserError(f"labels {unknown} were not seen in training; known labels: {list(label2id)}")
         target = [0.0] * len(label2id)
         for l in label:
             target[label2id[l]] = 1.0
         return target
     if label not in label2id:
-        raise ValueError(f"label {label!r} was not seen in training; known labels: {list(label2id)}")
+        raise UserError(f"label {label!r} was not seen in training; known labels: {list(label2id)}")
     return label2id[label]
 
 
@@ -216,7 +217,7 @@ def encode_examples(
     pairs = [e.text_pair for e in examples]
     has_pairs = any(p is not None for p in pairs)
     if has_pairs and any(p is None for p in pairs):
-        raise ValueError("some examples have a second text and some do not; fill the pair column for every row")
+        raise UserError("some examples have a second text and some do not; fill the pair column for every row")
     encoded = tokenizer(texts, pairs if has_pairs else None, truncation=True, max_length=max_length)
     features = []
     for i, example in enumerate(examples):

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.config import BertConfig
 from bertkit.tasks import registry
 
@@ -129,14 +130,14 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
     onnx_file = path.suffix == ".onnx"
     folder = path.parent if onnx_file else path
     if backend not in ("torch", "onnxruntime") or (onnx_file and backend != "onnxruntime"):
-        raise ValueError(f"backend must be torch or onnxruntime (onnxruntime for an .onnx file), got {backend!r}")
+        raise UserError(f"backend must be torch or onnxruntime (onnxruntime for an .onnx file), got {backend!r}")
     if not onnx_file and not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no fine-tuned model in {str(folder)!r} (config.json missing); "
+        raise MissingFileError(f"no fine-tuned model in {str(folder)!r} (config.json missing); "
                                 "pass the --output folder of `bertkit finetune`")
     ort_model = None
     if backend == "onnxruntime":
         if resolve_device(device).type != "cpu" and device != "auto":
-            raise ValueError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
+            raise UserError(f"the onnxruntime backend runs on CPU here; drop --device {device} or use --backend torch")
         from bertkit.export import OrtModel, load_ort_model
 
         ort_model = OrtModel(path, threads=threads) if onnx_file else None
@@ -147,15 +148,15 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
                          else BertConfig.from_pretrained(folder).architectures or [""])
         spec = registry.task_of_architecture(architectures[0])
         if spec is None:
-            raise ValueError(f"cannot tell the task of {str(path)!r} (architectures {architectures}); pass --task")
+            raise UserError(f"cannot tell the task of {str(path)!r} (architectures {architectures}); pass --task")
         task = spec.name
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     class_name = registry.get_task(task).model_class
     if backend == "onnxruntime":
         model = ort_model or load_ort_model(folder, class_name, threads=threads)
         if model.architecture not in (None, class_name):
-            raise ValueError(f"{str(path)!r} holds a {model.architecture}; the {task} task needs a {class_name}")
+            raise UserError(f"{str(path)!r} holds a {model.architecture}; the {task} task needs a {class_name}")
     else:
         model = getattr(bertkit.model, class_name).from_pretrained(folder).to(resolve_device(device)).eval()
     return task, settings, model, BertTokenizer.from_pretrained(folder)

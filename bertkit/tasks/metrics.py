@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from bertkit.errors import UserError
+
 # ----------------------------------------------------------------------------------------------
 # classification
 
@@ -34,7 +36,7 @@ def classification_report(
     (and every class of id2label, so a class the model never predicts shows up with zeros)."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if predictions.shape != labels.shape:
-        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels: they must match one to one")
+        raise UserError(f"{len(predictions)} predictions for {len(labels)} labels: they must match one to one")
     classes = sorted(set(labels.tolist()) | set(predictions.tolist()) | set(int(k) for k in (id2label or {})))
     report = {}
     for cls in classes:
@@ -50,7 +52,7 @@ def classification_report(
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if len(labels) == 0:
-        raise ValueError("no labels to score: the evaluation set is empty")
+        raise UserError("no labels to score: the evaluation set is empty")
     return float(np.mean(predictions == labels))
 
 
@@ -131,11 +133,11 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
     """Entity-level micro precision / recall / F1 over all sentences, plus a per-type report; equal to
     seqeval.metrics.{precision,recall,f1}_score and classification_report in default mode."""
     if len(true_tags) != len(pred_tags):
-        raise ValueError(f"{len(pred_tags)} predicted sentences for {len(true_tags)} gold sentences")
+        raise UserError(f"{len(pred_tags)} predicted sentences for {len(true_tags)} gold sentences")
     gold, pred = set(), set()
     for sentence, (true, predicted) in enumerate(zip(true_tags, pred_tags)):
         if len(true) != len(predicted):
-            raise ValueError(f"sentence {sentence}: {len(predicted)} predicted tags for {len(true)} words")
+            raise UserError(f"sentence {sentence}: {len(predicted)} predicted tags for {len(true)} words")
         gold.update((sentence, *e) for e in get_entities(true))
         pred.update((sentence, *e) for e in get_entities(predicted))
     correct = gold & pred
@@ -189,7 +191,7 @@ def squad_metrics(predictions: Mapping[str, str], gold_answers: Mapping[str, Ite
     over all gold questions (a question without a prediction scores 0). A question without gold answers
     (v2.0 unanswerable) is scored against the empty answer."""
     if not gold_answers:
-        raise ValueError("no questions to score: the evaluation set is empty")
+        raise UserError("no questions to score: the evaluation set is empty")
     exact = f1 = 0.0
     for qid, answers in gold_answers.items():
         answers = [a for a in answers if normalize_answer(a)] or [""]

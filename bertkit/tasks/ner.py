@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bertkit.errors import UserError
 from bertkit.files import iter_jsonl, open_text
 
 # a NER tag: O, or a position prefix and an entity type; the prefixes of IO, BIO/IOB, IOBES and BILOU
@@ -66,23 +67,23 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1) ->
             try:
                 word, tag = columns[token_column], columns[tag_column]
             except IndexError:
-                raise ValueError(f"{path.name} line {number} has {len(columns)} columns, so there is no column "
+                raise UserError(f"{path.name} line {number} has {len(columns)} columns, so there is no column "
                                  f"{token_column if abs(token_column) >= len(columns) else tag_column}; "
                                  f"choose --token-column / --tag-column (0-based, -1 = last)") from None
             if not NER_TAG.fullmatch(tag) and line.startswith("#"):
                 continue  # a comment line (CoNLL-U, KLUE): "# text = ..."
             if not NER_TAG.fullmatch(tag):  # plain text or another column: refuse instead of learning "France." as a label
-                raise ValueError(f"{path} line {number}: {tag[:40]!r} (column {tag_column}) is not a NER tag: CoNLL needs "
+                raise UserError(f"{path} line {number}: {tag[:40]!r} (column {tag_column}) is not a NER tag: CoNLL needs "
                                  "one token per line and a tag such as O, B-PER, I-LOC (IO, BIO/IOB, IOBES or BILOU); "
                                  "choose the column with --tag-column")
             words.append(word)
             tags.append(tag)
     close()
     if not sentences:
-        raise ValueError(f"{path.name} holds no sentences: CoNLL needs one token per line, blank lines between sentences")
+        raise UserError(f"{path.name} holds no sentences: CoNLL needs one token per line, blank lines between sentences")
     for i, sentence in enumerate(sentences):
         if sentence.tags and len(sentence.tags) != len(sentence.words):
-            raise ValueError(f"{path.name}: sentence {i + 1} has tags on some lines only; tag every token")
+            raise UserError(f"{path.name}: sentence {i + 1} has tags on some lines only; tag every token")
     return sentences
 
 
@@ -96,15 +97,15 @@ def read_ner_jsonl(path: str | Path, tokens_key: str | None = None, tags_key: st
             words_key = tokens_key or next((k for k in ("tokens", "words") if k in row), None)
             labels_key = tags_key or next((k for k in ("tags", "ner_tags", "labels") if k in row), None)
             if words_key not in row:
-                raise ValueError(f"{path.name} line {number}: no word list (keys: {sorted(row)}); "
+                raise UserError(f"{path.name} line {number}: no word list (keys: {sorted(row)}); "
                                  "name it with --tokens-key")
             words = [str(w) for w in row[words_key]]
             tags = [str(t) for t in row[labels_key]] if labels_key in row else []
             if tags and len(tags) != len(words):
-                raise ValueError(f"{path.name} line {number}: {len(words)} words but {len(tags)} tags")
+                raise UserError(f"{path.name} line {number}: {len(words)} words but {len(tags)} tags")
             sentences.append(NerSentence(words, tags))
     if not sentences:
-        raise ValueError(f"{path.name} is empty: it needs one JSON object per line")
+        raise UserError(f"{path.name} is empty: it needs one JSON object per line")
     return sentences
 
 
@@ -130,7 +131,7 @@ def build_tag_maps(sentences: Sequence[NerSentence]) -> tuple[dict[str, int], di
     """label2id / id2label: "O" first, then entity types in order, B before I (before E, S)."""
     distinct = {t for s in sentences for t in s.tags}
     if not distinct:
-        raise ValueError("the training sentences carry no tags; check --tag-column")
+        raise UserError("the training sentences carry no tags; check --tag-column")
     order = {"B": 0, "I": 1, "E": 2, "S": 3}
     ordered = sorted(distinct, key=lambda t: (t != "O", t[2:], order.get(t[:1], 9), t))
     return {t: i for i, t in enumerate(ordered)}, {i: t for i, t in enumerate(ordered)}
@@ -163,7 +164,7 @@ def align_labels(word_ids: Sequence[int | None], word_tags: Sequence[str], label
 
 def _tag_id(tag: str, label2id: dict[str, int]) -> int:
     if tag not in label2id:
-        raise ValueError(f"tag {tag!r} was not seen in training; known tags: {list(label2id)}")
+        raise UserError(f"tag {tag!r} was not seen in training; known tags: {list(label2id)}")
     return label2id[tag]
 
 

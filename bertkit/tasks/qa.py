@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bertkit.errors import UserError
 from bertkit.files import open_text
 
 
@@ -43,13 +44,13 @@ def read_squad(path: str | Path) -> list[QAExample]:
     with open_text(path) as f:
         text = f.read()
     if not text.strip():
-        raise ValueError(f"{path.name} is empty: it needs SQuAD JSON ({{'data': [{{'paragraphs': ...}}]}})")
+        raise UserError(f"{path.name} is empty: it needs SQuAD JSON ({{'data': [{{'paragraphs': ...}}]}})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path.name} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise UserError(f"{path.name} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict) or "data" not in data:
-        raise ValueError(f"{path.name} is not SQuAD-shaped: the top level needs a 'data' list of articles")
+        raise UserError(f"{path.name} is not SQuAD-shaped: the top level needs a 'data' list of articles")
     examples = []
     for article_number, article in enumerate(data["data"]):
         title = article.get("title", f"article-{article_number}")
@@ -60,7 +61,7 @@ def read_squad(path: str | Path) -> list[QAExample]:
                 impossible = bool(qa.get("is_impossible", False)) or not answers
                 examples.append(QAExample(str(qa["id"]), qa["question"], context, answers, title, impossible))
     if not examples:
-        raise ValueError(f"{path.name} holds no questions")
+        raise UserError(f"{path.name} holds no questions")
     return examples
 
 
@@ -74,7 +75,7 @@ def split_by_article(examples: Sequence[QAExample], eval_fraction: float = 0.3, 
     """Train / eval split by article title, so no context is seen in both halves."""
     titles = sorted({e.title for e in examples})
     if len(titles) < 2:
-        raise ValueError("need at least 2 articles to split by article")
+        raise UserError("need at least 2 articles to split by article")
     random.Random(seed).shuffle(titles)
     n_eval = min(len(titles) - 1, max(1, round(len(titles) * eval_fraction)))
     eval_titles = set(titles[:n_eval])
@@ -167,7 +168,7 @@ def postprocess(
     by more than null_score_diff_threshold.
     """
     if rank_by not in ("logits", "probability"):
-        raise ValueError(f"rank_by must be 'logits' or 'probability', got {rank_by!r}")
+        raise UserError(f"rank_by must be 'logits' or 'probability', got {rank_by!r}")
     by_example: dict[int, list[int]] = defaultdict(list)
     for i, feature in enumerate(features):
         by_example[feature["example_index"]].append(i)

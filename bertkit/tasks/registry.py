@@ -15,6 +15,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from bertkit.errors import UserError
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -74,7 +76,7 @@ def get_task(name: str) -> TaskSpec:
         if name in spec.names:
             return spec
     known = sorted(n for spec in TASKS for n in spec.names)
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known)}")
+    raise UserError(f"unknown task {name!r}; known tasks: {', '.join(known)}")
 
 
 def fine_tunable_tasks() -> tuple[str, ...]:

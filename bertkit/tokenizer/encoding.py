@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bertkit.errors import UserError
+
 
 @dataclass
 class Encoding:
@@ -79,7 +81,7 @@ class BatchEncoding(dict):
     def _row(self, batch_index: int) -> Encoding:
         encodings = self.encodings
         if encodings is None:
-            raise ValueError("this BatchEncoding was not made by a tokenizer, so it has no per-token details")
+            raise UserError("this BatchEncoding was not made by a tokenizer, so it has no per-token details")
         if not -len(encodings) <= batch_index < len(encodings):
             raise IndexError(f"batch_index {batch_index} is out of range for a batch of {len(encodings)}")
         return encodings[batch_index]
@@ -156,11 +158,11 @@ def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
     if tensor_type is None:
         return value
     if tensor_type not in ("pt", "np"):
-        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
+        raise UserError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
     if isinstance(value, list) and value and isinstance(value[0], list):
         lengths = {len(row) for row in value}
         if len(lengths) > 1:
-            raise ValueError(f"cannot make a tensor of {key!r}: its rows have lengths {sorted(lengths)}; "
+            raise UserError(f"cannot make a tensor of {key!r}: its rows have lengths {sorted(lengths)}; "
                              "pass padding=True (and truncation=True for long texts)")
     if tensor_type == "pt":
         import torch

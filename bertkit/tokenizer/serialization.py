@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
     if path.is_file():
         return {"vocab_file": path, "name_or_path": str(path)}
     if not path.is_dir():
-        raise FileNotFoundError(f"no tokenizer folder at {path}: bertkit loads local folders holding vocab.txt "
+        raise MissingFileError(f"no tokenizer folder at {path}: bertkit loads local folders holding vocab.txt "
                                 "(+ tokenizer_config.json) or tokenizer.json; it never downloads")
     settings: dict[str, Any] = {"name_or_path": str(path)}
     config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
@@ -60,7 +61,7 @@ def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
     elif (path / "vocab.txt").is_file():
         settings["vocab_file"] = path / "vocab.txt"
     else:
-        raise FileNotFoundError(f"{path} holds neither vocab.txt nor tokenizer.json: save a tokenizer there with "
+        raise MissingFileError(f"{path} holds neither vocab.txt nor tokenizer.json: save a tokenizer there with "
                                 "save_pretrained() or copy a BERT vocab.txt into it")
     return settings
 
@@ -69,9 +70,9 @@ def _read_tokenizer_json(path: Path) -> dict[str, Any]:
     data = _read_json(path)
     model = data.get("model") or {}
     if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
-        raise ValueError(f"{path} holds a {model.get('type')!r} model; bertkit reads WordPiece (BERT) tokenizers only")
+        raise UserError(f"{path} holds a {model.get('type')!r} model; bertkit reads WordPiece (BERT) tokenizers only")
     if model.get("continuing_subword_prefix", "##") != "##":
-        raise ValueError(f"{path}: continuing_subword_prefix must be '##', got {model['continuing_subword_prefix']!r}")
+        raise UserError(f"{path}: continuing_subword_prefix must be '##', got {model['continuing_subword_prefix']!r}")
     vocab = dict(model["vocab"])
     for added in data.get("added_tokens") or []:
         vocab.setdefault(added["content"], added["id"])
@@ -93,7 +94,7 @@ def _read_normalizer(normalizer: dict[str, Any] | None, path: Path) -> dict[str,
     if normalizer.get("type") == "Sequence" and types[:1] == ["BertNormalizer"] and "NFC" in types:
         return {"do_lower_case": "Lowercase" in types, "strip_accents": True, "keep_hangul": True,
                 "tokenize_chinese_chars": steps[0].get("handle_chinese_chars", True)}
-    raise ValueError(f"{path}: unsupported normalizer {normalizer.get('type')!r}; bertkit reads BERT's "
+    raise UserError(f"{path}: unsupported normalizer {normalizer.get('type')!r}; bertkit reads BERT's "
                      "BertNormalizer (or the Korean-mode sequence it writes itself)")
 
 
@@ -113,15 +114,15 @@ def _normalizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
 def write_tokenizer_folder(tokenizer: BertTokenizer, folder: str | os.PathLike) -> tuple[str, ...]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"cannot save a tokenizer to {folder}: it is a file, not a folder")
+        raise UserError(f"cannot save a tokenizer to {folder}: it is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     vocab = tokenizer.get_vocab()
     by_id = sorted(vocab.items(), key=lambda item: item[1])
     if [i for _, i in by_id] != list(range(len(by_id))):
-        raise ValueError("the vocabulary ids are not 0..n-1 without gaps, so they cannot be written as vocab.txt")
+        raise UserError("the vocabulary ids are not 0..n-1 without gaps, so they cannot be written as vocab.txt")
     for token, _ in by_id:
         if "\n" in token:
-            raise ValueError(f"token {token!r} holds a newline and cannot be written to vocab.txt")
+            raise UserError(f"token {token!r} holds a newline and cannot be written to vocab.txt")
     paths = {name: folder / name for name in
              ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")}
     paths["vocab.txt"].write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import OPENERS, check_text_file, open_binary
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, SPLIT_UNSAFE, BertPreTokenizer
 
@@ -62,10 +63,10 @@ def _expand_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"training file {str(path)!r} does not exist; pass existing text files or folders "
+            raise MissingFileError(f"training file {str(path)!r} does not exist; pass existing text files or folders "
                                     "(to train on strings, pass a list of them)")
     if not files:
-        raise FileNotFoundError(f"no training files found in {[str(p) for p in paths]}")
+        raise MissingFileError(f"no training files found in {[str(p) for p in paths]}")
     for file in files:  # a binary file would train a vocabulary of byte garbage: refuse it, by name
         check_text_file(file, "training file", strict=False)
     return files
@@ -92,7 +93,7 @@ def _resolve_corpus(corpus: Any, show_progress: bool) -> tuple[Iterator[str], bo
     if isinstance(corpus, (str, os.PathLike)):
         return _iter_file_lines(_expand_files([corpus]), show_progress), True
     if not isinstance(corpus, Iterable):
-        raise ValueError(f"corpus must be a file path, a list of Paths, or an iterable of texts; got {type(corpus).__name__}")
+        raise UserError(f"corpus must be a file path, a list of Paths, or an iterable of texts; got {type(corpus).__name__}")
     if isinstance(corpus, (list, tuple)) and corpus and all(
         isinstance(item, os.PathLike) or (isinstance(item, str) and "\n" not in item and os.path.isfile(item))
         for item in corpus
@@ -104,7 +105,7 @@ def _resolve_corpus(corpus: Any, show_progress: bool) -> tuple[Iterator[str], bo
 def _check_texts(texts: Iterable[Any]) -> Iterator[str]:
     for text in texts:
         if not isinstance(text, str):
-            raise ValueError(
+            raise UserError(
                 f"training texts must be str, got {type(text).__name__}; pass file paths as pathlib.Path objects"
             )
         yield text
@@ -137,7 +138,7 @@ def _select_alphabet(word_counts: Mapping[str, int], limit_alphabet: int | None)
     if limit_alphabet is None:
         return None
     if limit_alphabet < 1:
-        raise ValueError(f"limit_alphabet must be a positive number of characters or None, got {limit_alphabet}")
+        raise UserError(f"limit_alphabet must be a positive number of characters or None, got {limit_alphabet}")
     char_counts: Counter[str] = Counter()
     for word, count in word_counts.items():
         for char in word:
@@ -321,9 +322,9 @@ def learn_vocab(
     (1.11 tokens per word on the same text; docs/train-tokenizer.md has the measurements).
     """
     if vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive number of tokens, got {vocab_size}")
+        raise UserError(f"vocab_size must be a positive number of tokens, got {vocab_size}")
     if min_frequency < 0:
-        raise ValueError(f"min_frequency must be >= 0, got {min_frequency}")
+        raise UserError(f"min_frequency must be >= 0, got {min_frequency}")
     specials = list(dict.fromkeys(special_tokens))
     keep = _select_alphabet(word_counts, limit_alphabet)
     words: list[str] = []
@@ -412,14 +413,14 @@ def train_wordpiece(
     specials = list(dict.fromkeys(special_tokens))
     missing = [token for token in SPECIAL_TOKENS if token not in specials]
     if missing:
-        raise ValueError(f"special_tokens lacks {missing}: BERT needs {list(SPECIAL_TOKENS)}; add your own after them")
+        raise UserError(f"special_tokens lacks {missing}: BERT needs {list(SPECIAL_TOKENS)}; add your own after them")
     if min_frequency < 0:
-        raise ValueError(f"min_frequency must be >= 0, got {min_frequency}")
+        raise UserError(f"min_frequency must be >= 0, got {min_frequency}")
     pre_tokenizer = BertPreTokenizer(lowercase, strip_accents, keep_hangul, tokenize_chinese_chars)
     texts, from_files = _resolve_corpus(corpus, show_progress)
     word_counts = count_words(texts, pre_tokenizer, show_progress and not from_files)  # files have a bar already
     if not word_counts:
-        raise ValueError("the training corpus holds no words: pass non-empty text")
+        raise UserError("the training corpus holds no words: pass non-empty text")
     vocab = learn_vocab(word_counts, vocab_size, min_frequency, limit_alphabet, specials, coarse_to_fine, show_progress)
     return BertTokenizer(
         vocab={token: index for index, token in enumerate(vocab)},

@@ -2,12 +2,14 @@
 longest `##` piece at each following position; a word with any position that no piece covers is `[UNK]`."""
 from __future__ import annotations
 
+from bertkit.errors import UserError
+
 
 class WordPiece:
     def __init__(self, vocab: dict[str, int], unk_token: str = "[UNK]", prefix: str = "##",
                  max_input_chars_per_word: int = 100) -> None:
         if unk_token not in vocab:
-            raise ValueError(f"the vocabulary has no unknown token {unk_token!r}: add it to vocab.txt "
+            raise UserError(f"the vocabulary has no unknown token {unk_token!r}: add it to vocab.txt "
                              "(BERT vocabularies put [UNK] near the top) or pass unk_token=")
         self.vocab = vocab
         self.unk_token = unk_token

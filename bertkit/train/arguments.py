@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bertkit.errors import UserError
+
 STRATEGIES = ("no", "steps", "epoch")
 # HF arguments bertkit accepts but that change nothing here (each said once when set)
 NO_EFFECT = {
@@ -89,7 +91,7 @@ class TrainingArguments:
     def __init__(self, output_dir: str | None = None, **kwargs: Any) -> None:
         if "evaluation_strategy" in kwargs:  # the seeds' (transformers 4) spelling
             if "eval_strategy" in kwargs:
-                raise ValueError("pass eval_strategy or its old name evaluation_strategy, not both")
+                raise UserError("pass eval_strategy or its old name evaluation_strategy, not both")
             kwargs["eval_strategy"] = kwargs.pop("evaluation_strategy")
         if kwargs.pop("no_cuda", False):
             kwargs["use_cpu"] = True
@@ -121,19 +123,19 @@ class TrainingArguments:
             setattr(self, name, value)
             allowed = STRATEGIES + (("best",) if name == "save_strategy" else ())
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+                raise UserError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.fp16 and self.bf16:
-            raise ValueError("pass bf16=True or fp16=True, not both")
+            raise UserError("pass bf16=True or fp16=True, not both")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.eval_steps is None:
             self.eval_steps = self.logging_steps
         if self.load_best_model_at_end:
             if self.eval_strategy == "no":
-                raise ValueError("load_best_model_at_end needs an evaluation: set eval_strategy='epoch' or 'steps'")
+                raise UserError("load_best_model_at_end needs an evaluation: set eval_strategy='epoch' or 'steps'")
             if self.save_strategy not in (self.eval_strategy, "best"):
-                raise ValueError(f"load_best_model_at_end needs save_strategy equal to eval_strategy "
+                raise UserError(f"load_best_model_at_end needs save_strategy equal to eval_strategy "
                                  f"({self.eval_strategy!r}), got {self.save_strategy!r}")
 
     @property

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object
 from bertkit.model.hf_checkpoint import load_pickle, read_state_dict
 from bertkit.train import distributed as dist_utils
@@ -240,7 +241,7 @@ def load_model_weights(model: nn.Module, folder: str | os.PathLike, weights: dic
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # a tensor of another shape: say which, in one line
         detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
-        raise ValueError(f"checkpoint {folder} does not match the model ({detail}); "
+        raise UserError(f"checkpoint {folder} does not match the model ({detail}); "
                          "build the model from that folder's config.json") from None
     # names that alias one storage: each group is satisfied when any member was loaded
     by_tensor: dict[int, list[str]] = {}
@@ -250,7 +251,7 @@ def load_model_weights(model: nn.Module, folder: str | os.PathLike, weights: dic
     persistent = set(model.state_dict().keys())
     really_missing = [k for k in missing if k not in alias_loaded and k in persistent and not k.endswith("position_ids")]
     if really_missing or unexpected:
-        raise ValueError(
+        raise UserError(
             f"checkpoint {folder} does not match the model: missing {really_missing[:5]}, unexpected {list(unexpected)[:5]}; "
             "build the model from that folder's config.json"
         )
@@ -262,13 +263,13 @@ def _read_checkpoint(folder: Path, read_weights: bool) -> tuple[dict[str, Any], 
     FileNotFoundError naming it; a checkpoint that fails here can be skipped for an older one."""
     state_file = folder / TRAINING_STATE
     if not state_file.is_file():
-        raise FileNotFoundError(f"{state_file} is missing (optimizer, scheduler and RNG states)")
+        raise MissingFileError(f"{state_file} is missing (optimizer, scheduler and RNG states)")
     state = load_pickle(state_file, "training state")
     if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "rng", "extra"} <= set(state):
-        raise ValueError(f"{state_file} is not a bertkit training state (no step / optimizer / rng entries)")
+        raise UserError(f"{state_file} is not a bertkit training state (no step / optimizer / rng entries)")
     config_file = folder / "config.json"  # what from_pretrained(folder) needs
     if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} is missing")
+        raise MissingFileError(f"{config_file} is missing")
     read_json_object(config_file, "the checkpoint is damaged")
     weights = read_state_dict(folder)[0] if read_weights else None
     return state, weights
@@ -308,7 +309,7 @@ def load_checkpoint(
     else:
         candidates = []
     if not candidates:
-        raise FileNotFoundError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
+        raise MissingFileError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
 
     damaged: list[str] = []
     for folder in candidates:
@@ -320,21 +321,21 @@ def load_checkpoint(
                 hint = (f"an earlier checkpoint of the run can be used: {older[0]} (pass it, or resume with "
                         "resume_from_checkpoint=True / `--resume` to fall back to the newest intact one)"
                         if older else "the run has no earlier checkpoint: delete this one to start afresh")
-                raise ValueError(f"checkpoint {folder} is damaged: {err}; {hint}") from None
+                raise UserError(f"checkpoint {folder} is damaged: {err}; {hint}") from None
             damaged.append(f"{folder.name}: {err}")
             logger.warning(f"checkpoint {folder} is damaged ({err}); trying the one before it")
             continue
         if damaged:
             logger.warning(f"resuming from {folder}, the newest intact checkpoint (skipped: {', '.join(d.split(':')[0] for d in damaged)})")
         return _restore(folder, state, weights, model, optimizer, scheduler, restore_rng, load_weights)
-    raise ValueError(f"no intact checkpoint in {candidates[0].parent}: " + "; ".join(damaged)
+    raise UserError(f"no intact checkpoint in {candidates[0].parent}: " + "; ".join(damaged)
                      + "; delete the damaged folders to start afresh")
 
 
 def _restore(path: Path, state: dict[str, Any], weights: dict[str, torch.Tensor] | None, model: nn.Module | None,
              optimizer: torch.optim.Optimizer | None, scheduler: Any, restore_rng: bool, load_weights: bool) -> dict[str, Any]:
     if optimizer is not None and state["optimizer"] is None:
-        raise ValueError(f"checkpoint {path} holds no optimizer state")
+        raise UserError(f"checkpoint {path} holds no optimizer state")
     if model is not None and load_weights:
         load_model_weights(model, path, weights)
     if optimizer is not None:

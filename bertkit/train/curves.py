@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bertkit.errors import UserError
 from bertkit.files import check_text_file
 from bertkit.train.metrics_log import read_metrics
 
@@ -30,7 +31,7 @@ def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title
         matplotlib.use("Agg")  # files only, no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'bertkit[plot]'") from None
+        raise UserError("plotting needs matplotlib: pip install 'bertkit[plot]'") from None
     check_text_file(log_path, "metrics log")  # a binary file is named, not a bare decoding error
     rows = read_metrics(log_path)
     splits: dict[str, list[dict]] = {}
@@ -38,7 +39,7 @@ def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title
         if "step" in row:
             splits.setdefault(row.get("split", "train"), []).append(row)
     if not splits:
-        raise ValueError(f"{log_path} holds no rows with a step; is it a bertkit metrics.jsonl?")
+        raise UserError(f"{log_path} holds no rows with a step; is it a bertkit metrics.jsonl?")
     panels = [p for p in PANELS if any(p[1] in r for r in splits.get("train", [])) or
               (p[2] and any(p[2] in r for r in splits.get("eval", [])))]
     cols = min(3, len(panels))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bertkit.errors import UserError
+
 
 @dataclass
 class DistContext:
@@ -49,7 +51,7 @@ def pick_device(requested: str | None = None, local_rank: int = 0) -> torch.devi
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was requested but no GPU is visible; pass --device cpu")
+            raise UserError("device 'cuda' was requested but no GPU is visible; pass --device cpu")
         if requested == "cuda":
             return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device(requested)

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import MissingFileError
+
 
 def json_safe(value: Any) -> Any:
     """A value ready for json.dumps: tensor / numpy scalars as Python numbers, NaN and inf as null (JSON has
@@ -44,7 +46,7 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All rows of a JSONL metrics file (a torn last line from a crash is ignored)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no metrics log at {path}; pass the metrics.jsonl written by a run")
+        raise MissingFileError(f"no metrics log at {path}; pass the metrics.jsonl written by a run")
     rows = []
     with path.open(encoding="utf-8") as f:
         for line in f:

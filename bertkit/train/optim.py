@@ -25,6 +25,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from bertkit.errors import UserError
+
 OPTIMIZERS = ("adamw", "lamb")
 
 
@@ -78,13 +80,13 @@ def build_optimizer(
         all_params = [p for g in groups for p in g["params"]]
         can_fuse = _fused_adamw_available(all_params)
         if fused and not can_fuse:
-            raise ValueError("fused AdamW needs floating-point parameters all on one CPU or CUDA device; "
+            raise UserError("fused AdamW needs floating-point parameters all on one CPU or CUDA device; "
                              "move the model first or pass fused=False")
         use_fused = can_fuse if fused is None else fused
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=use_fused or None)
     if name == "lamb":
         return LAMB(groups, lr=lr, betas=betas, eps=eps)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 class LAMB(torch.optim.Optimizer):
@@ -103,7 +105,7 @@ class LAMB(torch.optim.Optimizer):
         max_trust_ratio: float = 10.0,
     ) -> None:
         if lr <= 0:
-            raise ValueError(f"LAMB learning rate must be positive, got {lr}")
+            raise UserError(f"LAMB learning rate must be positive, got {lr}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, max_trust_ratio=max_trust_ratio)
         super().__init__(params, defaults)
 
@@ -120,7 +122,7 @@ class LAMB(torch.optim.Optimizer):
                     continue
                 grad = p.grad
                 if grad.is_sparse:
-                    raise ValueError("LAMB does not support sparse gradients")
+                    raise UserError("LAMB does not support sparse gradients")
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -155,9 +157,9 @@ class WarmupLinearDecay:
 
     def __init__(self, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> None:
         if total_steps <= 0:
-            raise ValueError(f"total_steps must be positive, got {total_steps}")
+            raise UserError(f"total_steps must be positive, got {total_steps}")
         if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"warmup_steps must be between 0 and total_steps ({total_steps}), got {warmup_steps}")
+            raise UserError(f"warmup_steps must be between 0 and total_steps ({total_steps}), got {warmup_steps}")
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
         self.min_ratio = float(min_ratio)
@@ -201,9 +203,9 @@ class WarmupSchedule:
 
     def __init__(self, kind: str, warmup_steps: int = 0, total_steps: int | None = None, num_cycles: float = 0.5) -> None:
         if kind not in ("linear", "cosine", "constant"):
-            raise ValueError(f"unknown schedule kind {kind!r}; choose linear, cosine or constant")
+            raise UserError(f"unknown schedule kind {kind!r}; choose linear, cosine or constant")
         if kind != "constant" and total_steps is None:
-            raise ValueError(f"the {kind} schedule needs total_steps (num_training_steps)")
+            raise UserError(f"the {kind} schedule needs total_steps (num_training_steps)")
         self.kind = kind
         self.warmup_steps = int(warmup_steps)
         self.total_steps = None if total_steps is None else int(total_steps)
@@ -250,16 +252,16 @@ def get_scheduler(name: str, optimizer: torch.optim.Optimizer, num_warmup_steps:
     """
     name = str(getattr(name, "value", name)).lower()  # HF also passes a SchedulerType enum
     if name not in SCHEDULES:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULES)}")
+        raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULES)}")
     extra = dict(scheduler_specific_kwargs or {})
     if name == "constant":
         return get_constant_schedule_with_warmup(optimizer, 0, **extra)
     if num_warmup_steps is None:
-        raise ValueError(f"the {name} scheduler needs num_warmup_steps")
+        raise UserError(f"the {name} scheduler needs num_warmup_steps")
     if name == "constant_with_warmup":
         return get_constant_schedule_with_warmup(optimizer, num_warmup_steps, **extra)
     if num_training_steps is None:
-        raise ValueError(f"the {name} scheduler needs num_training_steps")
+        raise UserError(f"the {name} scheduler needs num_training_steps")
     build = get_linear_schedule_with_warmup if name == "linear" else get_cosine_schedule_with_warmup
     return build(optimizer, num_warmup_steps, num_training_steps, **extra)
 

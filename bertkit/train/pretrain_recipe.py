@@ -37,6 +37,7 @@ from torch import nn
 from bertkit.data.corpus import TokenShards
 from bertkit.data.masking import Masker, PretrainingCollator
 from bertkit.data.pretraining import MODES, PretrainingDataset, PretrainingSampler
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object, require_output_folder
 from bertkit.model.inference import PRECISIONS, autocast, resolve_precision
 from bertkit.tokenizer import BertTokenizer
@@ -102,17 +103,17 @@ class PretrainConfig:
 
     def validate(self) -> None:
         if not self.data:
-            raise ValueError("no training data: pass --data with a folder made by `bertkit prepare-corpus`")
+            raise UserError("no training data: pass --data with a folder made by `bertkit prepare-corpus`")
         require_output_folder(self.out, "--output")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be 'pairs' (MLM+NSP) or 'full' (MLM only), got {self.mode!r}")
+            raise UserError(f"mode must be 'pairs' (MLM+NSP) or 'full' (MLM only), got {self.mode!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise UserError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("batch_size", "grad_accum", "max_steps", "max_seq_length", "log_every", "eval_every", "save_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "PretrainConfig":
@@ -120,14 +121,14 @@ class PretrainConfig:
         values = {k.replace("-", "_"): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown pretraining option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UserError(f"unknown pretraining option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**values)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "PretrainConfig":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
+            raise MissingFileError(f"config file {path} does not exist")
         return cls.from_dict(read_json_object(path, "fix the pretraining config file"))
 
 
@@ -219,7 +220,7 @@ def build_model(config: PretrainConfig, vocab_size: int):
     if config.init_from:
         model = BertForPreTraining.from_pretrained(config.init_from)
         if model.config.vocab_size != vocab_size:
-            raise ValueError(f"--init-from {config.init_from} has vocab_size {model.config.vocab_size}, the corpus "
+            raise UserError(f"--init-from {config.init_from} has vocab_size {model.config.vocab_size}, the corpus "
                              f"tokenizer has {vocab_size}; prepare the corpus with that model's tokenizer")
         return model
     overrides = {k: getattr(config, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
@@ -349,7 +350,7 @@ def _pretrain(config: PretrainConfig, ctx: dist_utils.DistContext) -> Path:
                                          drop_last=True, num_workers=config.num_workers,
                                          pin_memory=device.type == "cuda", generator=torch.Generator())
     if len(sampler) // config.batch_size < 1 and consumed == 0:
-        raise ValueError(f"the corpus gives {len(dataset)} examples, fewer than one batch of {config.batch_size} per rank; "
+        raise UserError(f"the corpus gives {len(dataset)} examples, fewer than one batch of {config.batch_size} per rank; "
                          "lower --batch-size or prepare more text")
     eval_loader = _eval_loader(config, ctx, collator)
 

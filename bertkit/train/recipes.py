@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.inference import bf16_supported, resolve_device
 from bertkit.tasks.evaluation import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.registry import fine_tunable_tasks, get_task
@@ -80,7 +81,7 @@ def freeze_encoder(model: torch.nn.Module) -> int:
     of trainable parameters left (1,538 for bert-base with 2 labels, as the seed counts)."""
     encoder = getattr(model, "bert", None)
     if encoder is None:
-        raise ValueError(f"{type(model).__name__} has no .bert encoder to freeze")
+        raise UserError(f"{type(model).__name__} has no .bert encoder to freeze")
     for parameter in encoder.parameters():
         parameter.requires_grad = False
     return count_trainable(model)
@@ -103,7 +104,7 @@ def finetune(
     "train_runtime", "metric_for_best", "trainable_parameters", "history"}. The best evaluation's weights end up
     in `model` and in `args.output_dir` (with the tokenizer); metrics go to `output_dir/metrics.jsonl`."""
     if not train_features:
-        raise ValueError("no training examples: the training file gave nothing to train on")
+        raise UserError("no training examples: the training file gave nothing to train on")
     args = args if args is not None else recipe_arguments()
     options = options or RecipeOptions()
     metric = args.metric_for_best_model or "loss"
@@ -169,7 +170,7 @@ def _load(class_name: str, model_dir: str | Path, tokenizer_dir: str | Path | No
 
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no model in {str(folder)!r} (config.json missing); --model takes a folder in "
+        raise MissingFileError(f"no model in {str(folder)!r} (config.json missing); --model takes a folder in "
                                 "HuggingFace layout, e.g. a pretrained BERT or `bertkit pretrain`'s output")
     tokenizer = BertTokenizer.from_pretrained(tokenizer_dir or folder)
     model = getattr(bertkit.model, class_name).from_pretrained(folder, **config)

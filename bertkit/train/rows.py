@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from bertkit.data.collators import plain_value
+from bertkit.errors import UserError
 
 logger = logging.getLogger("bertkit")
 
@@ -25,7 +26,7 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
     try:
         count = len(dataset)
     except TypeError:
-        raise ValueError(f"the {what} dataset has no len(): pass a datasets.Dataset, a torch Dataset or a list "
+        raise UserError(f"the {what} dataset has no len(): pass a datasets.Dataset, a torch Dataset or a list "
                          "of dicts") from None
     rows, dropped = [], set()
     for i in range(count):
@@ -35,7 +36,7 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
         if not isinstance(row, dict):
             hint = (": it holds raw text; map the tokenizer over it first, e.g. rows = [{**tokenizer(text), "
                     "'labels': label} for text, label in ...]") if isinstance(row, str) else ""
-            raise ValueError(f"the {what} dataset's item {i} is a {type(row).__name__}, not a dict of columns "
+            raise UserError(f"the {what} dataset's item {i} is a {type(row).__name__}, not a dict of columns "
                              "such as {'input_ids': [...], 'labels': 1}" + hint)
         clean = {}
         for key, value in row.items():
@@ -46,7 +47,7 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
             clean[key] = plain_value(value)
         if "input_ids" not in clean or (clean["input_ids"] and isinstance(clean["input_ids"], str)):
             text = [k for k, v in row.items() if isinstance(v, str)]
-            raise ValueError(
+            raise UserError(
                 f"the {what} dataset holds no token ids (item {i} has columns {sorted(row)}"
                 f"{', text in ' + ', '.join(text) if text else ''}): map the tokenizer over it first, e.g. "
                 "dataset.map(lambda batch: tokenizer(batch['text'], truncation=True), batched=True)")

@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bertkit.data.collators import PaddingCollator
+from bertkit.errors import MissingFileError, UserError
 from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
 from bertkit.train.callbacks import (
@@ -99,7 +100,7 @@ class Trainer:
         set_seed(self.args.seed)
         if model is None:
             if model_init is None:
-                raise ValueError("Trainer needs a model (or a model_init function that builds one)")
+                raise UserError("Trainer needs a model (or a model_init function that builds one)")
             model = model_init()
         self.model = model
         self.processing_class = processing_class if processing_class is not None else tokenizer
@@ -120,7 +121,7 @@ class Trainer:
         self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
+            raise UserError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
         pad_id = getattr(self.processing_class, "pad_token_id", None)
         if pad_id is None:
             pad_id = getattr(getattr(model, "config", None), "pad_token_id", 0) or 0
@@ -130,7 +131,7 @@ class Trainer:
         self.eval_dataset = eval_dataset
         self.eval_rows = read_rows(eval_dataset, self.accepted, "evaluation") if eval_dataset is not None else None
         if self.args.eval_strategy != "no" and not self.has_evaluation():
-            raise ValueError(f"eval_strategy={self.args.eval_strategy!r} needs an eval_dataset: pass "
+            raise UserError(f"eval_strategy={self.args.eval_strategy!r} needs an eval_dataset: pass "
                              "Trainer(..., eval_dataset=...) or set eval_strategy='no'")
         for name, value in self.args.ignored.items():
             if NO_EFFECT.get(name):
@@ -154,11 +155,11 @@ class Trainer:
     def _check_training_data(self) -> None:
         """The mistakes that would otherwise surface deep inside torch, or after an hour of training."""
         if not self.train_rows:
-            raise ValueError("Trainer.train() needs a train_dataset with at least one row")
+            raise UserError("Trainer.train() needs a train_dataset with at least one row")
         sample = self._collate([self.train_rows[i] for i in range(min(2, len(self.train_rows)))])
         targets = ("labels", "start_positions", "next_sentence_label")
         if not any(t in sample for t in targets):
-            raise ValueError(f"the training data has no labels (columns after collation: {sorted(sample)}): add a "
+            raise UserError(f"the training data has no labels (columns after collation: {sorted(sample)}): add a "
                              "'label' or 'labels' column (QA: start_positions/end_positions), or use a collator "
                              "that makes them (DataCollatorForLanguageModeling)")
         config = getattr(self.model, "config", None)
@@ -167,7 +168,7 @@ class Trainer:
             values = [v for row in self.train_rows + (self.eval_rows or []) for v in _flat_ints(row.get("labels"))]
             high = max(values, default=-1)
             if high >= num_labels:
-                raise ValueError(f"labels go up to {high} but the model has num_labels={num_labels}: load it with "
+                raise UserError(f"labels go up to {high} but the model has num_labels={num_labels}: load it with "
                                  f"num_labels={high + 1} (from_pretrained(..., num_labels={high + 1}))")
 
     def _collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -186,7 +187,7 @@ class Trainer:
         outputs = model(**inputs)
         loss = outputs["loss"] if hasattr(outputs, "keys") else outputs[0] if isinstance(outputs, (tuple, list)) else None
         if not isinstance(loss, torch.Tensor):
-            raise ValueError(f"{type(model).__name__} returned no loss for a training batch with inputs "
+            raise UserError(f"{type(model).__name__} returned no loss for a training batch with inputs "
                              f"{sorted(inputs)}: pass labels the model uses, or override Trainer.compute_loss")
         return loss
 
@@ -355,12 +356,12 @@ class Trainer:
         if resume_from_checkpoint is True:
             found = latest_checkpoint(self.args.output_dir)
             if found is None:
-                raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint "
+                raise UserError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint "
                                  f"({PREFIX}* folder); train without it to start fresh")
             return found
         path = Path(resume_from_checkpoint)
         if not path.exists():
-            raise FileNotFoundError(f"resume_from_checkpoint={str(path)!r} does not exist")
+            raise MissingFileError(f"resume_from_checkpoint={str(path)!r} does not exist")
         return path
 
     def _due(self, strategy: str, every: int, end_of_epoch: bool, last: bool) -> bool:
@@ -406,7 +407,7 @@ class Trainer:
         args = self.args
         if args.best_metric_key not in metrics:
             if args.load_best_model_at_end or args.save_strategy == "best":
-                raise ValueError(f"metric_for_best {args.best_metric_key[5:]!r} is not among the evaluation's "
+                raise UserError(f"metric_for_best {args.best_metric_key[5:]!r} is not among the evaluation's "
                                  f"metrics {sorted(k[5:] for k in metrics if k.startswith('eval_'))}; pick one of those")
             return
         value, best = float(metrics[args.best_metric_key]), self.state.best_metric
@@ -443,7 +444,7 @@ class Trainer:
         'eval_steps_per_second', 'epoch'}; logged to log_history and metrics.jsonl."""
         rows = (self.eval_rows or []) if eval_dataset is None else read_rows(eval_dataset, self.accepted, "evaluation")
         if not rows and (eval_dataset is not None or not self.has_evaluation()):
-            raise ValueError("Trainer.evaluate() needs an eval_dataset (in Trainer(...) or as an argument)")
+            raise UserError("Trainer.evaluate() needs an eval_dataset (in Trainer(...) or as an argument)")
         start = time.perf_counter()
         raw = self.evaluation_metrics(rows)
         runtime = time.perf_counter() - start
