@@ -92,9 +92,9 @@ from bertkit.data.pretraining import PretrainingDataset, PretrainingSampler  # n
 from bertkit.model import BertConfig, BertForMaskedLM, BertForPreTraining  # noqa: E402
 from bertkit.model.inference import autocast  # noqa: E402
 from bertkit.train import distributed as dist_utils  # noqa: E402
+from bertkit.train.curves import plot_metrics  # noqa: E402
 from bertkit.train.metrics_log import MetricsLogger, json_safe, read_metrics  # noqa: E402
 from bertkit.train.optim import build_optimizer  # noqa: E402
-from bertkit.train.curves import plot_metrics  # noqa: E402
 from bertkit.train.pretrain_recipe import (  # noqa: E402
     PretrainConfig,
     PretrainingObjective,

@@ -18,6 +18,7 @@ import torch
 
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi) is not installed")
 
+from bertkit.commands import serve as serve_app  # noqa: E402
 from bertkit.model import (  # noqa: E402
     BertConfig,
     BertForPreTraining,
@@ -26,7 +27,6 @@ from bertkit.model import (  # noqa: E402
     BertForTokenClassification,
 )
 from bertkit.pipelines import pipeline  # noqa: E402
-from bertkit.commands import serve as serve_app  # noqa: E402
 from bertkit.serve.app import background_server, create_app  # noqa: E402
 from bertkit.serve.attention_view import attention_data, attention_html  # noqa: E402
 from bertkit.serve.service import Limits, ModelService  # noqa: E402

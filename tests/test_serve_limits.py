@@ -17,8 +17,8 @@ pytest.importorskip("fastapi", reason="the [serve] extra (fastapi) is not instal
 
 from test_serve import error_of, save_tiny, serve_args  # noqa: E402
 
-from bertkit.model import BertForPreTraining, BertForQuestionAnswering  # noqa: E402
 from bertkit.commands import serve as serve_app  # noqa: E402
+from bertkit.model import BertForPreTraining, BertForQuestionAnswering  # noqa: E402
 from bertkit.serve.app import create_app  # noqa: E402
 from bertkit.serve.service import Limits, ModelService  # noqa: E402
 
@@ -274,13 +274,3 @@ def test_a_request_whose_client_went_away_leaves_the_queue(lm_dir):
     assert busy.status_code == 200
     assert queued_after == 0 and ["abandoned"] not in gate.ran
     assert sent[0]["status"] == 499
-
-
-def test_every_registry_task_has_a_route():
-    """The routes are generated from bertkit.tasks.registry: a task added there needs its entry in TASK_ROUTES."""
-    from bertkit.serve.prepare import TASK_ROUTES, task_route
-    from bertkit.tasks import registry
-
-    assert [spec.name for spec in registry.TASKS] == list(TASK_ROUTES)
-    with pytest.raises(KeyError, match="TASK_ROUTES"):
-        task_route("multiple-choice")

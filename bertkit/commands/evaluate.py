@@ -10,13 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
-from bertkit.tasks.evaluation import TASKS, evaluate_file, format_report, load_examples, load_finetuned
+from bertkit.tasks import registry
+from bertkit.tasks.evaluation import evaluate_file, format_report, load_examples, load_finetuned
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="folder written by `bertkit finetune`")
     parser.add_argument("--data", required=True, help="labelled file: CSV/TSV/JSONL (classify), CoNLL/JSONL (ner), SQuAD JSON (qa)")
-    parser.add_argument("--task", choices=TASKS, help="default: read from the model folder")
+    parser.add_argument("--task", choices=registry.fine_tunable_tasks(), help="default: read from the model folder")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
     parser.add_argument("--output", help="also write the metrics (and predictions) to this JSON file")

@@ -1,4 +1,5 @@
-"""`bertkit finetune classify|ner|qa`: the command over `bertkit.train.recipes`'s recipes.
+"""`bertkit finetune TASK`: the command over `bertkit.train.recipes`'s recipes, one sub-command per fine-tunable task
+of `bertkit.tasks.registry` (classify, ner, qa), with the task's settings read off its recipe's signature.
 
     bertkit finetune classify --model path/to/bert --train train.tsv --eval dev.tsv --output runs/sst2
     bertkit finetune ner --model path/to/bert --train train.txt --eval valid.txt --output runs/conll
@@ -7,10 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 
+from bertkit.tasks import registry
 from bertkit.tasks.evaluation import format_report
 from bertkit.train.arguments import TrainingArguments
-from bertkit.train.recipes import RECIPE_DEFAULTS, RecipeOptions, finetune_classifier, finetune_ner, finetune_qa, recipe_arguments
+from bertkit.train.recipes import RECIPE_DEFAULTS, RecipeOptions, recipe_arguments
 from bertkit.utils.cli_flags import add_dataclass_arguments, dataclass_values
 
 # TrainingArguments' fields that make no flag: lists and HF names that change nothing here
@@ -49,6 +52,22 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-eval-examples", type=int, help="evaluate on a seeded sample of this many examples")
 
 
+# the recipe's own keywords that are not task settings (the command fills them from the common flags)
+COMMON = ("model_dir", "train_file", "eval_file", "args", "options", "tokenizer_dir", "max_train_examples",
+          "max_eval_examples")
+# task settings' help and short spellings; their names, types and defaults come from the recipe's signature
+SETTING_HELP = {
+    "text_column": "default: text, sentence, document, ...", "text_pair_column": "second text for pairs (NLI, paraphrase)",
+    "label_column": "default: label, labels, ...",
+    "problem_type": "single_label_classification, multi_label_classification or regression",
+    "test_size": "held-out fraction when no --eval (seed: 0.3)", "token_column": "CoNLL column of the word (0-based)",
+    "tag_column": "CoNLL column of the tag (-1 = last)", "label_all_subwords": "label every sub-word, not only the first",
+    "doc_stride": "tokens shared by consecutive windows", "eval_fraction": "articles held out when no --eval",
+    "version_2_with_negative": "unanswerable questions allowed (SQuAD v2.0); on by itself when the data has some",
+}
+SETTING_FLAGS = {"n_best_size": ["--n-best", "--n-best-size"], "version_2_with_negative": ["--version-2"]}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -56,35 +75,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
     common.add_argument("--train", required=True, help="training file")
     common.add_argument("--eval", help="evaluation file (default: hold out part of --train)")
+    for name in registry.fine_tunable_tasks():  # one sub-command per task of the registry
+        spec = registry.get_task(name)
+        sub = tasks.add_parser(name, parents=[common], help=spec.summary, description=spec.summary)
+        _recipe_settings(sub, spec)
+        _training_arguments(sub)
 
-    classify = tasks.add_parser("classify", parents=[common], help="text / text-pair classification, multi-label, regression")
-    classify.add_argument("--text-column", help="default: text, sentence, document, ...")
-    classify.add_argument("--text-pair-column", help="second text for pairs (NLI, paraphrase)")
-    classify.add_argument("--label-column", help="default: label, labels, ...")
-    classify.add_argument("--problem-type", default="single_label_classification",
-                          choices=["single_label_classification", "multi_label_classification", "regression"])
-    classify.add_argument("--max-length", type=int, default=128)
-    classify.add_argument("--test-size", type=float, default=0.3, help="held-out fraction when no --eval (seed: 0.3)")
-    _training_arguments(classify)
 
-    ner = tasks.add_parser("ner", parents=[common], help="named entity recognition (CoNLL or JSONL, BIO / IOBES)")
-    ner.add_argument("--token-column", type=int, default=0, help="CoNLL column of the word (0-based)")
-    ner.add_argument("--tag-column", type=int, default=-1, help="CoNLL column of the tag (-1 = last)")
-    ner.add_argument("--label-all-subwords", action="store_true", help="label every sub-word, not only the first")
-    ner.add_argument("--max-length", type=int, default=128)
-    ner.add_argument("--test-size", type=float, default=0.3)
-    _training_arguments(ner)
-
-    qa = tasks.add_parser("qa", parents=[common], help="extractive QA on SQuAD v1.1 / v2.0 / KorQuAD JSON")
-    qa.add_argument("--max-seq-length", type=int, default=384)
-    qa.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive windows")
-    qa.add_argument("--max-query-length", type=int, default=64)
-    qa.add_argument("--n-best", dest="n_best_size", type=int, default=20)
-    qa.add_argument("--max-answer-length", type=int, default=30)
-    qa.add_argument("--version-2", dest="version_2_with_negative", action="store_true",
-                    help="unanswerable questions allowed (SQuAD v2.0); on by itself when the data has some")
-    qa.add_argument("--eval-fraction", type=float, default=0.3, help="articles held out when no --eval")
-    _training_arguments(qa)
+def _recipe_settings(parser: argparse.ArgumentParser, spec: registry.TaskSpec) -> None:
+    """A flag for each task setting the recipe takes (`max_length=128` -> --max-length, default 128)."""
+    for name, parameter in inspect.signature(registry.resolve(spec.recipe)).parameters.items():
+        if name in COMMON:
+            continue
+        flags = SETTING_FLAGS.get(name, ["--" + name.replace("_", "-")])
+        default, text = parameter.default, SETTING_HELP.get(name, "")
+        if isinstance(default, bool):
+            parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{text} (default {default})".strip())
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(*flags, dest=name, type=kind, default=default, help=f"{text} (default {default})".strip())
 
 
 def training_arguments_from(args: argparse.Namespace) -> TrainingArguments:
@@ -103,23 +113,12 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             require_file(path, flag)
     require_output_folder(training.output_dir, "--output")
-    common = dict(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
-                  options=RecipeOptions(**dataclass_values(args, RecipeOptions)),
-                  tokenizer_dir=args.tokenizer, max_train_examples=args.max_train_examples,
-                  max_eval_examples=args.max_eval_examples)
-    if args.task == "classify":
-        result = finetune_classifier(**common, text_column=args.text_column, text_pair_column=args.text_pair_column,
-                                     label_column=args.label_column, problem_type=args.problem_type,
-                                     max_length=args.max_length, test_size=args.test_size)
-    elif args.task == "ner":
-        result = finetune_ner(**common, token_column=args.token_column, tag_column=args.tag_column,
-                              label_all_subwords=args.label_all_subwords, max_length=args.max_length,
-                              test_size=args.test_size)
-    else:
-        result = finetune_qa(**common, max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                             max_query_length=args.max_query_length, n_best_size=args.n_best_size,
-                             max_answer_length=args.max_answer_length,
-                             version_2_with_negative=args.version_2_with_negative, eval_fraction=args.eval_fraction)
+    recipe = registry.resolve(registry.get_task(args.task).recipe)
+    settings = {name: getattr(args, name) for name in inspect.signature(recipe).parameters
+                if name not in COMMON and hasattr(args, name)}
+    result = recipe(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
+                    options=RecipeOptions(**dataclass_values(args, RecipeOptions)), tokenizer_dir=args.tokenizer,
+                    max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, **settings)
     print(format_report(args.task, result["eval"]))
     print(f"best {result['metric_for_best']}={result['best_metric']} at step {result['best_step']} "
           f"({result['steps']} steps, {result['train_runtime']:.1f}s); model saved to {training.output_dir}")

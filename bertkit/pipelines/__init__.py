@@ -10,7 +10,6 @@ Each task's module is imported only when that task is asked for.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,16 @@ import torch
 
 from bertkit.errors import UserError
 from bertkit.pipelines.base import Pipeline
-from bertkit.tasks.registry import pipeline_tasks
-
-# pipeline task name -> (module, class), and alias -> task name: both read off bertkit.tasks.registry
-TASKS: dict[str, tuple[str, str]] = {spec.pipeline: tuple(spec.pipeline_class.split(":"))  # type: ignore[misc]
-                                     for spec in pipeline_tasks()}
-ALIASES: dict[str, str] = {name: spec.pipeline for spec in pipeline_tasks() for name in spec.names  # type: ignore[misc]
-                           if name != spec.pipeline}
+from bertkit.tasks import registry
 
 
 def pipeline_class(task: str) -> type[Pipeline]:
-    name = ALIASES.get(task, task)
-    if name not in TASKS:
-        known = ", ".join(sorted([*TASKS, *ALIASES]))
+    """The pipeline class of `task` (any of its names in `bertkit.tasks.registry`), read when asked."""
+    spec = next((s for s in registry.pipeline_tasks() if task in s.names), None)
+    if spec is None:
+        known = ", ".join(sorted(name for s in registry.pipeline_tasks() for name in s.names))
         raise UserError(f"unknown task {task!r}; known tasks: {known}")
-    module_name, class_name = TASKS[name]
-    return getattr(importlib.import_module(module_name), class_name)
+    return registry.resolve(spec.pipeline_class)
 
 
 def pipeline(
@@ -62,10 +55,10 @@ def pipeline(
 
 def __getattr__(name: str) -> Any:
     # FillMaskPipeline (and the other pipeline classes) without importing every task module up front
-    for module_name, class_name in TASKS.values():
-        if class_name == name:
-            return getattr(importlib.import_module(module_name), class_name)
+    for spec in registry.pipeline_tasks():
+        if spec.pipeline_class.endswith(":" + name):
+            return registry.resolve(spec.pipeline_class)
     raise AttributeError(f"module 'bertkit.pipelines' has no attribute {name!r}")
 
 
-__all__ = ["pipeline", "pipeline_class", "Pipeline", "FillMaskPipeline", "TASKS"]
+__all__ = ["pipeline", "pipeline_class", "Pipeline", "FillMaskPipeline"]

@@ -156,6 +156,14 @@ class FeatureExtractionPipeline(Pipeline):
         return array[0] if single else array
 
 
+
+def folder_defaults(folder: str | Path) -> dict[str, Any]:
+    """The pipeline's pooling and normalization as the folder's sentence-transformers files set them (mean pooling,
+    not normalized, for a plain model): what the server and `bertkit embed` use when the request says nothing."""
+    settings = sentence_transformers_settings(folder)
+    return {"pooling": settings.get("pooling", "mean"), "normalize": settings.get("normalize", False)}
+
+
 def check_pooling(pooling: str, layer: int) -> None:
     if pooling not in POOLINGS:
         raise UserError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")

@@ -27,6 +27,7 @@ from typing import Any
 from bertkit.errors import MissingExtraError
 from bertkit.serve.batcher import DynamicBatcher
 from bertkit.serve.service import ModelService
+from bertkit.tasks import registry
 
 STATIC = Path(__file__).parent / "static"
 WORKER_THREADS = 2  # request preparation (tokenizing) and JSON rendering, beside the one model thread
@@ -90,7 +91,7 @@ async def lifespan(app: Any):
     model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bertkit-model")
     state.workers = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="bertkit-prepare")
     for task in state.service.tasks:
-        if task == "tokenize":  # runs no model
+        if not registry.get_task(task).runs_model:  # answered while the request is prepared (tokenize)
             continue
         state.batchers[task] = DynamicBatcher(state.service.batch_function(task), max_batch_size=state.max_batch_size,
                                               max_wait_ms=state.max_wait_ms, executor=model_thread)

@@ -2,14 +2,14 @@
 
 One `prepare_<task>(service, body) -> Work` per task. They share `prepare_texts` (count the inputs, check or
 cut each against the token limit, budget the tokens of the whole request, one batcher `Item` per input) and
-differ only in what is special to the task (fill-mask's masks and top_k, QA's two limits, ...). `TASK_ROUTES`
-pairs every task of `bertkit.tasks.registry` with its request schema, its summary for /docs and its prepare
-function; the app makes one POST route of each. The app runs these in a worker thread, off the event loop.
+differ only in what is special to the task (fill-mask's masks and top_k, QA's two limits, ...). Each task of
+`bertkit.tasks.registry` names its function here (`TaskSpec.prepare`) and its request schema; the app makes one
+POST route of each and runs these in a worker thread, off the event loop.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 from bertkit.serve import schemas
 from bertkit.serve.service import (
@@ -114,7 +114,7 @@ def prepare_qa(service: ModelService, body: schemas.QaRequest) -> Work:
     contexts, _, lengths = service.fit([q.context for q in questions], truncate=False, limit=limit * QA_CONTEXT_WINDOWS)
     service.check_total([a + c for a, c in zip(asked_lengths, lengths)])
     params = (("top_k", body.top_k),)
-    return Work([Item((q, c), params) for q, c in zip(asked, contexts)], lengths)
+    return Work([Item({"question": q, "context": c}, params) for q, c in zip(asked, contexts)], lengths)
 
 
 def prepare_attention(service: ModelService, body: schemas.AttentionRequest) -> Work:
@@ -130,31 +130,3 @@ def prepare_attention(service: ModelService, body: schemas.AttentionRequest) -> 
     service.check_response(layers * service.num_heads * work.lengths[0] ** 2 * ATTENTION_NUMBER_BYTES,
                            "ask for one layer, or a shorter text")
     return work
-
-
-class TaskRoute(NamedTuple):
-    schema: type
-    summary: str
-    prepare: Callable[[ModelService, Any], Work]
-
-
-TASK_ROUTES: dict[str, TaskRoute] = {
-    "tokenize": TaskRoute(schemas.TokenizeRequest, "WordPiece tokens, ids and character offsets", prepare_tokenize),
-    "embed": TaskRoute(schemas.EmbedRequest, "sentence embeddings (pooled token vectors)", prepare_embed),
-    "fill-mask": TaskRoute(schemas.FillMaskRequest, "predict the [MASK] token(s)", prepare_fill_mask),
-    "next-sentence": TaskRoute(schemas.NextSentenceRequest, "does text_pair follow text? (IsNext / NotNext)",
-                               prepare_next_sentence),
-    "classify": TaskRoute(schemas.ClassifyRequest, "text classification: label and score", prepare_classify),
-    "ner": TaskRoute(schemas.NerRequest, "named entities with type, score and character offsets", prepare_ner),
-    "qa": TaskRoute(schemas.QaRequest, "extractive question answering: answer, score, start, end", prepare_qa),
-    "attention": TaskRoute(schemas.AttentionRequest,
-                           "attention weights of every layer and head (for the attention view)", prepare_attention),
-}
-
-
-def task_route(task: str) -> TaskRoute:
-    """The route of a registry task; a clear error when a task was added to the registry but not here."""
-    if task not in TASK_ROUTES:
-        raise KeyError(f"task {task!r} is in bertkit.tasks.registry but the server has no route for it: "
-                       "add its schema and prepare function to TASK_ROUTES in bertkit/serve/prepare.py")
-    return TASK_ROUTES[task]

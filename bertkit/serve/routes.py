@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from bertkit.serve import schemas
 from bertkit.serve.batcher import DeadlineExceeded, DynamicBatcher
 from bertkit.serve.edge import error_body, render_json
-from bertkit.serve.prepare import task_route
 from bertkit.serve.service import ModelService, ServeError
 from bertkit.tasks import registry
 
@@ -93,7 +92,7 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 async def answer_task(request: Request, task: str, body: Any) -> Response:
     state, arrived = serving(request), time.monotonic()
     state.admit()
-    work = await state.off_loop(task_route(task).prepare, state.service, body)
+    work = await state.off_loop(registry.resolve(registry.get_task(task).prepare), state.service, body)
     if work.results is None:
         state.admit(len(work.items))
         work.results = await infer(request, state, task, work.items, work.lengths, arrived)
@@ -154,12 +153,12 @@ async def unsupported_task(request: Request) -> None:
 def add_task_routes(app: FastAPI, service: ModelService) -> None:
     """One POST route per task of the registry; a task this model cannot serve answers 404 and says why."""
     for spec in registry.TASKS:
-        route = task_route(spec.name)
         if spec.name in service.unavailable:
             app.add_api_route(f"/{spec.name}", unsupported_task, methods=["POST"], include_in_schema=False)
             continue
-        app.add_api_route(f"/{spec.name}", task_endpoint(spec.name, route.schema), methods=["POST"], name=spec.name,
-                          response_model=schemas.Results, responses=ERROR_RESPONSES, tags=["tasks"], summary=route.summary)
+        schema = registry.resolve(spec.request_schema)
+        app.add_api_route(f"/{spec.name}", task_endpoint(spec.name, schema), methods=["POST"], name=spec.name,
+                          response_model=schemas.Results, responses=ERROR_RESPONSES, tags=["tasks"], summary=spec.summary)
 
 
 # -- health, the page: answered on the event loop, never behind the model ---------------------------------------

@@ -19,8 +19,6 @@ from bertkit.errors import MissingFileError, UserError
 from bertkit.tasks import registry
 
 # the server's tasks, in the order the page shows them, and what each needs: bertkit.tasks.registry
-ALL_TASKS = tuple(spec.name for spec in registry.TASKS)
-PIPELINE_TASKS = {spec.name: spec.pipeline for spec in registry.pipeline_tasks()}  # server task -> pipeline task
 # The attention view of a longer text is unreadable and its JSON huge (layers x heads x tokens^2 numbers).
 ATTENTION_MAX_TOKENS = 128
 # A QA context is split into windows by the pipeline; allow this many windows' worth of tokens.
@@ -141,31 +139,26 @@ class ModelService:
         self.pipelines: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}  # task -> why this model cannot serve it
         wanted = registry.served_by(self.architecture)
-        for task in ALL_TASKS:
-            if task not in wanted:
-                self.unavailable[task] = (
-                    f"this model ({self.architecture}) cannot serve {task}: it needs {registry.get_task(task).needs}"
+        for spec in registry.TASKS:
+            if spec.name not in wanted:
+                self.unavailable[spec.name] = (
+                    f"this model ({self.architecture}) cannot serve {spec.name}: it needs {spec.needs}"
                 )
-            elif task in PIPELINE_TASKS:
-                self._build_pipeline(task)
-        self.tasks = [task for task in ALL_TASKS if task not in self.unavailable]
+            elif spec.pipeline:
+                self._build_pipeline(spec)
+        self.tasks = [spec.name for spec in registry.TASKS if spec.name not in self.unavailable]
 
-    def _build_pipeline(self, task: str) -> None:
+    def _build_pipeline(self, spec: registry.TaskSpec) -> None:
         from bertkit.pipelines import pipeline
 
-        model = self.encoder if task == "embed" else self.model
+        model = self.encoder if spec.on_encoder else self.model
         if self.backend == "onnxruntime":
             model = self._ort_model(model)
-        defaults: dict[str, Any] = {}
-        if task == "embed":
-            from bertkit.pipelines.feature_extraction import sentence_transformers_settings
-
-            settings = sentence_transformers_settings(self.folder)
-            defaults = {"pooling": settings.get("pooling", "mean"), "normalize": settings.get("normalize", False)}
+        defaults = registry.resolve(spec.folder_defaults)(self.folder) if spec.folder_defaults else {}
         try:
-            self.pipelines[task] = pipeline(PIPELINE_TASKS[task], model=model, tokenizer=self.tokenizer, **defaults)
+            self.pipelines[spec.name] = pipeline(spec.pipeline, model=model, tokenizer=self.tokenizer, **defaults)
         except ImportError as error:  # a pipeline module this install lacks
-            self.unavailable[task] = f"the {PIPELINE_TASKS[task]} pipeline is not available: {error}"
+            self.unavailable[spec.name] = f"the {spec.pipeline} pipeline is not available: {error}"
 
     def _ort_model(self, model: Any) -> Any:
         """The ONNX Runtime twin of `model` (the encoder or the head model), exported once per folder and class."""
@@ -333,18 +326,15 @@ class ModelService:
         return results
 
     def batch_function(self, task: str) -> Callable[[list[Item]], list[Any]]:
-        """What the batcher calls for `task`: a list of `Item`s in, one result each out."""
-        if task == "attention":
-            return group_by_params(self._attention)
-        pipe = self.pipelines[task]
-        if task == "qa":
-            return group_by_params(lambda pairs, **params: run_pipeline(
-                pipe, [{"question": q, "context": c} for q, c in pairs], **params))
-        if task == "classify":  # every label, best first (HuggingFace's top_k=None)
-            return group_by_params(lambda texts, **params: run_pipeline(pipe, texts, top_k=None, **params))
-        return group_by_params(lambda inputs, **params: run_pipeline(pipe, inputs, **params))
+        """What the batcher calls for `task`: a list of `Item`s in, one result each out. A task with a pipeline runs
+        it (with the registry's `serve_params`); one without is answered by this class's `answer_<task>` method."""
+        spec = registry.get_task(task)
+        if not spec.pipeline:
+            return group_by_params(getattr(self, "answer_" + task.replace("-", "_")))
+        pipe, fixed = self.pipelines[task], dict(spec.serve_params)
+        return group_by_params(lambda inputs, **params: run_pipeline(pipe, inputs, **fixed, **params))
 
-    def _attention(self, inputs: list[tuple[str, str | None]], layer: int | None = None) -> list[dict[str, Any]]:
+    def answer_attention(self, inputs: list[tuple[str, str | None]], layer: int | None = None) -> list[dict[str, Any]]:
         from bertkit.serve.attention_view import attention_data
 
         return [attention_data(self.encoder, self.tokenizer, text, pair, layer=layer) for text, pair in inputs]

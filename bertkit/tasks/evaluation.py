@@ -22,7 +22,6 @@ from bertkit.model.config import BertConfig
 from bertkit.tasks import registry
 
 TASK_FILE = "bertkit_task.json"
-TASKS = registry.fine_tunable_tasks()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,8 +149,8 @@ def load_finetuned(model_dir: str | Path, task: str | None = None, device: str =
         if spec is None:
             raise UserError(f"cannot tell the task of {str(path)!r} (architectures {architectures}); pass --task")
         task = spec.name
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task not in registry.fine_tunable_tasks():
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(registry.fine_tunable_tasks())}")
     class_name = registry.get_task(task).model_class
     if backend == "onnxruntime":
         model = ort_model or load_ort_model(folder, class_name, threads=threads)
