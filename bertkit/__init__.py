@@ -8,9 +8,47 @@ Names are imported lazily so that `import bertkit` (and the CLI's --help) does n
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getattr__ imports on first use
+    from bertkit.data.collators import (
+        DataCollatorForLanguageModeling,
+        DataCollatorForTokenClassification,
+        DataCollatorForWholeWordMask,
+        DataCollatorWithPadding,
+    )
+    from bertkit.model import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        BertConfig,
+        BertForMaskedLM,
+        BertForMultipleChoice,
+        BertForNextSentencePrediction,
+        BertForPreTraining,
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        BertForTokenClassification,
+        BertModel,
+    )
+    from bertkit.pipelines import FillMaskPipeline, pipeline
+    from bertkit.tokenizer import AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
+    from bertkit.tokenizer.vocab_trainer import train_wordpiece
+    from bertkit.train.arguments import TrainingArguments, set_seed
+    from bertkit.train.callbacks import EarlyStoppingCallback, EvalPrediction, TrainerCallback, TrainOutput
+    from bertkit.train.optim import (
+        AdamW,
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_linear_schedule_with_warmup,
+        get_scheduler,
+    )
+    from bertkit.train.trainer import Trainer
 
 # public name -> module that defines it
 _PUBLIC: dict[str, str] = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.errors import UserError
+from bertkit.utils.extras import pyplot
 
 STYLE = """
 body { font-family: system-ui, -apple-system, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
@@ -122,13 +122,7 @@ class Report:
 
 def line_chart(series: dict[str, list[tuple[float, float]]], title: str, ylabel: str) -> bytes:
     """A PNG of one line per named series of (x, y) points (matplotlib, drawn off-screen)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("the report's charts need matplotlib: pip install 'bertkit[plot]'") from None
+    plt = pyplot("the report's charts")
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, points in series.items():
         if points:

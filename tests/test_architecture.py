@@ -149,3 +149,17 @@ def test_the_check_catches_an_upward_import(tmp_path):
     (model / "bert.py").write_text("from .config import BertConfig\n"
                                    "def f():\n    from bertkit.train.trainer import Trainer\n")
     assert upward_imports(tmp_path / "bertkit") == ["bertkit/model/bert.py imports bertkit.train.trainer"]
+
+
+def test_lazy_facades_name_their_imports_for_editors():
+    """Each lazy facade (`_PUBLIC`: name -> module) also imports those names under `if TYPE_CHECKING:`, so that
+    go-to-definition works in an editor; the two lists must not drift apart."""
+    import importlib
+
+    for facade in ("bertkit", "bertkit.export", "bertkit.serve"):
+        module = importlib.import_module(facade)
+        path = Path(module.__file__)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typed = {(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and id(node) in _typing_only(tree) for alias in node.names}
+        assert typed == {(target, name) for name, target in module._PUBLIC.items()}, facade

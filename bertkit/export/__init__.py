@@ -18,7 +18,12 @@ Names are imported lazily: importing this package needs neither onnx nor onnxrun
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getattr__ imports on first use
+    from bertkit.export.cache import cached_export, copy_model_files, load_ort_model
+    from bertkit.export.onnx import export_onnx, optimize_onnx, quantize_onnx, verify_onnx
+    from bertkit.export.ort import OrtModel
 
 _PUBLIC: dict[str, str] = {
     "export_onnx": "bertkit.export.onnx",

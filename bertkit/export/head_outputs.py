@@ -8,20 +8,15 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from bertkit.errors import MissingExtraError, UserError
+from bertkit.errors import UserError
 from bertkit.model import outputs as model_outputs
 from bertkit.model.bert import BertModel
+from bertkit.utils.extras import require_extra
 
 
 def require(module: str) -> Any:
     """Import onnx / onnxruntime or say how to get them (they are the optional extra bertkit[onnx])."""
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError as error:
-        raise MissingExtraError(
-            f"{module} is not installed; ONNX export and the ONNX Runtime backend need the optional extra: "
-            "pip install 'bertkit[onnx]'  (or: pip install onnxruntime onnx)"
-        ) from error
+    return require_extra(module, "onnx", "ONNX export and the ONNX Runtime backend")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ so the batcher and the attention view work without it. Names are imported lazily
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getattr__ imports on first use
+    from bertkit.serve.app import background_server, create_app
+    from bertkit.serve.attention_view import attention_data, attention_html
+    from bertkit.serve.batcher import DynamicBatcher
+    from bertkit.serve.service import Limits, ModelService
 
 _PUBLIC = {
     "create_app": "bertkit.serve.app",

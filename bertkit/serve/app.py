@@ -18,18 +18,16 @@ uvicorn are the optional [serve] extra; they are imported only when the server s
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
-from bertkit.errors import MissingExtraError
+from bertkit.serve.attention_view import STATIC
 from bertkit.serve.batcher import DynamicBatcher
 from bertkit.serve.service import ModelService
 from bertkit.tasks import registry
+from bertkit.utils.extras import require_extra
 
-STATIC = Path(__file__).parent / "static"
 WORKER_THREADS = 2  # request preparation (tokenizing) and JSON rendering, beside the one model thread
 log = logging.getLogger("bertkit.serve")
 
@@ -37,13 +35,7 @@ log = logging.getLogger("bertkit.serve")
 def require_serve_extras() -> None:
     """Fail with the install command when FastAPI or uvicorn is missing."""
     for module in ("fastapi", "uvicorn"):
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise MissingExtraError(
-                f"bertkit serve needs {module}, which is not installed: pip install 'bertkit[serve]' "
-                "(or pip install fastapi uvicorn)"
-            ) from error
+        require_extra(module, "serve", "bertkit serve")
 
 
 def create_app(

@@ -20,7 +20,7 @@ from typing import Any
 
 from bertkit.errors import UserError
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent / "static"  # the web page, its script and styles: inlined here, served by the app
 DECIMALS = 4  # attention weights in the JSON: enough to draw, a quarter of the bytes
 
 

@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
@@ -21,12 +20,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from bertkit.serve import schemas
+from bertkit.serve.attention_view import STATIC
 from bertkit.serve.batcher import DeadlineExceeded, DynamicBatcher
 from bertkit.serve.edge import error_body, render_json
 from bertkit.serve.service import ModelService, ServeError
 from bertkit.tasks import registry
 
-STATIC = Path(__file__).parent / "static"
 CLIENT_GONE = 499  # nginx's "client closed request": nobody reads it, the access log shows it
 RETRY = {"Retry-After": "1"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

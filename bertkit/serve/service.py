@@ -299,18 +299,15 @@ class ModelService:
         )
 
     def _truncate(self, text: str, pair: str | None, limit: int) -> tuple[str, str | None]:
-        """Cut the text (or the longer of a pair, a token at a time) at a token boundary to fit `limit`."""
+        """Cut the text (or the longer of a pair) at a token boundary to fit `limit`: the tokenizer's own
+        longest-first truncation, mapped back to characters through the offsets."""
         # offsets only here: they cost more than the plain tokenization every request pays
-        encoded = self.tokenizer(text, pair, return_offsets_mapping=True)
-        sequence_ids = encoded.sequence_ids(0)
-        offsets = encoded["offset_mapping"]
-        spans = [[o for o, s in zip(offsets, sequence_ids) if s == side] for side in (0, 1)]
-        keep = [len(spans[0]), len(spans[1])]
-        budget = limit - (len(sequence_ids) - keep[0] - keep[1])  # what the special tokens leave
-        while keep[0] + keep[1] > budget:  # longest first, like the tokenizer's truncation
-            keep[0 if keep[0] >= keep[1] else 1] -= 1
-        cut = lambda s, spans_, n: s[: spans_[n - 1][1]] if n > 0 else ""  # noqa: E731
-        return cut(text, spans[0], keep[0]), (cut(pair, spans[1], keep[1]) if pair is not None else None)
+        encoded = self.tokenizer(text, pair, truncation="longest_first", max_length=limit, return_offsets_mapping=True)
+        ends = [0, 0]
+        for (_, end), side in zip(encoded["offset_mapping"], encoded.sequence_ids(0)):
+            if side is not None:
+                ends[side] = max(ends[side], end)
+        return text[:ends[0]], (pair[:ends[1]] if pair is not None else None)
 
     # -- the tasks ---------------------------------------------------------------------------
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:

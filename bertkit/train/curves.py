@@ -11,6 +11,7 @@ from pathlib import Path
 from bertkit.errors import UserError
 from bertkit.files import check_text_file
 from bertkit.train.metrics_log import read_metrics
+from bertkit.utils.extras import pyplot
 
 # (panel title, train key, eval key)
 PANELS = [
@@ -25,13 +26,7 @@ PANELS = [
 
 def plot_metrics(log_path: str | os.PathLike, out_path: str | os.PathLike, title: str | None = None) -> Path:
     """Draw the curves of `log_path` into `out_path` (PNG); returns the path."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("plotting needs matplotlib: pip install 'bertkit[plot]'") from None
+    plt = pyplot("plotting")
     check_text_file(log_path, "metrics log")  # a binary file is named, not a bare decoding error
     rows = read_metrics(log_path)
     splits: dict[str, list[dict]] = {}
