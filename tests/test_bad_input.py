@@ -332,3 +332,34 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys
     monkeypatch.setattr(tokenize_command, "run", buggy)
     with pytest.raises(ValueError, match="invalid literal"):
         cli_main(["tokenize", "hello", "--tokenizer", str(missing)])
+
+
+# --------------------------------------------------------------------- commands that need a head refuse one made up
+def test_commands_and_server_refuse_a_head_the_checkpoint_lacks(minilm_dir, tmp_path, capsys):
+    """all-MiniLM-L6-v2 is an encoder: `fill-mask` and `nsp` on it would answer from random heads. The commands and
+    the server refuse and name the missing weights; the Python pipeline keeps HF's behaviour (a warning)."""
+    import json
+
+    from bertkit.pipelines import pipeline
+
+    for argv, missing in ((["fill-mask", "--model", str(minilm_dir), "Paris is the [MASK] of France."],
+                           "cls.predictions.bias"),
+                          (["nsp", "--model", str(minilm_dir), "It rained.", "The grass got wet."], "cls.seq_relationship")):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "no trained weights" in err and missing in err and "BertForPreTraining" in err, err
+    assert pipeline("fill-mask", model=minilm_dir)("Paris is the [MASK] of France.", top_k=1)  # HF: warns, runs
+
+    # a folder that claims an MLM head in its config but whose weights are the encoder's only
+    folder = tmp_path / "claims-mlm"
+    folder.mkdir()
+    for item in minilm_dir.iterdir():
+        if item.is_file():
+            (folder / item.name).write_bytes(item.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}))
+    from bertkit.serve.service import ModelService
+
+    service = ModelService(folder)
+    assert "fill-mask" in service.unavailable and "no trained weights" in service.unavailable["fill-mask"]
+    assert "embed" in service.tasks

@@ -459,6 +459,9 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path):
     resumed = Trainer(model=tiny_classifier(seed=99), args=arguments(tmp_path / "resumed"), train_dataset=rows)
     output = resumed.train(resume_from_checkpoint=True)
     assert output.global_step == 8
+    # the summary's mean covers the whole run, the steps before the resume included
+    assert output.training_loss == pytest.approx(straight.state.train_loss_sum / 8, rel=1e-6)
+    assert output.training_loss == pytest.approx(sum(straight_losses.values()) / 8, abs=1e-4)
     resumed_losses = {e["step"]: e["loss"] for e in resumed.state.log_history if "loss" in e}
     assert {s: resumed_losses[s] for s in range(4, 9)} == {s: straight_losses[s] for s in range(4, 9)}
     assert [straight_losses[s] for s in range(4, 9)] != [straight_losses[s] for s in range(1, 6)]  # they move

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from bertkit.commands.options import read_texts
+from bertkit.pipelines.base import load_trained_head
 from bertkit.pipelines.mask_filling import FillMaskPipeline
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     texts = read_texts(args.text, args.file)
-    unmasker = FillMaskPipeline(args.model, device=args.device)
+    unmasker = FillMaskPipeline(load_trained_head(args.model, "fill-mask"), tokenizer=args.model, device=args.device)
     results = unmasker(texts, top_k=args.top_k, targets=args.targets)  # batched forward passes
     if len(texts) == 1:  # the pipeline unwraps a list of one text (HuggingFace's habit)
         results = [results]

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from bertkit.errors import UserError
+from bertkit.pipelines.base import load_trained_head
 from bertkit.pipelines.next_sentence import NextSentencePredictionPipeline
 
 
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     require_folder(args.model, "--model")  # a file or a missing path, said before anything loads
     pairs = read_pairs(args)
-    nsp = NextSentencePredictionPipeline(args.model, device=args.device)
+    nsp = NextSentencePredictionPipeline(load_trained_head(args.model, "next-sentence"), tokenizer=args.model,
+                                         device=args.device)
     results = nsp(pairs)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], ensure_ascii=False, indent=2))

@@ -327,6 +327,11 @@ def load_state(model: nn.Module, state: dict[str, Tensor], source: Path | str, i
     return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched}
 
 
+def missing_head_weights(loading_info: dict[str, list[str]]) -> list[str]:
+    """The head weights a checkpoint lacked (the encoder's are `bert.*`), i.e. those `from_pretrained` made up."""
+    return [key for key in loading_info["missing_keys"] if not key.startswith("bert.")]
+
+
 # --- saving -----------------------------------------------------------------------------------------------
 def _parse_size(size: int | str) -> int:
     if isinstance(size, int):

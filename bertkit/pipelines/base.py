@@ -96,6 +96,26 @@ def load_model(model: Any, model_class: str, backend: str | None = None, threads
     return model
 
 
+def load_trained_head(folder: str | Path, task: str) -> Any:
+    """`task`'s model class loaded from `folder`, refusing a checkpoint that lacks the head's weights (which
+    `from_pretrained` would initialise at random, with only a warning: right for fine-tuning, wrong for a command
+    whose answers would then be noise). The pipelines keep HF's behaviour; the commands and the server call this."""
+    from bertkit.model.hf_checkpoint import missing_head_weights
+    from bertkit.tasks import registry
+
+    spec = registry.get_task(task)
+    folder = require_folder(folder, "model folder")
+    model_class = getattr(importlib.import_module("bertkit.model"), spec.heads[0] if spec.heads else "BertModel")
+    model, info = model_class.from_pretrained(folder, output_loading_info=True)
+    missing = missing_head_weights(info)
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise UserError(f"{str(folder)!r} has no trained weights for the {task} head ({shown}): its answers would come "
+                        f"from random weights. Use a checkpoint with {spec.needs}, e.g. bert-base-uncased or the "
+                        "output of `bertkit pretrain`")
+    return model
+
+
 def load_tokenizer(tokenizer: Any, model: Any) -> Any:
     """A tokenizer object is used as is; a folder (by default the model's own folder, or the .onnx file's) is
     loaded."""

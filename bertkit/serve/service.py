@@ -109,6 +109,7 @@ class ModelService:
                 "layout: config.json + model.safetensors + vocab.txt>"
             )
         from bertkit import model as models
+        from bertkit.model.hf_checkpoint import missing_head_weights
         from bertkit.tokenizer import BertTokenizer
 
         self.folder = folder
@@ -119,7 +120,9 @@ class ModelService:
         architectures = models.BertConfig.from_pretrained(folder).architectures or ["BertModel"]
         self.architecture = next((a for a in architectures if a in registry.head_architectures()), "BertModel")
         self.tokenizer = BertTokenizer.from_pretrained(folder)
-        self.model = getattr(models, self.architecture).from_pretrained(folder).eval()
+        self.model, loading = getattr(models, self.architecture).from_pretrained(folder, output_loading_info=True)
+        self.model.eval()
+        untrained_head = missing_head_weights(loading)  # a head made up at load time answers noise: not served
         if device is not None:
             self.model.to(device)
         self.encoder = getattr(self.model, "bert", self.model)  # the BertModel inside a head model
@@ -143,6 +146,11 @@ class ModelService:
             if spec.name not in wanted:
                 self.unavailable[spec.name] = (
                     f"this model ({self.architecture}) cannot serve {spec.name}: it needs {spec.needs}"
+                )
+            elif spec.heads and untrained_head:
+                self.unavailable[spec.name] = (
+                    f"this checkpoint has no trained weights for its {spec.name} head ({', '.join(untrained_head[:3])}"
+                    f"{', ...' if len(untrained_head) > 3 else ''}): use one with {spec.needs}"
                 )
             elif spec.pipeline:
                 self._build_pipeline(spec)

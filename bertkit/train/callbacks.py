@@ -38,6 +38,7 @@ class TrainerState:
     best_metric: float | None = None
     best_global_step: int | None = None
     best_model_checkpoint: str | None = None
+    train_loss_sum: float = 0.0  # the summed step losses up to the last checkpoint: a resumed run's mean covers it all
 
 
 @dataclass

@@ -69,11 +69,12 @@ class _Run:
     start_step: int
     resumed: bool
     scaler: Any
-    total_loss: torch.Tensor  # summed on the device: no host sync per step
+    total_loss: torch.Tensor  # summed on the device since this call started: no host sync per step
     logged_loss: torch.Tensor
     logged_steps: int = 0
     grad_norm: torch.Tensor | None = None
     started: float = 0.0
+    loss_before: float = 0.0  # the resumed checkpoint's sum of the steps before it
 
 
 class Trainer:
@@ -262,7 +263,7 @@ class Trainer:
             logger.warning(f"resuming from {saved['path']} at step {self.state.global_step}")
         zero = torch.zeros((), device=self.device)
         return _Run(lengths, steps_per_epoch, max_steps, num_epochs, self.state.global_step, resume_path is not None,
-                    scaler, total_loss=zero.clone(), logged_loss=zero.clone())
+                    scaler, total_loss=zero.clone(), logged_loss=zero.clone(), loss_before=self.state.train_loss_sum)
 
     def _epoch_steps(self, run: _Run, epoch: int) -> Iterator[list[list[int]]]:
         """The micro-batches (row indices) of each optimizer step left in `epoch`, in the seeded order a resumed
@@ -296,6 +297,7 @@ class Trainer:
         metrics = self.evaluate() if self._due(args.eval_strategy, args.eval_steps, end_of_epoch, last) else None
         if self._due(args.save_strategy, args.save_steps, end_of_epoch, last) or \
                 (args.save_strategy == "best" and metrics is not None):
+            self.state.train_loss_sum = run.loss_before + float(run.total_loss)  # one host sync per checkpoint
             self._save(metrics, run.scaler)
         return last or self.control.should_training_stop
 
@@ -307,9 +309,9 @@ class Trainer:
         args = self.args
         runtime = time.perf_counter() - run.started
         trained_steps = self.state.global_step - run.start_step
-        train_loss = float(run.total_loss) / max(1, trained_steps)
-        if run.resumed and trained_steps == 0:
-            train_loss = 0.0
+        # the mean over every step of the run, those before a resume included (their sum came with the checkpoint)
+        self.state.train_loss_sum = run.loss_before + float(run.total_loss)
+        train_loss = self.state.train_loss_sum / max(1, self.state.global_step)
         if args.load_best_model_at_end and self.state.best_model_checkpoint:
             load_model_weights(self.model, self.state.best_model_checkpoint)
             logger.info(f"loaded the best model from {self.state.best_model_checkpoint} "

@@ -17,7 +17,7 @@ EXTRAS = {"onnx": "onnxruntime onnx", "serve": "fastapi uvicorn", "plot": "matpl
 def require_extra(module: str, extra: str, purpose: str) -> Any:
     """`module`, imported; or a `MissingExtraError` that says `purpose` needs it and how to install it."""
     try:
-        return importlib.import_module(module)
+        return __import__(module, fromlist=["_"])  # the import statement's hook, which tests can stand in for
     except ImportError as error:
         raise MissingExtraError(
             f"{purpose} needs {module.split('.')[0]}, which is not installed: pip install 'bertkit[{extra}]' "
