@@ -15,14 +15,19 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getattr__ imports on first use
     from bertkit.data.collators import (
         DataCollatorForLanguageModeling,
+        DataCollatorForMultipleChoice,
         DataCollatorForTokenClassification,
         DataCollatorForWholeWordMask,
         DataCollatorWithPadding,
+        default_data_collator,
     )
     from bertkit.model import (
         AutoConfig,
         AutoModel,
         AutoModelForMaskedLM,
+        AutoModelForMultipleChoice,
+        AutoModelForNextSentencePrediction,
+        AutoModelForPreTraining,
         AutoModelForQuestionAnswering,
         AutoModelForSequenceClassification,
         AutoModelForTokenClassification,
@@ -35,12 +40,22 @@ if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getatt
         BertForSequenceClassification,
         BertForTokenClassification,
         BertModel,
+        BertPreTrainedModel,
+        PretrainedConfig,
+        PreTrainedModel,
     )
     from bertkit.pipelines import FillMaskPipeline, pipeline
     from bertkit.tokenizer import AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
     from bertkit.tokenizer.vocab_trainer import train_wordpiece
-    from bertkit.train.arguments import TrainingArguments, set_seed
-    from bertkit.train.callbacks import EarlyStoppingCallback, EvalPrediction, TrainerCallback, TrainOutput
+    from bertkit.train.arguments import IntervalStrategy, TrainingArguments, set_seed
+    from bertkit.train.callbacks import (
+        EarlyStoppingCallback,
+        EvalPrediction,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+        TrainOutput,
+    )
     from bertkit.train.optim import (
         AdamW,
         get_constant_schedule_with_warmup,
@@ -49,6 +64,7 @@ if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getatt
         get_scheduler,
     )
     from bertkit.train.trainer import Trainer
+    from bertkit.utils.cli_flags import HfArgumentParser
 
 # public name -> module that defines it
 _PUBLIC: dict[str, str] = {
@@ -73,6 +89,12 @@ _PUBLIC: dict[str, str] = {
     "AutoModelForSequenceClassification": "bertkit.model",
     "AutoModelForTokenClassification": "bertkit.model",
     "AutoModelForQuestionAnswering": "bertkit.model",
+    "AutoModelForMultipleChoice": "bertkit.model",
+    "AutoModelForNextSentencePrediction": "bertkit.model",
+    "AutoModelForPreTraining": "bertkit.model",
+    "PreTrainedModel": "bertkit.model",
+    "PretrainedConfig": "bertkit.model",
+    "BertPreTrainedModel": "bertkit.model",
     # pipelines
     "pipeline": "bertkit.pipelines",
     "FillMaskPipeline": "bertkit.pipelines",
@@ -85,6 +107,12 @@ _PUBLIC: dict[str, str] = {
     "TrainerCallback": "bertkit.train.callbacks",
     "EarlyStoppingCallback": "bertkit.train.callbacks",
     "set_seed": "bertkit.train.arguments",
+    "IntervalStrategy": "bertkit.train.arguments",
+    "TrainerState": "bertkit.train.callbacks",
+    "TrainerControl": "bertkit.train.callbacks",
+    "HfArgumentParser": "bertkit.utils.cli_flags",
+    "default_data_collator": "bertkit.data.collators",
+    "DataCollatorForMultipleChoice": "bertkit.data.collators",
     "AdamW": "bertkit.train.optim",
     "get_scheduler": "bertkit.train.optim",
     "get_linear_schedule_with_warmup": "bertkit.train.optim",
@@ -100,6 +128,8 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "logging":  # `from transformers import logging`: the verbosity helpers, bertkit.utils.logging
+        return importlib.import_module("bertkit.utils.logging")
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'bertkit' has no attribute {name!r}")

@@ -40,6 +40,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bertkit", description="BERT end to end.",
                                      epilog="--traceback (or BERTKIT_TRACEBACK=1): show the traceback of user errors too")
+    from bertkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"bertkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

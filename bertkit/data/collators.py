@@ -155,6 +155,43 @@ class DataCollatorForTokenClassification:
         return _as(self._collate([_rename_labels(f) for f in features]), self.return_tensors)
 
 
+def default_data_collator(features: Sequence[Mapping[str, Any]], return_tensors: str = "pt") -> dict[str, Any]:
+    """HuggingFace's `default_data_collator`: features already of equal length stacked into tensors, every
+    column kept (no padding; `label` / `label_ids` become `labels`, float labels stay float)."""
+    if not features:
+        raise UserError("cannot collate an empty list of features")
+    rows = [_rename_labels({k: plain_value(v) for k, v in f.items()}) for f in features]
+    batch: dict[str, torch.Tensor] = {}
+    for key, first in rows[0].items():
+        if first is None or isinstance(first, str):
+            continue  # HF skips None and strings too
+        values = [r[key] for r in rows]
+        try:
+            floats = isinstance(first, float) or (isinstance(first, list) and first and isinstance(first[0], float))
+            batch[key] = torch.tensor(values, dtype=torch.float if floats else torch.long)
+        except ValueError:
+            lengths = sorted({len(v) for v in values if isinstance(v, list)})
+            raise UserError(f"default_data_collator stacks rows of equal length, but {key!r} has lengths {lengths}: "
+                            "tokenize with padding='max_length', or use DataCollatorWithPadding") from None
+    return _as(batch, _check_return_tensors(return_tensors))
+
+
+class DataCollatorForMultipleChoice(DataCollatorWithPadding):
+    """HuggingFace's DataCollatorForMultipleChoice: each feature holds one row per choice (input_ids as a list of
+    lists); the choices of the whole batch are padded together and come out [batch, choices, seq]."""
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        features = [_rename_labels(f) for f in features]
+        choices = len(features[0]["input_ids"])
+        if any(len(f["input_ids"]) != choices for f in features):
+            raise UserError("every feature needs the same number of choices (input_ids as one list per choice)")
+        flat = [{k: plain_value(v)[c] for k, v in f.items() if k != "labels"} for f in features for c in range(choices)]
+        batch = {k: v.view(len(features), choices, -1) for k, v in self._collate(flat).items()}
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([plain_value(f["labels"]) for f in features], dtype=torch.long)
+        return _as(batch, self.return_tensors)
+
+
 class DataCollatorForLanguageModeling:
     """HuggingFace's DataCollatorForLanguageModeling on bertkit's masking (`Masker`, shared with pretraining).
 

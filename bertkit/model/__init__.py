@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from bertkit.errors import UserError
+
 from .bert import BertModel, BertPreTrainedModel
 from .config import NAMED_SIZES, BertConfig
 from .heads import (
@@ -36,6 +38,13 @@ class AutoConfig:
     def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> BertConfig:
         return BertConfig.from_pretrained(name_or_path, **overrides)
 
+    @classmethod
+    def for_model(cls, model_type: str, **kwargs: Any) -> BertConfig:
+        """A fresh config of `model_type` (HF's AutoConfig.for_model); bertkit builds BERT only."""
+        if model_type != BertConfig.model_type:
+            raise UserError(f"bertkit builds BERT models only (model_type 'bert'), got {model_type!r}")
+        return BertConfig(**kwargs)
+
 
 class _AutoModel:
     """HF's Auto* names for the seeds' code: from_pretrained / from_config build the matching Bert class."""
@@ -54,29 +63,28 @@ class _AutoModel:
         return cls.model_class(config)
 
 
-class AutoModel(_AutoModel):
-    model_class = BertModel
+def _auto(name: str, model_class: type[BertPreTrainedModel]) -> type[_AutoModel]:
+    return type(name, (_AutoModel,), {"model_class": model_class, "__doc__": f"HF's {name}: builds {model_class.__name__}."})
 
 
-class AutoModelForMaskedLM(_AutoModel):
-    model_class = BertForMaskedLM
+AutoModel = _auto("AutoModel", BertModel)
+AutoModelForMaskedLM = _auto("AutoModelForMaskedLM", BertForMaskedLM)
+AutoModelForSequenceClassification = _auto("AutoModelForSequenceClassification", BertForSequenceClassification)
+AutoModelForTokenClassification = _auto("AutoModelForTokenClassification", BertForTokenClassification)
+AutoModelForQuestionAnswering = _auto("AutoModelForQuestionAnswering", BertForQuestionAnswering)
+AutoModelForMultipleChoice = _auto("AutoModelForMultipleChoice", BertForMultipleChoice)
+AutoModelForNextSentencePrediction = _auto("AutoModelForNextSentencePrediction", BertForNextSentencePrediction)
+AutoModelForPreTraining = _auto("AutoModelForPreTraining", BertForPreTraining)
 
-
-class AutoModelForSequenceClassification(_AutoModel):
-    model_class = BertForSequenceClassification
-
-
-class AutoModelForTokenClassification(_AutoModel):
-    model_class = BertForTokenClassification
-
-
-class AutoModelForQuestionAnswering(_AutoModel):
-    model_class = BertForQuestionAnswering
+# HF's base names: every bertkit model is a BERT, so the bases are BERT's own
+PreTrainedModel = BertPreTrainedModel
+PretrainedConfig = BertConfig
 
 
 __all__ = [
-    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
-    "AutoModelForTokenClassification", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice",
+    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForMultipleChoice", "AutoModelForNextSentencePrediction",
+    "AutoModelForPreTraining", "AutoModelForQuestionAnswering", "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification", "PreTrainedModel", "PretrainedConfig", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice",
     "BertForNextSentencePrediction", "BertForPreTraining", "BertForQuestionAnswering",
     "BertForSequenceClassification", "BertForTokenClassification", "BertModel", "BertPreTrainedModel",
     "ModelOutput", "NAMED_SIZES", "compile_for_inference", "encode_batches",

@@ -323,10 +323,20 @@ class BertPreTrainedModel(nn.Module):
         """Parameter count (tied matrices counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
 
-    def gradient_checkpointing_enable(self) -> None:
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute each layer in backward instead of storing its activations. HF's keywords are accepted; the
+        recomputation is always torch's non-reentrant one (`use_reentrant=True` is refused: it drops gradients of
+        inputs that need none, which a frozen embedding would be)."""
+        if (gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+            raise UserError("gradient_checkpointing_kwargs={'use_reentrant': True} is not supported: bertkit "
+                            "recomputes with use_reentrant=False; leave it out")
         for module in self.modules():
             if isinstance(module, BertEncoder):
                 module.gradient_checkpointing = True
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return any(getattr(module, "gradient_checkpointing", False) for module in self.modules())
 
     def gradient_checkpointing_disable(self) -> None:
         for module in self.modules():

@@ -111,6 +111,15 @@ class BertConfig:
             self.label2id = {label: i for i, label in self.id2label.items()}
 
     @property
+    def use_return_dict(self) -> bool:  # transformers 4's name
+        return bool(self.return_dict)
+
+    @property
+    def name_or_path(self) -> str:
+        """Where the config was loaded from ("" for a fresh one), as HF records it."""
+        return str(getattr(self, "_name_or_path", ""))
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
@@ -170,6 +179,7 @@ class BertConfig:
             path = path / CONFIG_NAME
         config = cls.from_json_file(path)
         config.update(overrides)
+        config._name_or_path = str(folder)
         return config
 
     def update(self, overrides: dict[str, Any]) -> None:
@@ -194,7 +204,7 @@ class BertConfig:
 
     # serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items()}
+        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "_name_or_path"}  # where, not what
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}  # JSON keys are strings, as HF writes them
         out["model_type"] = self.model_type
         if "torch_dtype" in out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,15 @@ import torch
 
 from bertkit.errors import UserError
 
+
+class IntervalStrategy(str, enum.Enum):
+    """HF's names for when to log, evaluate and save; TrainingArguments takes these or their strings."""
+
+    NO = "no"
+    STEPS = "steps"
+    EPOCH = "epoch"
+
+
 STRATEGIES = ("no", "steps", "epoch")
 # HF arguments bertkit accepts but that change nothing here (each said once when set)
 NO_EFFECT = {
@@ -26,7 +36,6 @@ NO_EFFECT = {
     "dataloader_pin_memory": "batches are built in the main process",
     "logging_first_step": "the first step is not logged separately",
     "overwrite_output_dir": "output_dir is always written into",
-    "do_train": "train() trains", "do_eval": "evaluate() evaluates", "do_predict": "predict() predicts",
     "run_name": "only local logging is done", "push_to_hub": "nothing is uploaded",
     "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
     "ddp_find_unused_parameters": "use torchrun with bertkit pretrain for DDP", "local_rank": "single process",
@@ -84,6 +93,9 @@ class TrainingArguments:
     label_names: list[str] | None = None
     report_to: Any = None
     dataloader_num_workers: int = 0
+    do_train: bool = False  # read by scripts (HF's too), not by the Trainer: train() trains
+    do_eval: bool = False
+    do_predict: bool = False
     device: str = "auto"  # bertkit: "auto" (cuda when available), "cpu", "cuda", "cuda:1"
     # init=False: dataclasses.replace(args, ...) copies the rest through __init__
     ignored: dict[str, Any] = field(default_factory=dict, repr=False, init=False)  # accepted HF names without effect here
