@@ -429,3 +429,20 @@ def test_encode_batches_through_a_head_model_and_plain_id_lists():
     with pytest.raises(ValueError, match="right padding"):
         encode_batches(model, {"input_ids": [[0, 2, 3]], "attention_mask": [[0, 1, 1]]})
 
+
+
+@pytest.mark.parametrize("head", ["BertModel", "BertForSequenceClassification", "BertForTokenClassification",
+                                  "BertForQuestionAnswering", "BertForMaskedLM"])
+def test_torch_compile_sees_one_graph(head):
+    """The input checks keep their messages in eager mode but split no compiled graph (torch._dynamo.explain)."""
+    import torch._dynamo
+
+    import bertkit.model
+
+    torch._dynamo.reset()
+    model = getattr(bertkit.model, head)(BertConfig(**TINY)).eval()
+    ids = torch.tensor([[2, 5, 9, 3], [2, 7, 3, 0]])
+    explained = torch._dynamo.explain(model)(input_ids=ids, attention_mask=(ids != 0).long())
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    with pytest.raises(ValueError, match="outside the model's"):  # eager: the clear error is still there
+        model(input_ids=torch.tensor([[2, 10_000]]))

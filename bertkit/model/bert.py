@@ -40,7 +40,8 @@ def activation(name: str) -> nn.Module:
 def attention_bias(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """[batch, seq] 1/0 mask -> additive bias [batch, 1, 1, seq] (0 keep, dtype-min drop), or None if nothing is
     masked. A large negative number rather than -inf keeps an all-padding row finite, as HF does."""
-    if attention_mask is None or bool(attention_mask.all()):
+    # the shortcut reads the mask's values: under torch.compile the bias is always built, so the graph stays one
+    if attention_mask is None or (not torch.compiler.is_compiling() and bool(attention_mask.all())):
         return None
     keep = attention_mask[:, None, None, :].to(torch.bool)
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
@@ -384,7 +385,8 @@ class BertModel(BertPreTrainedModel):
 
     def _check_inputs(self, input_ids: Tensor | None, token_type_ids: Tensor | None, inputs_embeds: Tensor | None) -> None:
         """Clear errors instead of torch's 'index out of range in self' (checked on CPU only: on GPU the check
-        would force a device sync every batch)."""
+        would force a device sync every batch). The shape checks hold under torch.compile too; the id range reads
+        values, which would split a compiled graph, so there it is left to the eager call before compiling."""
         if (input_ids is None) == (inputs_embeds is None):
             raise UserError("pass exactly one of input_ids or inputs_embeds")
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
@@ -401,7 +403,7 @@ class BertModel(BertPreTrainedModel):
             )
         for name, ids, rows in (("input_ids", input_ids, self.config.vocab_size),
                                 ("token_type_ids", token_type_ids, self.config.type_vocab_size)):
-            if ids is None or ids.device.type != "cpu" or ids.numel() == 0:
+            if ids is None or ids.device.type != "cpu" or ids.numel() == 0 or torch.compiler.is_compiling():
                 continue
             low, high = int(ids.min()), int(ids.max())
             if low < 0 or high >= rows:
