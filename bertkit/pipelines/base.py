@@ -44,8 +44,10 @@ Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, backen
 from __future__ import annotations
 
 import importlib
+import itertools
+import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 
@@ -56,6 +58,8 @@ from bertkit.model.inference import is_torch_module, resolve_device
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 BACKENDS = ("torch", "onnxruntime")
+
+logger = logging.getLogger("bertkit")
 
 
 def is_onnx_file(model: Any) -> bool:
@@ -153,6 +157,29 @@ def model_folder(model: Any) -> str | None:
     return None
 
 
+# keywords every pipeline takes for its tokenizer call (HF's): what its own `parameters` do not claim
+TOKENIZER_PARAMETERS = ("truncation", "padding", "max_length", "tokenize_kwargs")
+
+
+def is_stream(inputs: Any) -> bool:
+    """Inputs to consume a chunk at a time and answer with an iterator, as HF's pipelines do: a generator or
+    other iterator, a dataset of rows (`datasets.Dataset`, a torch `Dataset`, transformers' `KeyDataset`)."""
+    if isinstance(inputs, (str, bytes, dict, list, tuple)) or inputs is None:
+        return False
+    if type(inputs).__name__ in ("Dataset", "IterableDataset", "KeyDataset", "KeyPairDataset") or \
+            isinstance(inputs, torch.utils.data.Dataset):
+        return True
+    return hasattr(inputs, "__iter__") and not hasattr(inputs, "__len__")
+
+
+def as_batch(inputs: Any) -> Any:
+    """A sized column of inputs that is not a list (datasets' `Column`, a numpy array of texts) as a list."""
+    if isinstance(inputs, (str, bytes, dict, list, tuple)) or not hasattr(inputs, "__len__") or \
+            not hasattr(inputs, "__iter__"):
+        return inputs
+    return list(inputs)
+
+
 class Pipeline:
     """Model + tokenizer + device; turns inputs into batches, runs the model without gradients."""
 
@@ -184,21 +211,48 @@ class Pipeline:
         self.batch_size = batch_size
         self.check_parameters(params)
         self.default_params = params
+        self._tokenizer_options: dict[str, Any] = {}  # this run's truncation / padding / max_length / tokenize_kwargs
+        self._warned_truncation = False
+
+    @property
+    def task(self) -> str | None:
+        """HF's task name of this pipeline ("text-classification", ...), read off the task registry."""
+        from bertkit.tasks import registry
+
+        name = f"{type(self).__module__}:{type(self).__name__}"
+        return next((spec.pipeline for spec in registry.pipeline_tasks() if spec.pipeline_class == name), None)
+
+    def accepted_parameters(self) -> tuple[str, ...]:
+        return self.parameters + tuple(p for p in TOKENIZER_PARAMETERS if p not in self.parameters)
 
     def check_parameters(self, params: dict[str, Any]) -> None:
-        unknown = sorted(set(params) - set(self.parameters))
+        unknown = sorted(set(params) - set(self.accepted_parameters()))
         if unknown:
-            accepted = ", ".join(self.parameters) or "none"
+            accepted = ", ".join(self.accepted_parameters())
             raise UserError(f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts: {accepted}")
 
     def is_batch(self, inputs: Any) -> bool:
         return isinstance(inputs, list)
 
     def __call__(self, inputs: Any = None, *args: Any, batch_size: int | None = None, **params: Any) -> Any:
-        """HF's call: one input gives one result, a list gives a list (each pipeline's HF shape on top)."""
+        """HF's call: one input gives one result, a list gives a list (each pipeline's HF shape on top); a
+        generator, a `datasets.Dataset` or a `KeyDataset` gives an iterator of results, read `batch_size` inputs
+        at a time, in input order."""
+        if is_stream(inputs) and not args:
+            return self.stream(inputs, batch_size, **params)
+        inputs = as_batch(inputs)
         items, is_batch, run_params = self.inputs_of(inputs, *args, **params)
         results = self.run(items, batch_size, **run_params)
         return self.shape(results, inputs, is_batch, params)
+
+    def stream(self, inputs: Any, batch_size: int | None = None, **params: Any) -> Iterator[Any]:
+        """One result per input of an iterable, never holding more than a chunk of inputs."""
+        chunk_size = batch_size or self.batch_size
+        iterator = iter(inputs) if hasattr(inputs, "__iter__") else (inputs[i] for i in range(len(inputs)))
+        while chunk := list(itertools.islice(iterator, chunk_size)):
+            items, _, run_params = self.inputs_of(chunk, **params)
+            # each result as an element of a batch's answer (HF's iterators give those, not a lone call's shape)
+            yield from self.shape(self.run(items, chunk_size, **run_params), chunk, True, params)
 
     def inputs_of(self, inputs: Any, *args: Any, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
         """(items, whether the call was a batch, the params for `run`): HF's call forms -> a list of items."""
@@ -216,6 +270,8 @@ class Pipeline:
         """One result per item, in order: preprocess -> forward -> postprocess over batches of `batch_size`."""
         self.check_parameters(params)
         params = {**self.default_params, **params}
+        own = set(self.parameters)
+        self._tokenizer_options = {k: params.pop(k) for k in TOKENIZER_PARAMETERS if k in params and k not in own}
         batch_size = batch_size or self.batch_size
         results: list[Any] = []
         for start in range(0, len(items), batch_size):
@@ -226,12 +282,36 @@ class Pipeline:
         return results
 
     def tokenize(self, texts: list[str], text_pairs: list[str] | None = None, **tokenizer_kwargs: Any) -> Any:
-        """Padded, truncated to the model's window, as tensors (keywords override these defaults)."""
-        kwargs = {"padding": True, "truncation": True, "max_length": self.max_length, "return_tensors": "pt"}
-        kwargs.update(tokenizer_kwargs)
-        if text_pairs is None:
-            return self.tokenizer(texts, **kwargs)
-        return self.tokenizer(texts, text_pairs, **kwargs)
+        """Padded, truncated to the model's window, as tensors. The pipeline's own keywords override these
+        defaults, and the caller's (truncation=, padding=, max_length=, tokenize_kwargs=) override both. Inputs
+        cut to fit are said once per pipeline (HF cuts them silently)."""
+        options = dict(self._tokenizer_options)
+        kwargs = {"padding": True, "truncation": True, "max_length": self.max_length, "return_tensors": "pt",
+                  **tokenizer_kwargs, **(options.pop("tokenize_kwargs", None) or {}), **options}
+        if kwargs.get("padding") is False:
+            kwargs["padding"] = True  # a batch of tensors needs one length
+        if kwargs.get("max_length") is not None:
+            kwargs["max_length"] = min(int(kwargs["max_length"]), self.max_length)
+        args = (texts,) if text_pairs is None else (texts, text_pairs)
+        encoded = self.tokenizer(*args, **kwargs)
+        if kwargs.get("truncation") and not self._warned_truncation and "input_ids" in encoded:
+            self._warn_if_truncated(args, encoded, kwargs)
+        return encoded
+
+    def _warn_if_truncated(self, args: tuple, encoded: Any, kwargs: dict[str, Any]) -> None:
+        """Rows that reach the length cap may have been cut: tokenize just those again, uncut, to know."""
+        cap = kwargs.get("max_length") or self.max_length
+        lengths = encoded["attention_mask"].sum(dim=-1).tolist() if "attention_mask" in encoded else []
+        at_cap = [i for i, n in enumerate(lengths) if n >= cap]
+        if not at_cap or kwargs.get("return_overflowing_tokens"):
+            return
+        rows = [[column[i] for i in at_cap] for column in args]
+        full = self.tokenizer(*rows, truncation=False)["input_ids"]
+        longest = max(len(ids) for ids in full)
+        if longest > cap:
+            self._warned_truncation = True
+            logger.warning(f"{type(self).__name__}: an input of {longest} tokens was cut to {cap} (the model's limit "
+                           "or max_length); later cuts are not said again. Pass truncation=False to refuse them")
 
     @property
     def max_length(self) -> int:

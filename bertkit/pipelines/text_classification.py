@@ -43,16 +43,28 @@ def scores_from_logits(logits: np.ndarray, config: Any, function_to_apply: str |
     return logits
 
 
+def _all_scores(params: dict[str, Any]) -> dict[str, Any]:
+    """transformers 4's return_all_scores=True is top_k=None (every label, best first)."""
+    params = dict(params)
+    if params.pop("return_all_scores", False):
+        params["top_k"] = None
+    return params
+
+
 class TextClassificationPipeline(Pipeline):
     model_class = "BertForSequenceClassification"
-    parameters = ("top_k", "function_to_apply")
+    parameters = ("top_k", "function_to_apply", "return_all_scores")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_params = _all_scores(self.default_params)
 
     def _legacy(self, params: dict[str, Any]) -> bool:
         # HuggingFace's legacy shape: without top_k a text gives [best]; with top_k a sorted list of dicts
         return "top_k" not in params and "top_k" not in self.default_params
 
     def inputs_of(self, inputs: Any, **params: Any) -> tuple[list[Any], bool, dict[str, Any]]:
-        items, is_batch, params = super().inputs_of(inputs, **params)
+        items, is_batch, params = super().inputs_of(inputs, **_all_scores(params))
         return items, is_batch, ({**params, "top_k": 1} if self._legacy(params) else params)
 
     def shape(self, results: list[Any], inputs: Any, is_batch: bool, params: dict[str, Any]) -> Any:
