@@ -135,3 +135,32 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"bertkit {bertkit.__version__}"
+
+
+@pytest.mark.parametrize("loader", ["BertModel", "BertForSequenceClassification", "BertForTokenClassification",
+                                    "AutoModel", "AutoModelForSequenceClassification", "AutoModelForMaskedLM"])
+def test_loader_keywords_on_every_class(loader, tmp_path):
+    import transformers
+
+    torch.manual_seed(0)
+    transformers.BertForMaskedLM(transformers.BertConfig(**TINY)).save_pretrained(tmp_path / "sub")
+    cls = getattr(bertkit, loader)
+    theirs = getattr(transformers, loader).from_pretrained(tmp_path / "sub", attn_implementation="eager").eval()
+    for extra in ({}, {"num_labels": 3}):  # a config keyword beside them changes nothing about the loader's
+        ours = cls.from_pretrained(tmp_path, subfolder="sub", device_map="auto" if torch.cuda.is_available() else "cpu",
+                                   attn_implementation="eager", torch_dtype=torch.float32, **extra).eval()
+        assert ours.device.type in ("cpu", "cuda") and ours.dtype == torch.float32
+        with pytest.raises(ValueError, match="unknown config field .colour.*neither a loader keyword"):
+            cls.from_pretrained(tmp_path / "sub", colour="red", **extra)
+    ids = torch.tensor([[2, 5, 9, 3]])
+    with torch.no_grad():
+        ours_out = ours.to("cpu")(input_ids=ids, output_attentions=True)
+        their_out = theirs(input_ids=ids, output_attentions=True)
+    torch.testing.assert_close(ours_out.attentions[0], their_out.attentions[0], atol=1e-5, rtol=1e-4)
+    assert cls.from_pretrained(tmp_path / "sub", device_map={"": "cpu"}).device.type == "cpu"
+    with pytest.raises(ValueError, match="one device"):
+        cls.from_pretrained(tmp_path / "sub", device_map={"embeddings": "cpu", "encoder": "cuda:0"})
+    with pytest.raises(ValueError, match="flash_attention_2"):
+        cls.from_pretrained(tmp_path / "sub", attn_implementation="flash_attention_2")
+    with pytest.raises(FileNotFoundError, match="subfolder"):
+        cls.from_pretrained(tmp_path, subfolder="nowhere")

@@ -66,6 +66,10 @@ _DEFAULTS: dict[str, Any] = {
 _PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
 
+# where and how this process loaded the config: not part of what is saved
+LOAD_STATE = ("_loaded_from", "_attn_implementation")
+
+
 class BertConfig:
     """Hyper-parameters of a BERT model; attribute names and defaults are HuggingFace's."""
 
@@ -117,7 +121,7 @@ class BertConfig:
     @property
     def name_or_path(self) -> str:
         """Where the config was loaded from ("" for a fresh one), as HF records it."""
-        return str(getattr(self, "_name_or_path", ""))
+        return str(getattr(self, "_loaded_from", getattr(self, "_name_or_path", "")))
 
     @property
     def head_dim(self) -> int:
@@ -179,7 +183,7 @@ class BertConfig:
             path = path / CONFIG_NAME
         config = cls.from_json_file(path)
         config.update(overrides)
-        config._name_or_path = str(folder)
+        config._loaded_from = str(folder)
         return config
 
     def update(self, overrides: dict[str, Any]) -> None:
@@ -204,7 +208,7 @@ class BertConfig:
 
     # serialisation ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "_name_or_path"}  # where, not what
+        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in LOAD_STATE}
         out["id2label"] = {str(k): v for k, v in self.id2label.items()}  # JSON keys are strings, as HF writes them
         out["model_type"] = self.model_type
         if "torch_dtype" in out:

@@ -8,6 +8,7 @@ and which model weights are newly initialised. Writes config.json + model.safete
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import pickle
@@ -38,7 +39,10 @@ BASE_MODULES = ("embeddings.", "encoder.", "pooler.")
 # from_pretrained keywords that are about loading, not config fields
 _LOADER_KEYS = {"config", "torch_dtype", "dtype", "device", "ignore_mismatched_sizes", "local_files_only",
                 "output_loading_info", "state_dict", "cache_dir", "revision", "token", "add_pooling_layer",
-                "low_cpu_mem_usage", "trust_remote_code", "use_safetensors", "force_download"}
+                "low_cpu_mem_usage", "trust_remote_code", "use_safetensors", "force_download", "device_map",
+                "attn_implementation", "subfolder"}
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")  # bertkit runs SDPA, and gives the weights (eager's) when asked
+LABEL_KEYS = ("num_labels", "id2label", "label2id")
 
 
 # --- locating the folder ----------------------------------------------------------------------------------
@@ -213,6 +217,22 @@ def _check_fits(state: dict[str, Tensor], config: BertConfig, source: Path) -> N
         )
 
 
+def _device_of(device_map: Any, device: Any) -> Any:
+    """The one device a model goes to, from HF's device_map ("auto", "cpu", a device or index, or a dict that
+    puts every module on the same device) or device=. bertkit runs a model whole on one device."""
+    if device_map is None:
+        return device
+    if isinstance(device_map, dict):
+        places = set(map(str, device_map.values()))
+        if len(places) != 1:
+            raise UserError(f"device_map spreads the model over {sorted(places)}; bertkit runs a model on one device: "
+                            "pass device_map='auto' or one device")
+        device_map = device_map[next(iter(device_map))]
+    if device_map == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{device_map}" if isinstance(device_map, int) else device_map
+
+
 def _parse_dtype(value: Any, config: BertConfig, state: dict[str, Tensor]) -> torch.dtype | None:
     if value is None:
         return None
@@ -236,6 +256,16 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
                      "bertkit runs only its own code, prefers safetensors and loads weights without a random init anyway")
     hub_kwargs = {k: loader[k] for k in ("cache_dir", "revision", "token") if loader.get(k) is not None}
     folder = resolve_folder(name_or_path, loader.get("local_files_only", False), **hub_kwargs)
+    if loader.get("subfolder"):
+        folder = folder / loader["subfolder"]
+        if not (folder / "config.json").is_file():
+            raise MissingFileError(f"subfolder={loader['subfolder']!r}: no config.json in {str(folder)!r}")
+    device = _device_of(loader.get("device_map"), loader.get("device"))
+    attention = loader.get("attn_implementation")
+    if attention is not None and attention not in ATTENTION_IMPLEMENTATIONS:
+        raise UserError(f"attn_implementation={attention!r} is not available in bertkit; choose one of "
+                        f"{', '.join(ATTENTION_IMPLEMENTATIONS)} (sdpa is what bertkit runs; eager's attention weights "
+                        "come with output_attentions=True either way)")
 
     config = loader.get("config")
     if config is None:
@@ -244,7 +274,16 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
         raise UserError(f"config= must be a BertConfig, got {type(config).__name__}")
     else:
         config = BertConfig.from_dict(config.to_dict())  # do not mutate the caller's object
-    config.update(kwargs)  # num_labels=..., id2label=..., output_hidden_states=...; unknown names raise
+    unknown = sorted(k for k in kwargs if k not in LABEL_KEYS and not hasattr(config, k))
+    if unknown:
+        hints = [f"{name!r}" + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(
+            name, [*config.to_dict(), *LABEL_KEYS, *_LOADER_KEYS], 1)) else "") for name in unknown]
+        raise UserError(f"{cls.__name__}.from_pretrained: unknown config field {', '.join(hints)}, and neither a loader "
+                        f"keyword ({', '.join(sorted(_LOADER_KEYS))}) nor a config field "
+                        f"({', '.join(sorted(config.to_dict()))})")
+    config.update(kwargs)  # num_labels=..., id2label=..., output_hidden_states=...
+    if attention is not None:
+        config._attn_implementation = attention
 
     if loader.get("state_dict") is not None:
         state, source = dict(loader["state_dict"]), folder
@@ -264,8 +303,8 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     dtype = _parse_dtype(loader.get("torch_dtype", loader.get("dtype")), config, state)
     if dtype is not None:
         model.to(dtype)
-    if loader.get("device") is not None:
-        model.to(loader["device"])
+    if device is not None:
+        model.to(device)
     model.name_or_path = str(name_or_path)
     return (model, info) if loader.get("output_loading_info") else model
 
