@@ -13,7 +13,6 @@ import json
 import os
 import pickle
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from bertkit.errors import MissingFileError, UserError
+from bertkit.hub import resolve_folder
 from bertkit.utils.logging import get_logger, warn_ignored
 
 from .config import BertConfig
@@ -32,7 +32,6 @@ SAFE_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
 WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, TORCH_WEIGHTS, TORCH_INDEX)  # in order of preference
-HUB_FILES = ["config.json", "*.safetensors", "*.json", "*.txt", "pytorch_model.bin*"]
 PREFIX = "bert."
 BASE_MODULES = ("embeddings.", "encoder.", "pooler.")
 
@@ -43,48 +42,6 @@ _LOADER_KEYS = {"config", "torch_dtype", "dtype", "device", "ignore_mismatched_s
                 "attn_implementation", "subfolder"}
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")  # bertkit runs SDPA, and gives the weights (eager's) when asked
 LABEL_KEYS = ("num_labels", "id2label", "label2id")
-
-
-# --- locating the folder ----------------------------------------------------------------------------------
-def _network_available(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def resolve_folder(name_or_path: str | os.PathLike, local_files_only: bool = False, **hub_kwargs: Any) -> Path:
-    """A local folder as is; otherwise a Hugging Face Hub name, downloaded only when huggingface_hub is installed
-    and the network works (or found in its cache)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if path.is_file():
-        raise UserError(f"{path} is a file; from_pretrained takes the folder that holds config.json and the weights")
-    name = str(name_or_path)
-    how = (f"Point from_pretrained at a local folder in HuggingFace layout (config.json + model.safetensors or "
-           f"pytorch_model.bin), e.g. BertModel.from_pretrained('/path/to/{Path(name).name}'). To get one, run "
-           f"`huggingface-cli download {name} --local-dir {Path(name).name}` on a machine with network access "
-           "and copy the folder here.")
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise MissingFileError(f"{name!r} is not a local folder and huggingface_hub is not installed. {how}") from None
-    try:  # already in the local hub cache?
-        return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True, **hub_kwargs))
-    except Exception:  # noqa: BLE001 - any failure means "not cached"
-        pass
-    if local_files_only or not _network_available():
-        raise MissingFileError(f"{name!r} is not a local folder, and there is no network to fetch it from the "
-                                f"Hugging Face Hub. {how}")
-    try:
-        return Path(huggingface_hub.snapshot_download(name, allow_patterns=HUB_FILES, **hub_kwargs))
-    except Exception as err:  # noqa: BLE001 - repository missing, gated, network error...
-        raise MissingFileError(f"{name!r} is not a local folder and downloading it from the Hugging Face Hub "
-                                f"failed ({type(err).__name__}: {err}). {how}") from err
 
 
 # --- reading weights --------------------------------------------------------------------------------------
@@ -255,7 +212,10 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
         warn_ignored(f"{cls.__name__}.from_pretrained", no_effect,
                      "bertkit runs only its own code, prefers safetensors and loads weights without a random init anyway")
     hub_kwargs = {k: loader[k] for k in ("cache_dir", "revision", "token") if loader.get(k) is not None}
-    folder = resolve_folder(name_or_path, loader.get("local_files_only", False), **hub_kwargs)
+    if Path(str(name_or_path)).expanduser().is_file():
+        raise UserError(f"{name_or_path} is a file; from_pretrained takes the folder that holds config.json and the "
+                        "weights")
+    folder = resolve_folder(name_or_path, "model", loader.get("local_files_only", False), **hub_kwargs)
     if loader.get("subfolder"):
         folder = folder / loader["subfolder"]
         if not (folder / "config.json").is_file():

@@ -53,6 +53,7 @@ import torch
 
 from bertkit.errors import MissingFileError, UserError
 from bertkit.files import require_folder
+from bertkit.hub import resolve_folder
 from bertkit.model.inference import is_torch_module, resolve_device
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
@@ -80,6 +81,13 @@ def resolve_backend(backend: str | None, model: Any) -> str:
     return backend
 
 
+def model_location(name_or_path: str | Path, what: str = "model") -> Path:
+    """A model (or tokenizer) folder, or a hub name resolved to one (`bertkit.hub`); a file is said to be one."""
+    if Path(name_or_path).expanduser().is_file():
+        require_folder(name_or_path, f"{what} folder")  # raises: "... is a file"
+    return resolve_folder(name_or_path, what)
+
+
 def load_model(model: Any, model_class: str, backend: str | None = None, threads: int | None = None) -> Any:
     """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`, or,
     for backend="onnxruntime", as an `OrtModel` on the folder's cached export (`bertkit.export.load_ort_model`)."""
@@ -93,7 +101,7 @@ def load_model(model: Any, model_class: str, backend: str | None = None, threads
 
         return load_ort_model(model, model_class, threads=threads)
     if isinstance(model, (str, Path)):
-        folder = require_folder(model, "model folder")  # a file or a missing path: said as such
+        folder = model_location(model)
         return getattr(importlib.import_module("bertkit.model"), model_class).from_pretrained(folder)
     if not isinstance(model, torch.nn.Module):
         raise UserError(f"model must be a folder path or a bertkit model object, got {type(model).__name__}")
@@ -108,7 +116,7 @@ def load_trained_head(folder: str | Path, task: str) -> Any:
     from bertkit.tasks import registry
 
     spec = registry.get_task(task)
-    folder = require_folder(folder, "model folder")
+    folder = model_location(folder)
     model_class = getattr(importlib.import_module("bertkit.model"), spec.heads[0] if spec.heads else "BertModel")
     model, info = model_class.from_pretrained(folder, output_loading_info=True)
     missing = missing_head_weights(info)
@@ -134,7 +142,7 @@ def load_tokenizer(tokenizer: Any, model: Any) -> Any:
                 "pass tokenizer=<folder or tokenizer object>"
             )
     if isinstance(tokenizer, (str, Path)):
-        folder = Path(tokenizer)
+        folder = model_location(tokenizer, "tokenizer")
         if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
             raise MissingFileError(
                 f"no tokenizer in {str(folder)!r} (expected vocab.txt or tokenizer.json); pass tokenizer=<folder>"

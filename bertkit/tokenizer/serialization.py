@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object
+from bertkit.hub import resolve_folder
 
 if TYPE_CHECKING:
     from bertkit.tokenizer.tokenizer import BertTokenizer
@@ -37,13 +38,11 @@ def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
     tokenizer.json, when present, decides the vocabulary and the normalizer (as HuggingFace's fast tokenizer
     does); tokenizer_config.json and special_tokens_map.json give the special tokens and model_max_length.
     """
-    path = Path(path)
+    name, path = str(path), Path(path)
     if path.is_file():
         return {"vocab_file": path, "name_or_path": str(path)}
-    if not path.is_dir():
-        raise MissingFileError(f"no tokenizer folder at {path}: bertkit loads local folders holding vocab.txt "
-                                "(+ tokenizer_config.json) or tokenizer.json; it never downloads")
-    settings: dict[str, Any] = {"name_or_path": str(path)}
+    path = resolve_folder(name, "tokenizer")  # a folder, or a hub name from the cache (or the network)
+    settings: dict[str, Any] = {"name_or_path": name}
     config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
     special = _read_json(path / "special_tokens_map.json") if (path / "special_tokens_map.json").is_file() else {}
     for source in (special, config):
