@@ -2,6 +2,7 @@
 
 text -> normalized words (str.translate + str.split) -> WordPiece ids (cached per word)
      -> truncation windows -> [CLS] A [SEP] (B [SEP]) rows -> padding -> BatchEncoding
+        (that second line, in sequences.py: SequenceAssembly, which BertTokenizer inherits)
 
 The hot path runs in C: translate, split, then one dict lookup per word, so a word seen before costs only
 the lookup. Offsets and word ids take a second path (whitespace chunks with per-character spans, cached per
@@ -10,25 +11,24 @@ chunk) and are only computed when asked for, directly or through `BatchEncoding.
 from __future__ import annotations
 
 import gc
-import operator
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
+from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_text
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
+from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
+from bertkit.tokenizer.sequences import VERY_LARGE_INTEGER, SequenceAssembly, Tokens, as_int_list, pad_length
 from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
 from bertkit.tokenizer.wordpiece import WordPiece
 from bertkit.utils.logging import warn_ignored
 
-VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 CACHE_SIZE = 500_000  # words (or chunks) kept per cache; the oldest half goes when full
 
 
@@ -61,40 +61,26 @@ class _Cache(dict):
         return value
 
 
-@dataclass
-class _Tokens:
-    """The tokens of one text, before special tokens; offsets and word ids only when tracked."""
-
-    ids: list[int]
-    offsets: list[tuple[int, int]] | None = None
-    word_ids: list[int] | None = None
-
-    def window(self, start: int, stop: int) -> _Tokens:
-        return _Tokens(self.ids[start:stop],
-                       None if self.offsets is None else self.offsets[start:stop],
-                       None if self.word_ids is None else self.word_ids[start:stop])
-
-
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     """vocab.txt: one token per line, the line number is the id."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
+        raise MissingFileError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
     lines = read_text(path, "vocabulary file").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     vocab: dict[str, int] = {}
     for index, token in enumerate(lines):
         if token in vocab:
-            raise ValueError(f"{path} lists {token!r} twice (lines {vocab[token] + 1} and {index + 1}); "
+            raise UserError(f"{path} lists {token!r} twice (lines {vocab[token] + 1} and {index + 1}); "
                              "each token must appear once, since its line number is its id")
         vocab[token] = index
     if not vocab:
-        raise ValueError(f"{path} is empty: a vocabulary needs at least the special tokens and [UNK]")
+        raise UserError(f"{path} is empty: a vocabulary needs at least the special tokens and [UNK]")
     return vocab
 
 
-class BertTokenizer:
+class BertTokenizer(SequenceAssembly):
     """BERT's WordPiece tokenizer with HuggingFace's API, id for id with HuggingFace's BertTokenizerFast.
 
         tokenizer = BertTokenizer.from_pretrained("path/to/folder")   # vocab.txt (+ tokenizer_config.json)
@@ -132,15 +118,15 @@ class BertTokenizer:
     ) -> None:
         if vocab is None:
             if vocab_file is None:
-                raise ValueError("BertTokenizer needs a vocabulary: pass vocab_file='vocab.txt' or vocab={token: id}")
+                raise UserError("BertTokenizer needs a vocabulary: pass vocab_file='vocab.txt' or vocab={token: id}")
             vocab = dict(vocab_file) if isinstance(vocab_file, dict) else load_vocab(vocab_file)
         if not isinstance(vocab, dict) or not all(isinstance(t, str) and isinstance(i, int) for t, i in vocab.items()):
             raise TypeError("vocab must be a dict mapping token strings to integer ids")
         if len(set(vocab.values())) != len(vocab):
-            raise ValueError("the vocabulary gives two tokens the same id; ids must be unique")
+            raise UserError("the vocabulary gives two tokens the same id; ids must be unique")
         for side, name in ((padding_side, "padding_side"), (truncation_side, "truncation_side")):
             if side not in ("left", "right"):
-                raise ValueError(f"{name} must be 'left' or 'right', got {side!r}")
+                raise UserError(f"{name} must be 'left' or 'right', got {side!r}")
         self.vocab = vocab
         self.ids_to_tokens = {i: t for t, i in vocab.items()}
         self.do_lower_case = bool(do_lower_case)
@@ -219,10 +205,6 @@ class BertTokenizer:
         return self._token_id(self.mask_token)
 
     @property
-    def pad_token_type_id(self) -> int:
-        return 0
-
-    @property
     def special_tokens_map(self) -> dict[str, Any]:
         tokens: dict[str, Any] = {name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}
         if self.additional_special_tokens:
@@ -249,10 +231,10 @@ class BertTokenizer:
         if isinstance(ids, int) or (hasattr(ids, "ndim") and ids.ndim == 0):
             token = self.ids_to_tokens.get(int(ids))
             if token is None:
-                raise ValueError(f"id {int(ids)} is outside the vocabulary (0..{len(self) - 1})")
+                raise UserError(f"id {int(ids)} is outside the vocabulary (0..{len(self) - 1})")
             return token
         special = set(self.all_special_ids) if skip_special_tokens else set()
-        return [self.ids_to_tokens[i] for i in _as_int_list(ids) if i in self.ids_to_tokens and i not in special]
+        return [self.ids_to_tokens[i] for i in as_int_list(ids) if i in self.ids_to_tokens and i not in special]
 
     # ----------------------------------------------------------------------------------------- tokenizing
     def _chunk_details(self, chunk: str) -> tuple[list[int], list[int], list[int], list[int], int]:
@@ -286,7 +268,7 @@ class BertTokenizer:
         """The fast path, ids only: normalize by str.translate, split, one cached lookup per word, all in C."""
         return list(chain.from_iterable(map(self._word_ids.__getitem__, self.pre_tokenizer.words(text))))
 
-    def _encode_text(self, text: str, track: bool) -> _Tokens:
+    def _encode_text(self, text: str, track: bool) -> Tokens:
         """The tokens of one text, without [CLS]/[SEP]; offsets and word ids too when `track`."""
         segments = self._segments(text)
         if not track:
@@ -296,8 +278,8 @@ class BertTokenizer:
                     ids += self._ids_of(piece)
                 else:
                     ids.append(special_id)
-            return _Tokens(ids)
-        tokens = _Tokens([], [], [])
+            return Tokens(ids)
+        tokens = Tokens([], [], [])
         word = 0  # every split counts as a word, special tokens included (as in HuggingFace)
         for piece, base, special_id in segments:
             if special_id is not None:
@@ -315,11 +297,11 @@ class BertTokenizer:
                 word += n_words
         return tokens
 
-    def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: bool) -> _Tokens:
+    def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: bool) -> Tokens:
         if not is_split_into_words:
             return self._encode_text(text, track)
         # Pre-split words: each is tokenized on its own; its tokens carry its index and offsets inside it.
-        merged = _Tokens([], [] if track else None, [] if track else None)
+        merged = Tokens([], [] if track else None, [] if track else None)
         for index, word in enumerate(text):
             tokens = self._encode_text(word, track)
             merged.ids.extend(tokens.ids)
@@ -368,18 +350,18 @@ class BertTokenizer:
         if text_pair is not None:
             pair_batched, seconds = _as_batch(text_pair, is_split_into_words, "text_pair")
             if pair_batched != batched or len(seconds) != len(firsts):
-                raise ValueError(f"text and text_pair must both be single inputs or batches of the same size "
+                raise UserError(f"text and text_pair must both be single inputs or batches of the same size "
                                  f"(got {len(firsts)} and {len(seconds)})")
         padding, truncation, max_length = self._strategies(padding, truncation, max_length)
         padding_side = padding_side or self.padding_side
         if padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+            raise UserError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length,
                        stride=stride, overflow=return_overflowing_tokens, split=is_split_into_words)
 
         columns, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping,
                                             special_mask=return_special_tokens_mask, **options)
-        pad_to = self._pad_length([len(r) for r in columns["input_ids"]], padding, max_length, pad_to_multiple_of)
+        pad_to = pad_length([len(r) for r in columns["input_ids"]], padding, max_length, pad_to_multiple_of)
         self._pad(columns, pad_to, padding_side)
 
         data: dict[str, Any] = {"input_ids": columns["input_ids"]}
@@ -425,37 +407,6 @@ class BertTokenizer:
                         return_attention_mask=False, **kwargs)
         return encoding["input_ids"]
 
-    def _strategies(self, padding: Any, truncation: Any, max_length: int | None) -> tuple[str | None, str | None, int | None]:
-        """HuggingFace's rules for padding/truncation/max_length defaults."""
-        if padding is True or padding == "longest":
-            padding = "longest"
-        elif padding is False or padding is None or padding == "do_not_pad":
-            padding = None
-        elif padding != "max_length":
-            raise ValueError(f"padding must be True/'longest', 'max_length' or False, got {padding!r}")
-        if truncation is None:
-            # HuggingFace: a max_length without padding means truncate to it.
-            truncation = "longest_first" if max_length is not None and padding is None else None
-        elif truncation is True:
-            truncation = "longest_first"
-        elif truncation is False or truncation == "do_not_truncate":
-            truncation = None
-        elif truncation not in TRUNCATION_STRATEGIES:
-            raise ValueError(f"truncation must be True, False or one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
-            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
-        if max_length is None and (truncation is not None or padding == "max_length"):
-            if self.model_max_length < VERY_LARGE_INTEGER:
-                max_length = self.model_max_length
-            elif padding == "max_length":
-                raise ValueError("padding='max_length' needs max_length= (this tokenizer has no model_max_length)")
-            else:
-                truncation = None  # no limit known: nothing to truncate to
-        return padding, truncation, max_length
-
-    def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return 3 if pair else 2
-
     def _rows(self, firsts: list, seconds: list | None, *, track: bool, special_mask: bool,
               add_special_tokens: bool, truncation: str | None, max_length: int | None, stride: int,
               overflow: bool, split: bool) -> tuple[dict[str, list[list]], list[int]]:
@@ -483,7 +434,7 @@ class BertTokenizer:
                         attention.append([1] * len(ids))
                         sample_of_row.append(sample)
                         continue
-                    a = _Tokens(ids[1:])
+                    a = Tokens(ids[1:])
                 else:
                     a = self._encode_input(first, split, track)
                 b = None if seconds is None else self._encode_input(seconds[sample], split, track)
@@ -497,193 +448,11 @@ class BertTokenizer:
                     sample_of_row.append(sample)
         return columns, sample_of_row
 
-    def _truncate(self, a: _Tokens, b: _Tokens | None, strategy: str | None, max_length: int | None,
-                  stride: int, add_special_tokens: bool) -> list[tuple[_Tokens, _Tokens | None]]:
-        """The (first, second) windows of one sample, main window first, in HuggingFace's overflow order."""
-        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
-        if strategy is None or max_length is None:
-            return [(a, b)]
-        n_special = self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0
-        if max_length < n_special:
-            raise ValueError(f"max_length={max_length} is too small: the special tokens alone need {n_special} "
-                             f"positions; use max_length >= {n_special + 1}")
-        budget = max_length - n_special
-        keep_a, keep_b = n_a, n_b
-        if budget == 0:
-            keep_a = keep_b = 0
-        elif n_a + n_b > budget:
-            if strategy == "longest_first":
-                if b is None:
-                    keep_a = budget
-                else:  # HuggingFace's rule: the shorter keeps what it can; odd leftovers go to the longer
-                    short, long = sorted((n_a, n_b))
-                    long_keep = short if short > budget else max(short, budget - short)
-                    short_keep = short
-                    if short_keep + long_keep > budget:
-                        short_keep = budget // 2
-                        long_keep = short_keep + budget % 2
-                    keep_a, keep_b = (short_keep, long_keep) if n_a <= n_b else (long_keep, short_keep)
-            else:
-                if strategy == "only_second" and b is None:
-                    raise ValueError("truncation='only_second' needs a text_pair; use 'only_first' or True "
-                                     "for single texts")
-                target = n_a if strategy == "only_first" else n_b
-                excess = n_a + n_b - budget
-                if target <= excess:
-                    which = "first" if strategy == "only_first" else "second"
-                    raise ValueError(f"truncation={strategy!r} cannot fit max_length={max_length}: the {which} "
-                                     f"text has {target} tokens but {excess} must go; use truncation="
-                                     "'longest_first' or a larger max_length")
-                if strategy == "only_first":
-                    keep_a = n_a - excess
-                else:
-                    keep_b = n_b - excess
-        a_windows = [a.window(s, e) for s, e in self._windows(n_a, keep_a, stride)]
-        if b is None:
-            return [(w, None) for w in a_windows]
-        b_windows = [b.window(s, e) for s, e in self._windows(n_b, keep_b, stride)]
-        # HuggingFace's Encoding.merge_with order: (a0, b0); each later a with b0 then with every later b;
-        # then a0 with every later b.
-        pairs = [(a_windows[0], b_windows[0])]
-        for a_window in a_windows[1:]:
-            pairs.extend((a_window, b_window) for b_window in b_windows)
-        pairs.extend((a_windows[0], b_window) for b_window in b_windows[1:])
-        return pairs
-
-    def _windows(self, length: int, keep: int, stride: int) -> list[tuple[int, int]]:
-        """Windows of `keep` tokens overlapping by `stride` tokens, the first one kept, the rest overflow."""
-        if keep >= length:
-            return [(0, length)]
-        if keep == 0:
-            return [(0, 0), (0, length)]
-        if not 0 <= stride < keep:
-            raise ValueError(f"stride={stride} must be smaller than the {keep} tokens a window holds for this "
-                             "text (max_length minus special tokens, shared by a pair); lower stride or raise "
-                             "max_length")
-        step = keep - stride
-        windows = []
-        if self.truncation_side == "right":
-            for start in range(0, length, step):
-                stop = min(start + keep, length)
-                windows.append((start, stop))
-                if stop == length:
-                    break
-        else:  # keep the end: windows walk backwards from the last token
-            for stop in range(length, 0, -step):
-                start = max(stop - keep, 0)
-                windows.append((start, stop))
-                if start == 0:
-                    break
-        return windows
-
-    def _assemble(self, a: _Tokens, b: _Tokens | None, add_special_tokens: bool, track: bool,
-                  special_mask: bool) -> dict[str, list]:
-        """[CLS] a [SEP] (b [SEP]) with its type ids, masks, offsets, word and sequence ids."""
-        cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
-        n_a, n_b = len(a.ids), 0 if b is None else len(b.ids)
-        ids = cls + a.ids + sep
-        type_ids = [0] * len(ids)
-        if b is not None:
-            ids += b.ids + sep
-            type_ids += [1] * (n_b + len(sep))
-        row = {"input_ids": ids, "token_type_ids": type_ids, "attention_mask": [1] * len(ids)}
-        if special_mask:
-            row["special_tokens_mask"] = [1] * len(cls) + [0] * n_a + [1] * len(sep) + (
-                [] if b is None else [0] * n_b + [1] * len(sep))
-        if track:
-            none_cls, none_sep = [None] * len(cls), [None] * len(sep)
-            zero_cls, zero_sep = [(0, 0)] * len(cls), [(0, 0)] * len(sep)
-            row["offsets"] = zero_cls + a.offsets + zero_sep + ([] if b is None else b.offsets + zero_sep)
-            row["word_ids"] = none_cls + a.word_ids + none_sep + ([] if b is None else b.word_ids + none_sep)
-            row["sequence_ids"] = (none_cls + [0] * n_a + none_sep + ([] if b is None else [1] * n_b + none_sep))
-        return row
-
-    def _pad_length(self, lengths: list[int], padding: str | None, max_length: int | None,
-                    multiple: int | None) -> int | None:
-        if padding is None or not lengths:
-            return None
-        target = max(lengths) if padding == "longest" else max_length
-        if multiple and target % multiple:
-            target += multiple - target % multiple
-        return target
-
-    def _pad(self, columns: dict[str, list[list]], length: int | None, side: str) -> None:
-        """Pad every row shorter than `length`, in place, on the given side."""
-        if length is None:
-            return
-        fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
-                "special_tokens_mask": 1, "offsets": (0, 0), "word_ids": None, "sequence_ids": None}
-        for key, rows in columns.items():
-            for i, values in enumerate(rows):
-                if len(values) < length:
-                    pad = [fill[key]] * (length - len(values))
-                    rows[i] = values + pad if side == "right" else pad + values
-
     def _to_encoding(self, row: dict[str, list]) -> Encoding:
         return Encoding(ids=row["input_ids"], tokens=[self.ids_to_tokens[i] for i in row["input_ids"]],
                         type_ids=row["token_type_ids"], attention_mask=row["attention_mask"],
                         special_tokens_mask=row["special_tokens_mask"], offsets=row["offsets"],
                         word_ids=row["word_ids"], sequence_ids=row["sequence_ids"])
-
-    # ----------------------------------------------------------------------------------------- helpers
-    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
-        ids = [self.cls_token_id] + list(token_ids_0) + [self.sep_token_id]
-        return ids if token_ids_1 is None else ids + list(token_ids_1) + [self.sep_token_id]
-
-    def create_token_type_ids_from_sequences(self, token_ids_0: list[int],
-                                             token_ids_1: list[int] | None = None) -> list[int]:
-        first = [0] * (len(token_ids_0) + 2)
-        return first if token_ids_1 is None else first + [1] * (len(token_ids_1) + 1)
-
-    def get_special_tokens_mask(self, token_ids_0: list[int], token_ids_1: list[int] | None = None,
-                                already_has_special_tokens: bool = False) -> list[int]:
-        if already_has_special_tokens:
-            special = set(self.all_special_ids)
-            return [1 if i in special else 0 for i in token_ids_0]
-        mask = [1] + [0] * len(token_ids_0) + [1]
-        return mask if token_ids_1 is None else mask + [0] * len(token_ids_1) + [1]
-
-    def pad(self, encoded_inputs: dict[str, Any] | list[dict[str, Any]], padding: bool | str = True,
-            max_length: int | None = None, pad_to_multiple_of: int | None = None,
-            return_attention_mask: bool | None = None, return_tensors: str | None = None,
-            padding_side: str | None = None, **kwargs: Any) -> BatchEncoding:
-        """Pad already-encoded rows (a dict of lists or a list of dicts), as data collators do."""
-        if kwargs:
-            warn_ignored("BertTokenizer.pad", kwargs)
-        if isinstance(encoded_inputs, (list, tuple)):
-            if not encoded_inputs or not all(isinstance(e, dict) for e in encoded_inputs):
-                raise ValueError("pad expects a dict of lists or a non-empty list of dicts of encoded inputs")
-            encoded_inputs = {key: [e[key] for e in encoded_inputs] for key in encoded_inputs[0]}
-        if "input_ids" not in encoded_inputs:
-            raise ValueError(f"pad needs 'input_ids' among the inputs, got {sorted(encoded_inputs)}")
-        rows_ids = [_as_int_list(r) for r in encoded_inputs["input_ids"]]
-        single = bool(rows_ids) and not isinstance(encoded_inputs["input_ids"][0], (list, tuple)) and \
-            not hasattr(encoded_inputs["input_ids"][0], "__len__")
-        if single:
-            encoded_inputs = {k: [v] for k, v in encoded_inputs.items()}
-            rows_ids = [_as_int_list(encoded_inputs["input_ids"][0])]
-        padding_strategy, _, max_length = self._strategies(padding, False, max_length)
-        pad_to = self._pad_length([len(r) for r in rows_ids], padding_strategy, max_length, pad_to_multiple_of)
-        side = padding_side or self.padding_side
-        fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_token_type_id, "attention_mask": 0,
-                "special_tokens_mask": 1}
-        data: dict[str, list] = {}
-        for key, rows in encoded_inputs.items():
-            rows = [_as_int_list(r) if key in fill or key == "labels" else list(r) for r in rows]
-            if key not in fill or pad_to is None:
-                data[key] = rows
-                continue
-            data[key] = [r + [fill[key]] * (pad_to - len(r)) if side == "right" else
-                         [fill[key]] * (pad_to - len(r)) + r for r in rows]
-        if "attention_mask" not in data and return_attention_mask is not False:
-            data["attention_mask"] = [[1] * len(r) + [0] * ((pad_to or len(r)) - len(r)) if side == "right" else
-                                      [0] * ((pad_to or len(r)) - len(r)) + [1] * len(r) for r in rows_ids]
-        if single and return_tensors is None:
-            data = {k: v[0] for k, v in data.items()}
-        encoding = BatchEncoding(data)
-        if return_tensors is not None:
-            encoding.convert_to_tensors(return_tensors)
-        return encoding
 
     # ----------------------------------------------------------------------------------------- decoding
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
@@ -698,7 +467,7 @@ class BertTokenizer:
                 token = token[2:]
             elif i:
                 token = " " + token
-            pieces.append(_cleanup_decoder(token))
+            pieces.append(clean_up_tokenization(token, contract_do_not=True))
         return "".join(pieces)
 
     def decode(self, token_ids: Any, skip_special_tokens: bool = False,
@@ -706,7 +475,7 @@ class BertTokenizer:
         """Ids back to text, as HuggingFace's WordPiece decoder writes it (lowercased if the vocab is)."""
         if kwargs:
             warn_ignored("BertTokenizer.decode", kwargs)
-        tokens = self.convert_ids_to_tokens(_as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
+        tokens = self.convert_ids_to_tokens(as_int_list(token_ids), skip_special_tokens=skip_special_tokens)
         text = self.convert_tokens_to_string(tokens)
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
@@ -741,7 +510,7 @@ class BertTokenizer:
 def _as_batch(text: Any, is_split_into_words: bool, name: str) -> tuple[bool, list]:
     """(was it a batch?, the inputs as a list) after checking the types."""
     if text is None:
-        raise ValueError(f"{name} is None: pass a str, a list of str, or (with is_split_into_words=True) a "
+        raise UserError(f"{name} is None: pass a str, a list of str, or (with is_split_into_words=True) a "
                          "list of words / a list of lists of words")
     if is_split_into_words:
         if isinstance(text, (list, tuple)) and text and all(isinstance(t, (list, tuple)) for t in text):
@@ -768,32 +537,15 @@ def _as_batch(text: Any, is_split_into_words: bool, name: str) -> tuple[bool, li
     raise TypeError(f"{name} must be a str or a list of str, got {type(text).__name__}")
 
 
-def _as_int_list(ids: Any) -> list[int]:
-    """Token ids as ints: Python or NumPy integers, an int tensor or array; anything else is a TypeError (as
-    HuggingFace's), not a float quietly truncated or an OverflowError on inf."""
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        ids = [ids]
-    try:
-        return [operator.index(i) for i in ids]
-    except TypeError:
-        bad = next(i for i in ids if not hasattr(i, "__index__"))
-        raise TypeError(f"token ids must be integers, got {type(bad).__name__} {bad!r}") from None
-
-
-def _cleanup_decoder(token: str) -> str:
-    """HuggingFace's WordPiece decoder cleanup, applied per token."""
-    return (token.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
-            .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" do not", " don't")
-            .replace(" 's", "'s").replace(" 've", "'ve").replace(" 're", "'re"))
-
-
-def clean_up_tokenization(text: str) -> str:
-    """transformers' clean_up_tokenization: no space before punctuation and English contractions."""
-    return (text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
-            .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m").replace(" 's", "'s")
-            .replace(" 've", "'ve").replace(" 're", "'re"))
+def clean_up_tokenization(text: str, contract_do_not: bool = False) -> str:
+    """transformers' clean_up_tokenization: no space before punctuation and English contractions.
+    `contract_do_not=True` is HuggingFace's WordPiece decoder cleanup (applied per token), which differs from
+    transformers' only in also writing " do not" as " don't"; both are kept so decode matches either one."""
+    text = (text.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",")
+            .replace(" ' ", "'").replace(" n't", "n't").replace(" 'm", "'m"))
+    if contract_do_not:
+        text = text.replace(" do not", " don't")
+    return text.replace(" 's", "'s").replace(" 've", "'ve").replace(" 're", "'re")
 
 
 class AutoTokenizer:
