@@ -20,10 +20,9 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from bertkit.files import read_text
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
-from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
+from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, read_vocabulary_lines, write_tokenizer_folder
 from bertkit.tokenizer.wordpiece import WordPiece
 from bertkit.utils.logging import warn_ignored
 
@@ -80,9 +79,7 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
-    lines = read_text(path, "vocabulary file").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_vocabulary_lines(path)
     vocab: dict[str, int] = {}
     for index, token in enumerate(lines):
         if token in vocab:
