@@ -24,8 +24,9 @@ import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from bertkit.serve import memory
 from bertkit.serve.batcher import DynamicBatcher
 from bertkit.serve.service import Limits, ModelService, flag
 
@@ -53,11 +54,15 @@ def create_app(
     *,
     max_queue: int = 256,
     request_timeout: float = 30.0,
+    body_timeout: float = 30.0,
+    malloc_trim_seconds: float = 1.0,
 ) -> Any:
     """The FastAPI app for a loaded `ModelService` (the batchers start with the app, and drain when it stops).
 
     The routes live in `bertkit.serve.routes` and read `app.state.serving`; one POST route per task of
-    `bertkit.tasks.registry` that the model serves. The per-request budget is `service.limits`.
+    `bertkit.tasks.registry` that the model serves. The per-request budget is `service.limits`; a request body
+    must arrive within `body_timeout` seconds (`bertkit.serve.edge`). While it serves, the allocator's free memory
+    goes back to the system at most every `malloc_trim_seconds` (0: never; `bertkit.serve.memory`).
     """
     require_serve_extras()
     from fastapi import FastAPI
@@ -72,9 +77,11 @@ def create_app(
         lifespan=lifespan,
     )
     state = routes.ServerState(service, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                               max_queue=max_queue, request_timeout=request_timeout)
+                               max_queue=max_queue, request_timeout=request_timeout,
+                               malloc_trim_seconds=malloc_trim_seconds)
     app.state.serving, app.state.service, app.state.batchers = state, service, state.batchers
-    app.add_middleware(RequestEdge, max_body_bytes=service.limits.max_body_bytes)
+    app.add_middleware(RequestEdge, max_body_bytes=service.limits.max_body_bytes, body_timeout=body_timeout,
+                       stopping=lambda: state.draining)
     for exception, handler in routes.EXCEPTION_HANDLERS:
         app.add_exception_handler(exception, handler)
     routes.add_task_routes(app, service)
@@ -87,14 +94,18 @@ def create_app(
 async def lifespan(app: Any):
     """Start a batcher per model task, one model thread and the worker threads; on the way out, finish what was queued."""
     state = app.state.serving
+    memory.limit_arenas()  # before the model and worker threads allocate: each would get its own heap
+    trimmer = memory.MallocTrimmer(state.malloc_trim_seconds)
+    trimmer.start()
     # One thread runs every forward pass: on CPU a pass already uses all cores.
     model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bertkit-model")
     state.workers = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="bertkit-prepare")
     for task in state.service.tasks:
         if task == "tokenize":  # runs no model
             continue
-        state.batchers[task] = DynamicBatcher(state.service.batch_function(task), max_batch_size=state.max_batch_size,
-                                              max_wait_ms=state.max_wait_ms, executor=model_thread)
+        state.batchers[task] = DynamicBatcher(then(state.service.batch_function(task), trimmer.touch),
+                                              max_batch_size=state.max_batch_size, max_wait_ms=state.max_wait_ms,
+                                              executor=model_thread)
         state.batchers[task].start()
     try:
         yield
@@ -104,6 +115,19 @@ async def lifespan(app: Any):
         model_thread.shutdown(wait=True)
         state.workers.shutdown(wait=True)
         state.workers = None
+        trimmer.stop()
+
+
+def then(function: Callable[[Any], Any], after: Callable[[], None]) -> Callable[[Any], Any]:
+    """`function`, calling `after()` once it returned (or raised)."""
+
+    def both(argument: Any) -> Any:
+        try:
+            return function(argument)
+        finally:
+            after()
+
+    return both
 
 
 @contextlib.contextmanager
@@ -119,8 +143,9 @@ def background_server(app: Any, host: str = "127.0.0.1", port: int = 0, shutdown
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=shutdown_timeout)
-    server = uvicorn.Server(config)
+    from bertkit.serve.connections import server_config
+
+    server = uvicorn.Server(server_config(app, host, port, shutdown_timeout=shutdown_timeout, log_level="warning"))
     app.state.server = server
     thread = threading.Thread(target=server.run, name="bertkit-serve", daemon=True)
     thread.start()
@@ -141,17 +166,18 @@ def background_server(app: Any, host: str = "127.0.0.1", port: int = 0, shutdown
 
 def draining_server(config: Any, state: Any, drain_seconds: float) -> Any:
     """uvicorn's server with a drain: on the first SIGTERM / Ctrl-C the app answers new work 503 with
-    `Connection: close` (kept-alive connections get an answer, not a reset) and /ready says not-ready for
-    `drain_seconds`; then uvicorn's graceful shutdown lets the requests in flight finish, and the process
-    exits with status 0 (uvicorn would re-raise the signal: -15). A second signal stops at once."""
+    `Connection: close` (kept-alive connections get an answer, not a reset), cuts bodies still uploading with a
+    503, and /ready says not-ready for `drain_seconds`; then uvicorn's graceful shutdown lets the requests in
+    flight finish, and the process exits with status 0 (uvicorn would re-raise the signal: -15). A second signal
+    stops at once."""
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
         drain_until: float | None = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            state.draining = True
             if self.drain_until is None and drain_seconds > 0:
-                state.draining = True
                 self.drain_until = time.monotonic() + drain_seconds
                 return
             super().handle_exit(sig, frame)
@@ -196,6 +222,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "503 + Retry-After (default 256)")
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds from arrival to answer; later: 503 queue_timeout (still queued) or 504 (default 30)")
+    parser.add_argument("--header-timeout", type=float, default=10.0,
+                        help="seconds a client gets to send a request's headers; later: 408 and the connection closed (default 10)")
+    parser.add_argument("--body-timeout", type=float, default=30.0,
+                        help="seconds a client gets to send a request's body; later: 408 and the connection closed (default 30)")
+    parser.add_argument("--max-connections", type=int, default=512,
+                        help="open connections (and requests in progress); requests over it get 503 (default 512)")
+    parser.add_argument("--malloc-trim-seconds", type=float, default=1.0,
+                        help="hand the allocator's free memory back to the system at most this often while serving; "
+                             "0: never (default 1; see docs/serving.md)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per forward pass, torch's or ONNX Runtime's (default: the backend's choice)")
@@ -210,17 +245,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Every flag's range, before the model loads."""
-    lowest = {"max_batch_size": 1, "max_texts": 1, "port": 0, "threads": 1, "max_queue": 1, **dict.fromkeys(LIMIT_HELP, 1)}
+    lowest = {"max_batch_size": 1, "max_texts": 1, "port": 0, "threads": 1, "max_queue": 1, "max_connections": 1,
+              **dict.fromkeys(LIMIT_HELP, 1)}
     for name, low in lowest.items():
         if getattr(args, name) is not None and getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
     if args.port > 65535:
         raise ValueError(f"--port must be at most 65535, got {args.port}")
-    for name in ("max_wait_ms", "drain_seconds", "shutdown_timeout"):
+    for name in ("max_wait_ms", "drain_seconds", "shutdown_timeout", "malloc_trim_seconds"):
         if getattr(args, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
-    if args.request_timeout <= 0:
-        raise ValueError(f"--request-timeout must be more than 0, got {args.request_timeout}")
+    for name in ("request_timeout", "header_timeout", "body_timeout"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be more than 0, got {getattr(args, name)}")
     if args.max_length is not None and args.max_length < 3:
         raise ValueError(f"--max-length must be at least 3 ([CLS] + a token + [SEP]), got {args.max_length}")
 
@@ -234,7 +271,10 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(str(error)) from error
     import torch
-    import uvicorn
+
+    from bertkit.serve.connections import check_port_free, server_config
+
+    check_port_free(args.host, args.port)
 
     if args.threads is not None:  # torch's threads also bound the attention view's passes under onnxruntime
         torch.set_num_threads(args.threads)
@@ -247,13 +287,13 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(str(error)) from error
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_queue=args.max_queue, request_timeout=args.request_timeout)
+                     max_queue=args.max_queue, request_timeout=args.request_timeout, body_timeout=args.body_timeout,
+                     malloc_trim_seconds=args.malloc_trim_seconds)
     print(f"bertkit serve: {service.architecture} from {args.model} on {args.backend}; tasks: {', '.join(service.tasks)}")
     print(f"bertkit serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs", flush=True)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, access_log=args.access_log,
-        timeout_graceful_shutdown=args.shutdown_timeout, log_level="info",
-    )
+    config = server_config(app, args.host, args.port, header_timeout=args.header_timeout,
+                           max_connections=args.max_connections, shutdown_timeout=args.shutdown_timeout,
+                           access_log=args.access_log, log_level="info")
     server = draining_server(config, app.state.serving, args.drain_seconds)
     app.state.server = server
     server.run()
