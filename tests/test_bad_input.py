@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from bertkit.cli import main as cli_main
+from bertkit.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "bertkit" / "samples"
@@ -37,8 +38,10 @@ def plant_pickle(path: Path, marker: Path, how: str = "torch") -> Path:
     payload = {"weights": Evil(marker), "step": 1}
     if how == "torch":
         torch.save(payload, path)  # a zip archive, as torch.save writes
-    else:
+    elif how == "pickle":
         path.write_bytes(pickle.dumps(payload, protocol=2))  # a bare legacy pickle
+    else:  # pickle.dump as it comes (protocol 4 or 5, or 0): torch's reader fails on its first opcode
+        path.write_bytes(pickle.dumps(payload, protocol=int(how.removeprefix("pickle"))))
     return path
 
 
@@ -77,6 +80,50 @@ def tiny_checkpoint_run(folder: Path, steps=(1, 2)) -> tuple[Path, Callable]:
     for step in steps:
         ckpt.save_checkpoint(folder, step, model, optimizer=optimizer, scheduler=scheduler, extra={"at": step})
     return folder, make
+
+
+def resized(tmp: Path, folder: Path, **fields) -> Path:
+    """The MiniLM folder (its files linked) with `fields` changed in config.json."""
+    import json
+
+    model_dir = tmp / "resized"
+    model_dir.mkdir()
+    for item in Path(folder).iterdir():
+        if item.is_file() and item.name != "config.json":
+            (model_dir / item.name).symlink_to(item)
+    config = json.loads((Path(folder) / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, **fields}))
+    return model_dir
+
+
+def load_resized(**fields):
+    def run(tmp, folder):
+        from bertkit.model import BertModel
+
+        BertModel.from_pretrained(resized(tmp, folder, **fields))
+    return run
+
+
+def build(**fields):
+    def run(tmp, folder):
+        from bertkit.model import BertConfig, BertModel
+
+        BertModel(BertConfig(**fields))
+    return run
+
+
+def vocabulary(kind: str):
+    def run(tmp, folder):
+        from bertkit.tokenizer import BertTokenizer
+
+        vocab = tmp / "vocab.txt"
+        if kind == "long token":
+            vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n" + "x" * (10 << 20) + "\n")
+        else:  # 200 MB, sparse: its size is refused before a byte is read
+            with open(vocab, "wb") as file:
+                file.truncate(200 << 20)
+        BertTokenizer.from_pretrained(tmp)
+    return run
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -216,11 +263,31 @@ CASES = [
          r"step-00000002 is damaged: could not read training state .*training_state.pt .*truncated or corrupt.*; "
          r"an earlier checkpoint of the run can be used: step-00000001"),
     Case("training_state.pt holds code", damaged_training_state("unsafe"), ValueError,
-         r"training state .*training_state.pt holds code \([\w.]*open\) that bertkit refuses to run"),
+         r"training state .*training_state.pt is a pickle that would run code \([\w.]*open\) when loaded; bertkit "
+         r"refused it and ran nothing"),
     Case("pytorch_model.bin holds code (torch.save)", planted_weights("torch"), ValueError,
-         r"weights file .*pytorch_model.bin holds code \([\w.]*open\) that bertkit refuses to run"),
+         r"weights file .*pytorch_model.bin is a pickle that would run code \([\w.]*open\).*ran nothing.*"
+         r"convert it once to safetensors.*save_file"),
     Case("pytorch_model.bin holds code (bare pickle)", planted_weights("pickle"), ValueError,
-         r"weights file .*pytorch_model.bin holds code \([\w.]*open\) that bertkit refuses to run"),
+         r"weights file .*pytorch_model.bin is a pickle that would run code \([\w.]*open\).*ran nothing.*safetensors"),
+    Case("pytorch_model.bin holds code (pickle.dumps, newest protocol)", planted_weights(f"pickle{pickle.HIGHEST_PROTOCOL}"),
+         ValueError, r"weights file .*pytorch_model.bin is a pickle that would run code \([\w.]*open\).*safetensors"),
+    # issue 23: sizes from hostile files, refused before anything is allocated
+    Case("config.json hidden_size 12,000,000 (embed)", cli("embed", "--model", lambda t, m: str(resized(t, m, hidden_size=12_000_000)),
+                                                       "a text"), None, r"config.json describes a model of .* parameters .*"
+                                                                        r"hidden_size=12,000,000.*fix those fields"),
+    Case("config.json intermediate_size 10^9", load_resized(intermediate_size=10**9), UserError,
+         r"config.json describes a model of [\d,]+ parameters \([\d,.]+ GB\), more than the .* GB of memory available: "
+         r"the encoder layers alone .*intermediate_size=1,000,000,000"),
+    Case("config.json hidden_size 4096 over small weights", load_resized(hidden_size=4096, num_attention_heads=16),
+         UserError, r"describes a model of [\d,]+ parameters but the weights file holds only [\d,]+: .*hidden_size=4,096"),
+    Case("BertModel(BertConfig(hidden_size=12,000,000))", build(hidden_size=12_000_000, num_attention_heads=12), UserError,
+         r"the config describes a model of .* hidden_size=12,000,000"),
+    Case("vocab.txt with a 10 MB token", vocabulary("long token"), ValueError,
+         r"vocab.txt holds a token of 10,485,760 characters .*the limit is 1024"),
+    Case("vocab.txt of 200 MB", vocabulary("huge"), ValueError, r"vocab.txt is 210 MB, far larger than any real vocabulary"),
+    Case("pytorch_model.bin holds code (pickle protocol 0)", planted_weights("pickle0"), ValueError,
+         r"weights file .*pytorch_model.bin is a pickle that would run code \(\w+.open\).*safetensors"),
 ]
 
 
@@ -240,7 +307,9 @@ def test_bad_input_gets_a_clear_error(case, tmp_path, minilm_dir, capsys, monkey
             case.run(tmp_path, minilm_dir)
         message = str(caught.value)
         assert re.search(case.message, message), message
-        assert "\n" not in message and "weights_only=False" not in message and "weights_only" not in message
+        assert "\n" not in message
+        # torch's own advice (weights_only=False) never, except in the conversion of weights one trusts
+        assert "weights_only" not in message or "only if, you trust where it came from, convert it" in message
     assert not (tmp_path / MARKER).exists(), "a planted pickle ran code"
 
 

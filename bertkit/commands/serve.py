@@ -38,6 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "503 + Retry-After (default 256)")
     parser.add_argument("--request-timeout", type=float, default=30.0,
                         help="seconds from arrival to answer; later: 503 queue_timeout (still queued) or 504 (default 30)")
+    parser.add_argument("--header-timeout", type=float, default=10.0,
+                        help="seconds a client gets to send a request's headers; later: 408 and the connection closed (default 10)")
+    parser.add_argument("--body-timeout", type=float, default=30.0,
+                        help="seconds a client gets to send a request's body; later: 408 and the connection closed (default 30)")
+    parser.add_argument("--max-connections", type=int, default=512,
+                        help="open connections (and requests in progress); requests over it get 503 (default 512)")
+    parser.add_argument("--malloc-trim-seconds", type=float, default=1.0,
+                        help="hand the allocator's free memory back to the system at most this often while serving; "
+                             "0: never (default 1; see docs/serving.md)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per forward pass, torch's or ONNX Runtime's (default: the backend's choice)")
@@ -52,46 +61,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Every flag's range, before the model loads."""
-    lowest = {"max_batch_size": 1, "max_texts": 1, "port": 0, "threads": 1, "max_queue": 1, **dict.fromkeys(LIMIT_HELP, 1)}
+    lowest = {"max_batch_size": 1, "max_texts": 1, "port": 0, "threads": 1, "max_queue": 1, "max_connections": 1,
+              **dict.fromkeys(LIMIT_HELP, 1)}
     for name, low in lowest.items():
         if getattr(args, name) is not None and getattr(args, name) < low:
             raise UserError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
     if args.port > 65535:
         raise UserError(f"--port must be at most 65535, got {args.port}")
-    for name in ("max_wait_ms", "drain_seconds", "shutdown_timeout"):
+    for name in ("max_wait_ms", "drain_seconds", "shutdown_timeout", "malloc_trim_seconds"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
-    if args.request_timeout <= 0:
-        raise UserError(f"--request-timeout must be more than 0, got {args.request_timeout}")
+    for name in ("request_timeout", "header_timeout", "body_timeout"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be more than 0, got {getattr(args, name)}")
     if args.max_length is not None and args.max_length < 3:
         raise UserError(f"--max-length must be at least 3 ([CLS] + a token + [SEP]), got {args.max_length}")
 
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
-    try:
-        require_serve_extras()
-    except ImportError as error:
-        raise UserError(str(error)) from error
+    require_serve_extras()  # the install hint, one line, before anything loads
     import torch
-    import uvicorn
+
+    from bertkit.serve.connections import check_port_free, server_config
+
+    check_port_free(args.host, args.port)
 
     if args.threads is not None:  # torch's threads also bound the attention view's passes under onnxruntime
         torch.set_num_threads(args.threads)
     fields = [f.name for f in dataclasses.fields(Limits)]
     limits = Limits(**{name: getattr(args, name) for name in fields})
-    try:
-        service = ModelService(args.model, limits, device=args.device, backend=args.backend, threads=args.threads)
-    except ImportError as error:  # onnxruntime missing: the install hint, one line
-        raise UserError(str(error)) from error
+    service = ModelService(args.model, limits, device=args.device, backend=args.backend, threads=args.threads)
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                     max_queue=args.max_queue, request_timeout=args.request_timeout)
+                     max_queue=args.max_queue, request_timeout=args.request_timeout, body_timeout=args.body_timeout,
+                     malloc_trim_seconds=args.malloc_trim_seconds)
     print(f"bertkit serve: {service.architecture} from {args.model} on {args.backend}; tasks: {', '.join(service.tasks)}")
     print(f"bertkit serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs", flush=True)
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, access_log=args.access_log,
-        timeout_graceful_shutdown=args.shutdown_timeout, log_level="info",
-    )
+    config = server_config(app, args.host, args.port, header_timeout=args.header_timeout,
+                           max_connections=args.max_connections, shutdown_timeout=args.shutdown_timeout,
+                           access_log=args.access_log, log_level="info")
     server = draining_server(config, app.state.serving, args.drain_seconds)
     app.state.server = server
     server.run()

@@ -29,6 +29,7 @@ from bertkit.errors import UserError
 
 from .config import ACTIVATIONS, BertConfig
 from .outputs import BaseModelOutputWithPooling, ModelOutput
+from .size import check_model_size
 
 
 def activation(name: str) -> nn.Module:
@@ -241,6 +242,8 @@ class BertPreTrainedModel(nn.Module):
                 f"use {type(self).__name__}(BertConfig(...)) or {type(self).__name__}.from_pretrained(folder)"
             )
         config.validate()
+        if torch.get_default_device().type != "meta":  # on meta nothing is allocated (from_pretrained checks itself)
+            check_model_size(config)
         self.config = config
 
     # init and tying -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from bertkit.hub import resolve_folder
 from bertkit.utils.logging import get_logger, warn_ignored
 
 from .config import BertConfig
+from .size import check_model_size
 
 logger = get_logger()  # the "bertkit" logger: WARNING and up to stderr by default, utils.logging sets verbosity
 
@@ -48,22 +49,60 @@ LABEL_KEYS = ("num_labels", "id2label", "label2id")
 def load_pickle(path: Path, what: str = "file") -> Any:
     """`torch.load` that never runs code from the file (weights_only=True), with one-line errors naming it.
 
-    A pickle that asks for a function or class (`os.system`, `eval`...) is said to hold code, plainly: torch's
-    own message would suggest weights_only=False, which is exactly what must not be done with such a file.
+    A pickle that asks for a function or class (`os.system`, `eval`...) is said to be one that would run code:
+    torch's own message would suggest weights_only=False, which is exactly what must not be done with such a file,
+    and a raw `pickle.dump` fails in torch's reader with "Unsupported operand", which reads like a damaged file.
     """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - zip reader, unpickler and storage code raise many kinds
         text = str(err)
-        if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in text:
-            called = re.search(r"GLOBAL ([\w.]+)", text)
-            name = f" ({called.group(1)})" if called else ""
-            raise UserError(f"{what} {path} holds code{name} that bertkit refuses to run: it was not written by "
-                             "torch.save of tensors, or it was tampered with; do not use it, restore the file from "
-                             "a source you trust") from None
+        called = re.search(r"GLOBAL ([\w.]+)", text)
+        if isinstance(err, pickle.UnpicklingError) and (called or "GLOBAL" in text):
+            raise UserError(pickle_code_message(path, what, called.group(1) if called else None)) from None
+        if isinstance(err, pickle.UnpicklingError) and (calls := pickle_calls(path)):
+            raise UserError(pickle_code_message(path, what, calls[0])) from None
         first = re.split(r"(?<=\.)\s", text.strip().splitlines()[0])[0][:160] if text.strip() else "no detail"
         raise UserError(f"could not read {what} {path} ({type(err).__name__}: {first}); the file is truncated "
                          "or corrupt: copy or download it again") from None
+
+
+def pickle_calls(path: Path, limit: int = 1 << 30) -> list[str]:
+    """The functions or classes a plain pickle file would import and call when loaded (nothing is run: the
+    opcodes are only read); [] when it is no plain pickle or calls nothing."""
+    import pickletools
+
+    if path.stat().st_size > limit:
+        return []
+    calls, strings = [], []
+    try:
+        with open(path, "rb") as file:
+            for opcode, arg, _ in pickletools.genops(file):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                    strings = [*strings[-1:], str(arg)]
+                elif opcode.name in ("GLOBAL", "INST"):
+                    calls.append(str(arg).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL":
+                    calls.append(".".join(strings) if len(strings) == 2 else "an imported name")
+                elif opcode.name in ("REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX") and not calls:
+                    calls.append("a call")
+    except Exception:  # noqa: BLE001 - not a pickle, or a truncated one: pickletools raises many kinds
+        return []
+    return calls
+
+
+def pickle_code_message(path: Path, what: str, called: str | None) -> str:
+    """What to say of a pickle that would run code when loaded (and was not loaded)."""
+    name = f" ({called})" if called else ""
+    message = f"{what} {path} is a pickle that would run code{name} when loaded; bertkit refused it and ran nothing"
+    if what != "weights file":
+        return message + ": restore the file from a source you trust"
+    return message + (
+        ". If, and only if, you trust where it came from, convert it once to safetensors (which holds tensors only, "
+        "never code) and delete the pickle: "
+        f"python -c \"import torch; from safetensors.torch import save_file; s = torch.load('{path}', "
+        f"weights_only=False); save_file({{k: v.contiguous().clone() for k, v in s.items()}}, "
+        f"'{path.with_name(SAFE_WEIGHTS)}')\"")
 
 
 def _read_file(path: Path) -> dict[str, Tensor]:
@@ -250,6 +289,9 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
     else:
         state, source = read_state_dict(folder)
     _check_fits({normalize_key(k): v for k, v in state.items()}, config, source)
+    # a state_dict= passed in may hold part of the weights on purpose: only the folder's file must fill the model
+    weights = None if loader.get("state_dict") is not None else sum(t.numel() for t in state.values())
+    check_model_size(config, weights_parameters=weights, source=folder / "config.json")
 
     model_kwargs = {"add_pooling_layer": loader["add_pooling_layer"]} if "add_pooling_layer" in loader else {}
     with torch.device("meta"):  # no memory and no random init for weights the checkpoint is about to fill

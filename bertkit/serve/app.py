@@ -20,8 +20,9 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
+from bertkit.serve import memory
 from bertkit.serve.attention_view import STATIC
 from bertkit.serve.batcher import DynamicBatcher
 from bertkit.serve.service import ModelService
@@ -45,11 +46,15 @@ def create_app(
     *,
     max_queue: int = 256,
     request_timeout: float = 30.0,
+    body_timeout: float = 30.0,
+    malloc_trim_seconds: float = 1.0,
 ) -> Any:
     """The FastAPI app for a loaded `ModelService` (the batchers start with the app, and drain when it stops).
 
     The routes live in `bertkit.serve.routes` and read `app.state.serving`; one POST route per task of
-    `bertkit.tasks.registry` that the model serves. The per-request budget is `service.limits`.
+    `bertkit.tasks.registry` that the model serves. The per-request budget is `service.limits`; a request body
+    must arrive within `body_timeout` seconds (`bertkit.serve.edge`). While it serves, the allocator's free memory
+    goes back to the system at most every `malloc_trim_seconds` (0: never; `bertkit.serve.memory`).
     """
     require_serve_extras()
     from fastapi import FastAPI
@@ -64,9 +69,11 @@ def create_app(
         lifespan=lifespan,
     )
     state = routes.ServerState(service, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                               max_queue=max_queue, request_timeout=request_timeout)
+                               max_queue=max_queue, request_timeout=request_timeout,
+                               malloc_trim_seconds=malloc_trim_seconds)
     app.state.serving, app.state.service, app.state.batchers = state, service, state.batchers
-    app.add_middleware(RequestEdge, max_body_bytes=service.limits.max_body_bytes)
+    app.add_middleware(RequestEdge, max_body_bytes=service.limits.max_body_bytes, body_timeout=body_timeout,
+                       stopping=lambda: state.draining)
     for exception, handler in routes.EXCEPTION_HANDLERS:
         app.add_exception_handler(exception, handler)
     routes.add_task_routes(app, service)
@@ -79,14 +86,18 @@ def create_app(
 async def lifespan(app: Any):
     """Start a batcher per model task, one model thread and the worker threads; on the way out, finish what was queued."""
     state = app.state.serving
+    memory.limit_arenas()  # before the model and worker threads allocate: each would get its own heap
+    trimmer = memory.MallocTrimmer(state.malloc_trim_seconds)
+    trimmer.start()
     # One thread runs every forward pass: on CPU a pass already uses all cores.
     model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bertkit-model")
     state.workers = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="bertkit-prepare")
     for task in state.service.tasks:
         if not registry.get_task(task).runs_model:  # answered while the request is prepared (tokenize)
             continue
-        state.batchers[task] = DynamicBatcher(state.service.batch_function(task), max_batch_size=state.max_batch_size,
-                                              max_wait_ms=state.max_wait_ms, executor=model_thread)
+        state.batchers[task] = DynamicBatcher(then(state.service.batch_function(task), trimmer.touch),
+                                              max_batch_size=state.max_batch_size, max_wait_ms=state.max_wait_ms,
+                                              executor=model_thread)
         state.batchers[task].start()
     try:
         yield
@@ -96,6 +107,19 @@ async def lifespan(app: Any):
         model_thread.shutdown(wait=True)
         state.workers.shutdown(wait=True)
         state.workers = None
+        trimmer.stop()
+
+
+def then(function: Callable[[Any], Any], after: Callable[[], None]) -> Callable[[Any], Any]:
+    """`function`, calling `after()` once it returned (or raised)."""
+
+    def both(argument: Any) -> Any:
+        try:
+            return function(argument)
+        finally:
+            after()
+
+    return both
 
 
 @contextlib.contextmanager
@@ -111,8 +135,9 @@ def background_server(app: Any, host: str = "127.0.0.1", port: int = 0, shutdown
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=shutdown_timeout)
-    server = uvicorn.Server(config)
+    from bertkit.serve.connections import server_config
+
+    server = uvicorn.Server(server_config(app, host, port, shutdown_timeout=shutdown_timeout, log_level="warning"))
     app.state.server = server
     thread = threading.Thread(target=server.run, name="bertkit-serve", daemon=True)
     thread.start()
@@ -131,17 +156,18 @@ def background_server(app: Any, host: str = "127.0.0.1", port: int = 0, shutdown
 
 def draining_server(config: Any, state: Any, drain_seconds: float) -> Any:
     """uvicorn's server with a drain: on the first SIGTERM / Ctrl-C the app answers new work 503 with
-    `Connection: close` (kept-alive connections get an answer, not a reset) and /ready says not-ready for
-    `drain_seconds`; then uvicorn's graceful shutdown lets the requests in flight finish, and the process
-    exits with status 0 (uvicorn would re-raise the signal: -15). A second signal stops at once."""
+    `Connection: close` (kept-alive connections get an answer, not a reset), cuts bodies still uploading with a
+    503, and /ready says not-ready for `drain_seconds`; then uvicorn's graceful shutdown lets the requests in
+    flight finish, and the process exits with status 0 (uvicorn would re-raise the signal: -15). A second signal
+    stops at once."""
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
         drain_until: float | None = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            state.draining = True
             if self.drain_until is None and drain_seconds > 0:
-                state.draining = True
                 self.drain_until = time.monotonic() + drain_seconds
                 return
             super().handle_exit(sig, frame)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from bertkit.errors import UserError
 
 RunBatch = Callable[[list[Any]], Sequence[Any]]
+RECENT_BATCHES = 1000  # batch sizes kept in `BatchStats`: a server runs millions of batches
 
 
 class DeadlineExceeded(Exception):
@@ -45,14 +46,18 @@ class _Pending:
 
 @dataclass
 class BatchStats:
-    """What the batcher did: one entry in `batch_sizes` per call of the batch function."""
+    """What the batcher did: the size of each of the latest calls of the batch function (at most about
+    2 x RECENT_BATCHES of them), and how many calls there were in all."""
 
     batch_sizes: list[int] = field(default_factory=list)
     retried_alone: int = 0  # items re-run one by one after their batch failed
+    forward_calls: int = 0
 
-    @property
-    def forward_calls(self) -> int:
-        return len(self.batch_sizes)
+    def record(self, size: int) -> None:
+        self.forward_calls += 1
+        self.batch_sizes.append(size)
+        if len(self.batch_sizes) > 2 * RECENT_BATCHES:
+            del self.batch_sizes[:-RECENT_BATCHES]
 
 
 def group_by_length(
@@ -234,7 +239,7 @@ class DynamicBatcher:
                 item.future.set_result(result)
 
     def _call(self, payloads: list[Any]) -> Sequence[Any]:
-        self.stats.batch_sizes.append(len(payloads))
+        self.stats.record(len(payloads))
         return self.run_batch(payloads)
 
 

@@ -48,6 +48,7 @@ class ServerState:
     max_wait_ms: float = 5.0
     max_queue: int = 256  # inputs waiting for or in the model, all tasks: over it, /ready is 503 and new work too
     request_timeout: float = 30.0  # seconds from arrival to answer
+    malloc_trim_seconds: float = 1.0  # how often, at most, freed memory goes back to the system (bertkit.serve.memory)
     batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
     workers: concurrent.futures.Executor | None = None  # preparation and JSON rendering, off the event loop
     draining: bool = False  # SIGTERM came: answer new work 503 (Connection: close) until the server stops

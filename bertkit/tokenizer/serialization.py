@@ -9,16 +9,23 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from bertkit.errors import MissingFileError, UserError
-from bertkit.files import read_json_object
+from bertkit.files import read_json_object, read_text
 from bertkit.hub import resolve_folder
 
 if TYPE_CHECKING:
     from bertkit.tokenizer.tokenizer import BertTokenizer
 
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# Bounds far above any real vocabulary (bert-base-multilingual: 119,547 tokens, a 1 MB vocab.txt, a 3 MB
+# tokenizer.json, no token near 100 characters). A file past them is no vocabulary, and reading it whole would cost
+# gigabytes and many seconds (a 200 MB vocab.txt took 2.2 GB and 20 s): it is refused before it is read.
+MAX_VOCAB_FILE_BYTES = 64 << 20
+MAX_VOCAB_TOKENS = 1_000_000
+MAX_TOKEN_CHARS = 1024
+VOCAB_REMEDY = "use the vocab.txt or tokenizer.json that came with the model, or train one with bertkit train-tokenizer"
 CONFIG_FLAGS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "keep_hangul", "model_max_length",
                 "clean_up_tokenization_spaces", "padding_side", "truncation_side", "max_input_chars_per_word")
 
@@ -65,7 +72,37 @@ def read_tokenizer_folder(path: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
+def check_vocabulary_file(path: Path) -> None:
+    """Refuse, before reading it, a vocabulary file larger than any real one."""
+    size = path.stat().st_size
+    if size > MAX_VOCAB_FILE_BYTES:
+        raise UserError(f"{path} is {size / 1e6:,.0f} MB, far larger than any real vocabulary (the limit is "
+                         f"{MAX_VOCAB_FILE_BYTES / 1e6:.0f} MB; a BERT vocab.txt is about 1 MB); {VOCAB_REMEDY}")
+
+
+def check_vocabulary(tokens: Sequence[str], path: Path) -> None:
+    """Refuse a vocabulary of more tokens, or longer ones, than any real one."""
+    if len(tokens) > MAX_VOCAB_TOKENS:
+        raise UserError(f"{path} holds {len(tokens):,} tokens; the limit is {MAX_VOCAB_TOKENS:,} (a BERT vocabulary "
+                         f"has 30,000 to 120,000); {VOCAB_REMEDY}")
+    longest = max(tokens, key=len, default="")
+    if len(longest) > MAX_TOKEN_CHARS:
+        raise UserError(f"{path} holds a token of {len(longest):,} characters ({longest[:20]!r}...); the limit is "
+                         f"{MAX_TOKEN_CHARS} (WordPiece never matches a word of over 100 characters); {VOCAB_REMEDY}")
+
+
+def read_vocabulary_lines(path: Path) -> list[str]:
+    """The tokens of a vocab.txt, one per line, within the bounds of a real vocabulary."""
+    check_vocabulary_file(path)
+    lines = read_text(path, "vocabulary file").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    check_vocabulary(lines, path)
+    return lines
+
+
 def _read_tokenizer_json(path: Path) -> dict[str, Any]:
+    check_vocabulary_file(path)
     data = _read_json(path)
     model = data.get("model") or {}
     if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
@@ -75,6 +112,7 @@ def _read_tokenizer_json(path: Path) -> dict[str, Any]:
     vocab = dict(model["vocab"])
     for added in data.get("added_tokens") or []:
         vocab.setdefault(added["content"], added["id"])
+    check_vocabulary([str(token) for token in vocab], path)
     settings: dict[str, Any] = {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
                                 "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}
     settings.update(_read_normalizer(data.get("normalizer"), path))

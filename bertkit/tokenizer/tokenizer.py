@@ -2,7 +2,7 @@
 
 text -> normalized words (str.translate + str.split) -> WordPiece ids (cached per word)
      -> truncation windows -> [CLS] A [SEP] (B [SEP]) rows -> padding -> BatchEncoding
-        (that second line, in sequences.py: SequenceAssembly, which BertTokenizer inherits)
+        (the second line lives in sequences.py: SequenceAssembly, which BertTokenizer inherits)
 
 The hot path runs in C: translate, split, then one dict lookup per word, so a word seen before costs only
 the lookup. Offsets and word ids take a second path (whitespace chunks with per-character spans, cached per
@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.errors import MissingFileError, UserError
-from bertkit.files import read_text
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
 from bertkit.tokenizer.sequences import VERY_LARGE_INTEGER, SequenceAssembly, Tokens, as_int_list, pad_length
-from bertkit.tokenizer.serialization import SPECIAL_TOKEN_NAMES, read_tokenizer_folder, write_tokenizer_folder
+from bertkit.tokenizer.serialization import (
+    SPECIAL_TOKEN_NAMES,
+    read_tokenizer_folder,
+    read_vocabulary_lines,
+    write_tokenizer_folder,
+)
 from bertkit.tokenizer.wordpiece import WordPiece
 from bertkit.utils.logging import warn_ignored
 
@@ -66,9 +70,7 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no vocabulary file at {path}: expected a vocab.txt with one token per line")
-    lines = read_text(path, "vocabulary file").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_vocabulary_lines(path)
     vocab: dict[str, int] = {}
     for index, token in enumerate(lines):
         if token in vocab:
