@@ -441,9 +441,7 @@ class BertTokenizer(SequenceAssembly):
                     a = self._encode_input(first, split, track)
                 b = None if seconds is None else self._encode_input(seconds[sample], split, track)
                 windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
-                if not overflow:
-                    windows = windows[:1]
-                for a_window, b_window in windows:
+                for a_window, b_window in windows if overflow else windows[:1]:
                     row = self._assemble(a_window, b_window, add_special_tokens, track, special_mask)
                     for key, column in columns.items():
                         column.append(row[key])
