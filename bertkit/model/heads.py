@@ -212,13 +212,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.post_init()
 
     def problem_type(self, labels: Tensor) -> str:
-        if self.config.problem_type is not None:
-            return self.config.problem_type
-        if self.num_labels == 1:
-            return "regression"
-        if labels.dtype in (torch.long, torch.int):
-            return "single_label_classification"
-        return "multi_label_classification"
+        """The config's problem type; unset, it is inferred from the labels and written into the config (as HF
+        does), so a saved model says what it was trained for."""
+        if self.config.problem_type is None:
+            self.config.problem_type = ("regression" if self.num_labels == 1 else "single_label_classification"
+                                        if labels.dtype in (torch.long, torch.int) else "multi_label_classification")
+        return self.config.problem_type
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         problem = self.problem_type(labels)

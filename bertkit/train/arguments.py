@@ -40,7 +40,7 @@ NO_EFFECT = {
     "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
     "ddp_find_unused_parameters": "use torchrun with bertkit pretrain for DDP", "local_rank": "single process",
     "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
-    "disable_tqdm": None, "torch_compile": "the model runs eagerly", "label_smoothing_factor": "no label smoothing",
+    "disable_tqdm": None, "torch_compile": "the model runs eagerly",
 }
 
 
@@ -69,6 +69,8 @@ class TrainingArguments:
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     lr_scheduler_type: str = "linear"
+    lr_scheduler_kwargs: dict[str, Any] | None = None  # the schedule's own (num_cycles, min_lr, num_decay_steps, ...)
+    label_smoothing_factor: float = 0.0
     warmup_steps: float = 0  # a number of steps, or (below 1) a fraction of them, as transformers 5 reads it
     warmup_ratio: float = 0.0
     eval_strategy: str = "no"
@@ -87,6 +89,10 @@ class TrainingArguments:
     fp16: bool = False
     use_cpu: bool = False
     group_by_length: bool = True  # bertkit's default (HF: False): batches of similar lengths pad little
+    train_sampling_strategy: str | None = None  # transformers 5's spelling: "random", "sequential", "group_by_length"
+    data_seed: int | None = None  # the batch order's seed (default: seed)
+    eval_on_start: bool = False  # one evaluation before the first step (a sanity check of the pipeline)
+    full_determinism: bool = False  # deterministic torch kernels too (slower), as HF's enable_full_determinism
     remove_unused_columns: bool = True
     gradient_checkpointing: bool = False
     disable_tqdm: bool = False
@@ -143,6 +149,17 @@ class TrainingArguments:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.eval_steps is None:
             self.eval_steps = self.logging_steps
+        if self.train_sampling_strategy is not None:
+            if self.train_sampling_strategy not in ("random", "sequential", "group_by_length"):
+                raise UserError(f"train_sampling_strategy must be random, sequential or group_by_length, got "
+                                f"{self.train_sampling_strategy!r}")
+            self.group_by_length = self.train_sampling_strategy == "group_by_length"
+        if not 0.0 <= self.label_smoothing_factor < 1.0:
+            raise UserError(f"label_smoothing_factor must be in [0, 1), got {self.label_smoothing_factor}")
+        if getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type) == "reduce_lr_on_plateau" and \
+                self.eval_strategy == "no":
+            raise UserError("lr_scheduler_type='reduce_lr_on_plateau' steps on the evaluation's metric: set "
+                            "eval_strategy='epoch' or 'steps'")
         if self.load_best_model_at_end:
             if self.eval_strategy == "no":
                 raise UserError("load_best_model_at_end needs an evaluation: set eval_strategy='epoch' or 'steps'")

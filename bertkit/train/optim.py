@@ -188,38 +188,80 @@ def linear_warmup_decay(
 # torch's AdamW is what transformers itself now points users to; same defaults as torch (eps=1e-8).
 AdamW = torch.optim.AdamW
 
-SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+             "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")
 
 
 class WarmupSchedule:
-    """lr multiplier of HuggingFace's `get_*_schedule_with_warmup`, formula for formula.
+    """lr multiplier of HuggingFace's schedules, formula for formula (its `get_scheduler` names).
 
-    Warmup is step / warmup_steps (so step 0 has lr 0, unlike `WarmupLinearDecay`), then
-    - "linear": (total - step) / (total - warmup), floored at 0;
-    - "cosine": 0.5 * (1 + cos(pi * num_cycles * 2 * progress)), floored at 0 (num_cycles=0.5: one half-wave to 0);
-    - "constant": 1.
-    A callable object (not a lambda), so `LambdaLR.state_dict()` saves it and a resumed scheduler is exact.
+    Warmup is step / warmup_steps (so step 0 has lr 0, unlike `WarmupLinearDecay`; warmup_stable_decay has its own
+    warmup shapes), then, with progress = (step - warmup) / (total - warmup):
+    - "linear": 1 - progress; "constant": 1;
+    - "cosine": half a cosine wave per `num_cycles` * 2 (0.5: down to `min_lr_rate` once);
+    - "cosine_with_restarts": a cosine down to 0, restarted `num_cycles` times;
+    - "polynomial": from lr_init down to `lr_end` as (1 - progress) ** power;
+    - "inverse_sqrt": 1 / sqrt((step + timescale - warmup) / timescale);
+    - "warmup_stable_decay": warmup, `num_stable_steps` at 1, then `num_decay_steps` down to `min_lr_ratio`.
+    Every multiplier is floored at 0. A callable object (not a lambda), so `LambdaLR.state_dict()` saves it and a
+    resumed scheduler is exact.
     """
 
-    def __init__(self, kind: str, warmup_steps: int = 0, total_steps: int | None = None, num_cycles: float = 0.5) -> None:
-        if kind not in ("linear", "cosine", "constant"):
-            raise UserError(f"unknown schedule kind {kind!r}; choose linear, cosine or constant")
-        if kind != "constant" and total_steps is None:
+    def __init__(self, kind: str, warmup_steps: int = 0, total_steps: int | None = None, num_cycles: float = 0.5,
+                 **options: Any) -> None:
+        kinds = ("linear", "cosine", "constant", "cosine_with_restarts", "polynomial", "inverse_sqrt",
+                 "warmup_stable_decay")
+        if kind not in kinds:
+            raise UserError(f"unknown schedule kind {kind!r}; choose one of {', '.join(kinds)}")
+        if kind in ("linear", "cosine", "cosine_with_restarts", "polynomial") and total_steps is None:
             raise UserError(f"the {kind} schedule needs total_steps (num_training_steps)")
         self.kind = kind
         self.warmup_steps = int(warmup_steps)
         self.total_steps = None if total_steps is None else int(total_steps)
         self.num_cycles = float(num_cycles)
+        self.options = options  # min_lr_rate, lr_end/power/lr_init, timescale, the warmup_stable_decay stages
+
+    def _progress(self, step: int) -> float:
+        return float(step - self.warmup_steps) / float(max(1, self.total_steps - self.warmup_steps))
 
     def __call__(self, step: int) -> float:
+        if self.kind == "warmup_stable_decay":
+            return self._warmup_stable_decay(step)
         if step < self.warmup_steps:
             return float(step) / float(max(1, self.warmup_steps))
         if self.kind == "constant":
             return 1.0
+        if self.kind == "inverse_sqrt":
+            timescale = self.options["timescale"]
+            return 1.0 / math.sqrt((step + timescale - self.warmup_steps) / timescale)
+        if self.kind == "polynomial":
+            lr_init, lr_end, power = self.options["lr_init"], self.options["lr_end"], self.options["power"]
+            if step > self.total_steps:
+                return lr_end / lr_init
+            return ((lr_init - lr_end) * (1 - self._progress(step)) ** power + lr_end) / lr_init
         if self.kind == "linear":
             return max(0.0, float(self.total_steps - step) / float(max(1, self.total_steps - self.warmup_steps)))
-        progress = float(step - self.warmup_steps) / float(max(1, self.total_steps - self.warmup_steps))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * progress)))
+        progress = self._progress(step)
+        if self.kind == "cosine_with_restarts":
+            return 0.0 if progress >= 1.0 else max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((self.num_cycles * progress) % 1.0))))
+        floor = self.options.get("min_lr_rate", 0.0)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * progress)) * (1 - floor) + floor)
+
+    def _warmup_stable_decay(self, step: int) -> float:
+        o = self.options
+        floor, stable, decay = o["min_lr_ratio"], o["num_stable_steps"], o["num_decay_steps"]
+        if step < self.warmup_steps:
+            x = float(step) / float(max(1, self.warmup_steps))
+            shape = {"linear": x, "cosine": 0.5 * (1.0 - math.cos(math.pi * x)), "1-sqrt": 1.0 - math.sqrt(1.0 - x)}
+            return max(0.0, shape[o["warmup_type"]] * (1.0 - floor) + floor)
+        if step < self.warmup_steps + stable:
+            return 1.0
+        if step < self.warmup_steps + stable + decay:
+            x = float(step - self.warmup_steps - stable) / float(max(1, decay))
+            shape = {"linear": 1.0 - x, "cosine": 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * x)),
+                     "1-sqrt": 1.0 - math.sqrt(x)}
+            return max(0.0, shape[o["decay_type"]] * (1.0 - floor) + floor)
+        return floor
 
 
 def get_linear_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int,
@@ -244,26 +286,74 @@ def get_constant_schedule_with_warmup(optimizer: torch.optim.Optimizer, num_warm
 
 def get_scheduler(name: str, optimizer: torch.optim.Optimizer, num_warmup_steps: int | None = None,
                   num_training_steps: int | None = None,
-                  scheduler_specific_kwargs: dict[str, Any] | None = None) -> torch.optim.lr_scheduler.LambdaLR:
-    """HuggingFace's `get_scheduler` for the schedules above, by name.
+                  scheduler_specific_kwargs: dict[str, Any] | None = None) -> torch.optim.lr_scheduler.LRScheduler:
+    """HuggingFace's `get_scheduler`, every name of theirs (`SCHEDULES`), with their defaults.
 
-    `scheduler_specific_kwargs` go to the schedule function (e.g. {"num_cycles": 1.0} for cosine); one it does
-    not take is a TypeError, as in HuggingFace.
+    `scheduler_specific_kwargs` are the schedule's own (num_cycles, min_lr / min_lr_rate, lr_end and power,
+    timescale, num_decay_steps / num_stable_steps / warmup_type / decay_type / min_lr_ratio, or ReduceLROnPlateau's
+    mode / factor / patience); one the schedule does not take is a TypeError, as in HuggingFace.
     """
     name = str(getattr(name, "value", name)).lower()  # HF also passes a SchedulerType enum
     if name not in SCHEDULES:
         raise UserError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULES)}")
     extra = dict(scheduler_specific_kwargs or {})
+    if name == "reduce_lr_on_plateau":  # stepped with the evaluation's metric, not every step
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **extra)
     if name == "constant":
         return get_constant_schedule_with_warmup(optimizer, 0, **extra)
     if num_warmup_steps is None:
         raise UserError(f"the {name} scheduler needs num_warmup_steps")
     if name == "constant_with_warmup":
         return get_constant_schedule_with_warmup(optimizer, num_warmup_steps, **extra)
+    if name == "inverse_sqrt":
+        return _schedule(optimizer, "inverse_sqrt", num_warmup_steps, None, timescale=num_warmup_steps or 10_000, **extra)
     if num_training_steps is None:
         raise UserError(f"the {name} scheduler needs num_training_steps")
+    if name == "warmup_stable_decay":
+        return _warmup_stable_decay(optimizer, num_warmup_steps, num_training_steps, **extra)
+    if name == "polynomial":
+        return _polynomial(optimizer, num_warmup_steps, num_training_steps, **extra)
+    if name == "cosine_with_min_lr":
+        return _cosine_with_min_lr(optimizer, num_warmup_steps, num_training_steps, **extra)
+    if name == "cosine_with_restarts":
+        return _schedule(optimizer, name, num_warmup_steps, num_training_steps, **{"num_cycles": 1, **extra})
     build = get_linear_schedule_with_warmup if name == "linear" else get_cosine_schedule_with_warmup
     return build(optimizer, num_warmup_steps, num_training_steps, **extra)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int | None,
+              **options: Any) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupSchedule(kind, warmup, total, **options))
+
+
+def _polynomial(optimizer: torch.optim.Optimizer, warmup: int, total: int, lr_end: float = 1e-7,
+                power: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
+    lr_init = optimizer.defaults["lr"]
+    if not lr_init > lr_end:
+        raise UserError(f"lr_end ({lr_end}) must be smaller than the initial learning rate ({lr_init})")
+    return _schedule(optimizer, "polynomial", warmup, total, lr_end=lr_end, power=power, lr_init=lr_init)
+
+
+def _cosine_with_min_lr(optimizer: torch.optim.Optimizer, warmup: int, total: int, num_cycles: float = 0.5,
+                        min_lr: float | None = None, min_lr_rate: float | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    if (min_lr is None) == (min_lr_rate is None):
+        raise UserError("cosine_with_min_lr needs one of min_lr or min_lr_rate in lr_scheduler_kwargs")
+    rate = min_lr / optimizer.defaults["lr"] if min_lr is not None else min_lr_rate
+    return _schedule(optimizer, "cosine", warmup, total, num_cycles=num_cycles, min_lr_rate=rate)
+
+
+def _warmup_stable_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int, num_decay_steps: int | None = None,
+                         num_stable_steps: int | None = None, warmup_type: str = "linear", decay_type: str = "cosine",
+                         min_lr_ratio: float = 0.0, num_cycles: float = 0.5) -> torch.optim.lr_scheduler.LambdaLR:
+    if num_decay_steps is None:
+        raise UserError("warmup_stable_decay needs num_decay_steps in lr_scheduler_kwargs")
+    for name, value in (("warmup_type", warmup_type), ("decay_type", decay_type)):
+        if value not in ("linear", "cosine", "1-sqrt"):
+            raise UserError(f"{name} must be linear, cosine or 1-sqrt, got {value!r}")
+    stable = total - warmup - num_decay_steps if num_stable_steps is None else num_stable_steps
+    return _schedule(optimizer, "warmup_stable_decay", warmup, total, num_cycles=num_cycles,
+                     num_stable_steps=stable, num_decay_steps=num_decay_steps, warmup_type=warmup_type,
+                     decay_type=decay_type, min_lr_ratio=min_lr_ratio)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, max_grad_norm: float | None, scaler: Any = None,

@@ -58,7 +58,8 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
     return rows
 
 
-def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool) -> list[list[int]]:
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool,
+                shuffle: bool = True) -> list[list[int]]:
     """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
 
     Grouped: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches (which then pad
@@ -66,6 +67,8 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_len
     sorted longest-first, so each stretch of steps sees ever shorter rows and the end of a short run (its
     learning-rate decay) only the shortest, often trivial, ones."""
     rng = np.random.default_rng(seed)
+    if not shuffle:  # transformers 5's train_sampling_strategy="sequential": the dataset's own order
+        return [list(range(start, min(start + batch_size, len(lengths)))) for start in range(0, len(lengths), batch_size)]
     order = rng.permutation(len(lengths)).tolist()
     if not group_by_length:
         return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
@@ -103,3 +106,27 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     seq_len = mask.shape[1]
     return {k: (v[:, :keep] if v.dim() >= 2 and v.shape[1] == seq_len and v.shape[0] == mask.shape[0] else v)
             for k, v in batch.items()}
+
+
+def flat_ints(value: Any) -> list[int]:
+    """A row's labels as a flat list of ints (a class id, or token labels); [] for anything else."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list) and value and isinstance(value[0], int):
+        return value
+    return []
+
+
+def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array from rows of possibly different lengths along axis 0 of each row, padded with -100."""
+    if not arrays:
+        return np.zeros((0,))
+    if arrays[0].ndim == 0 or all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    length = max(a.shape[0] for a in arrays)
+    out = np.full((len(arrays), length, *arrays[0].shape[1:]), -100, dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0]] = a
+    return out

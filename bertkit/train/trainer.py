@@ -53,7 +53,7 @@ from bertkit.train.callbacks import (
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
-from bertkit.train.rows import batch_order, labelled_tokens_per_row, read_rows, trim_padding
+from bertkit.train.rows import batch_order, flat_ints, labelled_tokens_per_row, read_rows, stack_padded, trim_padding
 
 logger = logging.getLogger("bertkit")
 
@@ -99,6 +99,8 @@ class Trainer:
         if not isinstance(self.args, TrainingArguments):
             raise TypeError(f"args must be bertkit.TrainingArguments, got {type(self.args).__name__}")
         set_seed(self.args.seed)
+        if self.args.full_determinism:  # HF's enable_full_determinism: deterministic kernels, at their speed
+            torch.use_deterministic_algorithms(True, warn_only=True)
         if model is None:
             if model_init is None:
                 raise UserError("Trainer needs a model (or a model_init function that builds one)")
@@ -166,7 +168,7 @@ class Trainer:
         config = getattr(self.model, "config", None)
         num_labels = getattr(config, "num_labels", None)
         if num_labels and num_labels > 1 and hasattr(self.model, "classifier"):
-            values = [v for row in self.train_rows + (self.eval_rows or []) for v in _flat_ints(row.get("labels"))]
+            values = [v for row in self.train_rows + (self.eval_rows or []) for v in flat_ints(row.get("labels"))]
             high = max(values, default=-1)
             if high >= num_labels:
                 raise UserError(f"labels go up to {high} but the model has num_labels={num_labels}: load it with "
@@ -185,12 +187,29 @@ class Trainer:
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The model's loss on one batch (HF's hook: override it for a custom loss). Models may return an output
         object or dict with `loss`, or a tuple whose first element is the loss, as HF's Trainer accepts."""
+        smoothing = self.args.label_smoothing_factor
+        if smoothing and "labels" in inputs:
+            return self._smoothed_loss(model, inputs, smoothing)
         outputs = model(**inputs)
         loss = outputs["loss"] if hasattr(outputs, "keys") else outputs[0] if isinstance(outputs, (tuple, list)) else None
         if not isinstance(loss, torch.Tensor):
             raise UserError(f"{type(model).__name__} returned no loss for a training batch with inputs "
                              f"{sorted(inputs)}: pass labels the model uses, or override Trainer.compute_loss")
         return loss
+
+    @staticmethod
+    def _smoothed_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor], smoothing: float) -> torch.Tensor:
+        """HF's label smoothing: the model runs without labels, and the cross-entropy over its logits puts
+        `smoothing` of each target's weight evenly on every class (labels -100 ignored)."""
+        labels = inputs["labels"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        logits = outputs["logits"] if hasattr(outputs, "keys") else outputs[0]
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                 ignore_index=-100, label_smoothing=smoothing)
+
+    @property
+    def _on_plateau(self) -> bool:
+        return isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
         if self.optimizer is None:
@@ -203,7 +222,8 @@ class Trainer:
                 warmup = math.ceil(warmup * num_training_steps)
             warmup = int(warmup) or math.ceil(self.args.warmup_ratio * num_training_steps)
             self.lr_scheduler = get_scheduler(self.args.lr_scheduler_type, self.optimizer,
-                                              num_warmup_steps=warmup, num_training_steps=num_training_steps)
+                                              num_warmup_steps=warmup, num_training_steps=num_training_steps,
+                                              scheduler_specific_kwargs=self.args.lr_scheduler_kwargs)
 
     # -- training ---------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> TrainOutput:
@@ -216,13 +236,17 @@ class Trainer:
         self._table = _Table()
         self._training = True
         self._call("on_train_begin")
-        self.model.train()
         run.started = time.perf_counter()
         with MetricsLogger(log_dir / "metrics.jsonl", resume_step=run.start_step if run.resumed else None) \
                 as self._logger, tqdm(total=run.max_steps, initial=run.start_step, desc="train", dynamic_ncols=True,
                                       disable=self.args.disable_tqdm) as self._progress:
+            if self.args.eval_on_start and not run.resumed:
+                self.evaluate()
+            self.model.train()
             for epoch in range(run.start_step // run.steps_per_epoch, run.num_epochs):
+                self._call("on_epoch_begin")
                 for micro_batches in self._epoch_steps(run, epoch):
+                    self._call("on_step_begin")
                     step_loss, run.grad_norm = self.training_step(micro_batches, run.scaler)
                     self._count_step(run, epoch, step_loss)
                     if self._after_step(run):
@@ -269,7 +293,9 @@ class Trainer:
         """The micro-batches (row indices) of each optimizer step left in `epoch`, in the seeded order a resumed
         run sees too."""
         args = self.args
-        order = batch_order(run.lengths, args.per_device_train_batch_size, args.seed + epoch, args.group_by_length)
+        seed = (args.seed if args.data_seed is None else args.data_seed) + epoch
+        order = batch_order(run.lengths, args.per_device_train_batch_size, seed, args.group_by_length,
+                            shuffle=args.train_sampling_strategy != "sequential")
         done_in_epoch = self.state.global_step - epoch * run.steps_per_epoch  # > 0 only when resuming
         accumulate = args.gradient_accumulation_steps
         for step_in_epoch in range(done_in_epoch, run.steps_per_epoch):
@@ -331,7 +357,9 @@ class Trainer:
         still on the device."""
         rows_in_step = sum(len(b) for b in micro_batches)
         step_loss = torch.zeros((), device=self.device)
-        for indices in micro_batches:
+        for position, indices in enumerate(micro_batches):
+            if position:
+                self._call("on_substep_end")
             batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
             with autocast(self.device, self.precision):
                 loss = self.compute_loss(self.model, batch)
@@ -349,7 +377,8 @@ class Trainer:
             step_loss += scaled.detach()
         self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step uses (HF 5 logs it)
         grad_norm = optimizer_step(self.optimizer, self.args.max_grad_norm, scaler)
-        self.lr_scheduler.step()
+        if not self._on_plateau:  # that one steps on the evaluation's metric (evaluate)
+            self.lr_scheduler.step()
         return step_loss, grad_norm
 
     def _resume_path(self, resume_from_checkpoint: str | bool | None) -> Path | None:
@@ -460,6 +489,8 @@ class Trainer:
         self._record(metrics, split="eval")
         if self._training:
             self._track_best(metrics)
+            if self._on_plateau and self.args.best_metric_key in metrics:
+                self.lr_scheduler.step(metrics[self.args.best_metric_key])
         self._call("on_evaluate", metrics=metrics)
         if self._training:
             self._table.row(self._progress, self.state, self.args, self._last_train_log(), metrics)
@@ -501,8 +532,8 @@ class Trainer:
         outputs, labels, loss = forward_in_batches(
             self.model, rows, self._collate, self.args.per_device_eval_batch_size, self.precision,
             label_names=tuple(self.args.label_names or LABEL_NAMES), transform=self.preprocess_logits_for_metrics)
-        predictions = tuple(_stack_padded(v) for v in outputs.values())
-        label_ids = tuple(_stack_padded(v) for v in labels.values())
+        predictions = tuple(stack_padded(v) for v in outputs.values())
+        label_ids = tuple(stack_padded(v) for v in labels.values())
         return (predictions[0] if len(predictions) == 1 else predictions,
                 (label_ids[0] if len(label_ids) == 1 else label_ids) if label_ids else None, loss)
 
@@ -517,35 +548,12 @@ class Trainer:
         (folder / "training_args.json").write_text(json.dumps(self.args.to_dict(), indent=2, default=str))
 
 
-def _flat_ints(value: Any) -> list[int]:
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, list) and value and isinstance(value[0], int):
-        return value
-    return []
-
-
 def _number(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     return value
-
-
-def _stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
-    """One array from rows of possibly different lengths along axis 0 of each row, padded with -100."""
-    if not arrays:
-        return np.zeros((0,))
-    if arrays[0].ndim == 0 or all(a.shape == arrays[0].shape for a in arrays):
-        return np.stack(arrays)
-    length = max(a.shape[0] for a in arrays)
-    out = np.full((len(arrays), length, *arrays[0].shape[1:]), -100, dtype=arrays[0].dtype)
-    for i, a in enumerate(arrays):
-        out[i, : a.shape[0]] = a
-    return out
 
 
 class _Table:

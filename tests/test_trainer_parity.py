@@ -1,0 +1,128 @@
+"""Trainer parity with transformers where results or tools depend on it (issue 20, item 6): every schedule name,
+label smoothing, the callback events, the sampling strategies, eval_on_start, reduce_lr_on_plateau and the
+problem_type a regression head writes. Each is checked against transformers' own function where it has one."""
+from __future__ import annotations
+
+import pytest
+import torch
+from test_hf_trainer import tiny_classifier, token_rows
+
+from bertkit import Trainer, TrainerCallback, TrainingArguments
+from bertkit.train.optim import SCHEDULES, get_scheduler
+
+SCHEDULE_KWARGS = {"cosine_with_restarts": {"num_cycles": 3}, "polynomial": {"lr_end": 1e-5, "power": 2.0},
+                   "cosine_with_min_lr": {"min_lr": 1e-5}, "reduce_lr_on_plateau": {"patience": 0},
+                   "warmup_stable_decay": {"num_decay_steps": 10, "decay_type": "1-sqrt", "min_lr_ratio": 0.1}}
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULES if n != "reduce_lr_on_plateau"])
+def test_every_schedule_matches_transformers(name):
+    import transformers
+
+    rates = []
+    for build in (get_scheduler, transformers.get_scheduler):
+        parameter = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([parameter], lr=1e-3)
+        schedule = build(name, optimizer, num_warmup_steps=5, num_training_steps=40,
+                         scheduler_specific_kwargs=dict(SCHEDULE_KWARGS.get(name, {})))
+        sequence = []
+        for _ in range(45):
+            sequence.append(schedule.get_last_lr()[0])
+            optimizer.step()
+            schedule.step()
+        rates.append(sequence)
+    assert rates[0] == pytest.approx(rates[1], abs=1e-12)
+    assert len(set(rates[0])) > 1 or name == "constant"
+
+
+def test_label_smoothing_matches_transformers_label_smoother():
+    from transformers.trainer_pt_utils import LabelSmoother
+
+    model = tiny_classifier(num_labels=3).eval()
+    rows = token_rows(8, num_labels=3)
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir="unused", label_smoothing_factor=0.1,
+                                                          use_cpu=True, disable_tqdm=True), train_dataset=rows)
+    batch = trainer._collate(trainer.train_rows)
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, batch)
+        reference = LabelSmoother(epsilon=0.1)(model(**{k: v for k, v in batch.items() if k != "labels"}),
+                                               batch["labels"])
+        plain = model(**batch).loss
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(ours, plain)  # it smooths
+
+
+def test_callback_events_fire_in_hf_order(tmp_path):
+    events = []
+
+    class Recorder(TrainerCallback):
+        def __getattribute__(self, name):
+            if name.startswith("on_"):
+                return lambda *args, **kwargs: events.append(name)
+            return super().__getattribute__(name)
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
+                             gradient_accumulation_steps=2, logging_steps=10, save_strategy="no", use_cpu=True,
+                             disable_tqdm=True, eval_strategy="steps", eval_steps=2, eval_on_start=True)
+    Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(16), eval_dataset=token_rows(4),
+            callbacks=[Recorder()]).train()
+    steps = [e for e in events if e in ("on_step_begin", "on_substep_end", "on_step_end")]
+    assert steps == ["on_step_begin", "on_substep_end", "on_step_end"] * 2
+    assert events[0] == "on_train_begin" and events[1] == "on_log" and events[2] == "on_evaluate"  # eval_on_start
+    assert events.index("on_epoch_begin") < events.index("on_step_begin") and events[-1] == "on_train_end"
+
+
+def test_sampling_strategies_and_data_seed(tmp_path):
+    def first_batches(**extra):
+        seen = []
+
+        class Spy(TrainerCallback):
+            pass
+
+        trainer = Trainer(model=tiny_classifier(), train_dataset=token_rows(16), callbacks=[Spy()],
+                          args=TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
+                                                 save_strategy="no", use_cpu=True, disable_tqdm=True, **extra))
+        original = trainer.training_step
+        trainer.training_step = lambda micro, scaler: seen.append(micro) or original(micro, scaler)
+        trainer.train()
+        return seen
+
+    assert first_batches(train_sampling_strategy="sequential") == [[[0, 1, 2, 3]], [[4, 5, 6, 7]]]
+    assert TrainingArguments(output_dir="x", train_sampling_strategy="random").group_by_length is False
+    assert TrainingArguments(output_dir="x", train_sampling_strategy="group_by_length").group_by_length is True
+    assert first_batches(data_seed=3) == first_batches(data_seed=3, seed=9) != first_batches(data_seed=4)
+    with pytest.raises(ValueError, match="train_sampling_strategy"):
+        TrainingArguments(output_dir="x", train_sampling_strategy="shuffled")
+
+
+def test_reduce_lr_on_plateau_steps_on_the_evaluation(tmp_path):
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=6, per_device_train_batch_size=4, learning_rate=1e-3,
+                             lr_scheduler_type="reduce_lr_on_plateau",
+                             lr_scheduler_kwargs={"patience": 0, "factor": 0.5, "mode": "max"},
+                             eval_strategy="steps", eval_steps=2, metric_for_best_model="always_zero",
+                             save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1)
+    trainer = Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(16), eval_dataset=token_rows(4),
+                      compute_metrics=lambda p: {"always_zero": 0.0})
+    trainer.train()
+    rates = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** 2)  # no improvement after evals 1, 2
+    # steps 1-4 at the start rate (the first evaluation sets the best), 5-6 halved after the second one
+    assert rates == pytest.approx([1e-3] * 4 + [5e-4] * 2)
+    with pytest.raises(ValueError, match="reduce_lr_on_plateau"):
+        TrainingArguments(output_dir="x", lr_scheduler_type="reduce_lr_on_plateau")
+
+
+def test_a_regression_head_writes_its_problem_type(tmp_path):
+    import transformers
+
+    from bertkit import BertConfig, BertForSequenceClassification
+
+    config = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                  num_labels=1)
+    ours = BertForSequenceClassification(BertConfig(**config))
+    theirs = transformers.BertForSequenceClassification(transformers.BertConfig(**config))
+    ids, labels = torch.tensor([[2, 5, 3]]), torch.tensor([0.5])
+    ours(input_ids=ids, labels=labels), theirs(input_ids=ids, labels=labels)
+    assert ours.config.problem_type == theirs.config.problem_type == "regression"
+    ours.save_pretrained(tmp_path)
+    assert BertConfig.from_pretrained(tmp_path).problem_type == "regression"
