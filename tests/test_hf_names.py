@@ -164,3 +164,27 @@ def test_loader_keywords_on_every_class(loader, tmp_path):
         cls.from_pretrained(tmp_path / "sub", attn_implementation="flash_attention_2")
     with pytest.raises(FileNotFoundError, match="subfolder"):
         cls.from_pretrained(tmp_path, subfolder="nowhere")
+
+
+def test_vocabulary_size_changes_match_transformers():
+    import transformers
+
+    config = dict(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ours = bertkit.BertForMaskedLM(bertkit.BertConfig(**config))
+    theirs = transformers.BertForMaskedLM(transformers.BertConfig(**config))
+    before = ours.get_input_embeddings().weight[:100].clone()
+    for model in (ours, theirs):
+        model.resize_token_embeddings(103, pad_to_multiple_of=8)
+    assert ours.config.vocab_size == theirs.config.vocab_size == 104
+    assert ours.num_parameters() == theirs.num_parameters()
+    assert ours.num_parameters(exclude_embeddings=True) == theirs.num_parameters(exclude_embeddings=True)
+    assert torch.equal(ours.get_input_embeddings().weight[:100], before)  # the old rows are kept
+    assert ours.get_output_embeddings().weight is ours.get_input_embeddings().weight  # still tied
+    with torch.no_grad():
+        assert ours(input_ids=torch.tensor([[2, 103]])).logits.shape == (1, 2, 104)
+    table = torch.nn.Embedding(120, 16)
+    ours.set_input_embeddings(table)
+    assert ours.get_input_embeddings() is table and ours.config.vocab_size == 120
+    assert ours.get_output_embeddings().weight is table.weight
+    with pytest.raises(ValueError, match="width 16"):
+        ours.set_input_embeddings(torch.nn.Embedding(5, 8))

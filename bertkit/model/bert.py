@@ -271,6 +271,15 @@ class BertPreTrainedModel(nn.Module):
     def get_input_embeddings(self) -> nn.Embedding:
         return getattr(self, self.base_model_prefix).embeddings.word_embeddings
 
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Put in another word-embedding table (HF's); the config's vocab_size and a tied MLM decoder follow it."""
+        if not isinstance(value, nn.Embedding) or value.embedding_dim != self.config.hidden_size:
+            raise UserError(f"set_input_embeddings takes an nn.Embedding of width {self.config.hidden_size}, got "
+                            f"{value!r}")
+        getattr(self, self.base_model_prefix).embeddings.word_embeddings = value
+        self.config.vocab_size = value.num_embeddings
+        self.tie_weights()
+
     def get_output_head(self) -> nn.Module | None:
         """The vocabulary projection head (a `BertLMPredictionHead`) of models that have one; heads override this."""
         return None
@@ -289,11 +298,20 @@ class BertPreTrainedModel(nn.Module):
             head.decoder.weight = self.get_input_embeddings().weight
 
     @torch.no_grad()
-    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
         """Grow or shrink the vocabulary (after adding tokens to the tokenizer): existing rows are kept, new rows
-        initialised like the others; the MLM decoder and its bias follow; config.vocab_size is updated."""
+        initialised like the others; the MLM decoder and its bias follow; config.vocab_size is updated.
+        `pad_to_multiple_of` rounds the size up (64 suits tensor cores), as HF does; `mean_resizing` is accepted
+        for HF's signature, but new rows are drawn as at initialisation either way."""
+        if new_num_tokens is None:
+            new_num_tokens = self.get_input_embeddings().num_embeddings
         if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
             raise UserError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+                raise UserError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
         std = self.config.initializer_range
 
         def resized(weight: Tensor, fill_std: float) -> nn.Parameter:
@@ -323,9 +341,11 @@ class BertPreTrainedModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
-    def num_parameters(self, only_trainable: bool = False) -> int:
-        """Parameter count (tied matrices counted once)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameter count (tied matrices counted once); `exclude_embeddings` leaves out every embedding table
+        (words, positions, segments), as HF counts."""
+        skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)} if exclude_embeddings else set()
+        return sum(p.numel() for p in self.parameters() if (p.requires_grad or not only_trainable) and id(p) not in skip)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Recompute each layer in backward instead of storing its activations. HF's keywords are accepted; the
