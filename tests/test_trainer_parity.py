@@ -126,3 +126,39 @@ def test_a_regression_head_writes_its_problem_type(tmp_path):
     assert ours.config.problem_type == theirs.config.problem_type == "regression"
     ours.save_pretrained(tmp_path)
     assert BertConfig.from_pretrained(tmp_path).problem_type == "regression"
+
+
+def test_a_custom_compute_loss_reaches_training_evaluation_and_prediction(tmp_path):
+    """HF users subclass Trainer.compute_loss (here: a weighted loss over an extra `weight` column, which
+    remove_unused_columns=False lets through); training, evaluate() and predict() all use it."""
+    import torch.nn.functional as F
+
+    calls = {"train": 0, "eval": 0}
+
+    class WeightedTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weight = inputs.pop("weight")
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = (F.cross_entropy(outputs.logits, labels, reduction="none") * weight).mean()
+            calls["eval" if return_outputs else "train"] += 1
+            return (loss, outputs) if return_outputs else loss
+
+    rows = [{**row, "weight": 0.0 if i % 2 else 2.0} for i, row in enumerate(token_rows(16))]
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
+                             remove_unused_columns=False, save_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = WeightedTrainer(model=tiny_classifier(), args=args, train_dataset=rows, eval_dataset=rows[:8])
+    trainer.train()
+    assert calls["train"] == 2
+    metrics = trainer.evaluate()
+    model = trainer.model.eval()
+    batch = trainer._collate(trainer.eval_rows)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected = (F.cross_entropy(logits, batch["labels"], reduction="none") * batch["weight"]).mean()
+    assert calls["eval"] >= 1
+    assert metrics["eval_loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert metrics["eval_loss"] != pytest.approx(float(F.cross_entropy(logits, batch["labels"])), rel=1e-3)
+    predictions = trainer.predict(rows[:8])
+    assert predictions.metrics["test_loss"] == pytest.approx(float(expected), rel=1e-4)
+    assert predictions.predictions.shape == (8, 2)

@@ -111,12 +111,14 @@ def forward_in_batches(
     label_names: Sequence[str] = LABEL_NAMES,
     transform: Callable | None = None,
     progress: bool = False,
+    run: Callable[[Any, dict[str, torch.Tensor]], tuple[Any, Any]] | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], float | None]:
     """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
 
     Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
     order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length.
-    model: a bertkit model, or an `OrtModel` (ONNX Runtime: no loss, whatever labels the rows carry)."""
+    model: a bertkit model, or an `OrtModel` (ONNX Runtime: no loss, whatever labels the rows carry).
+    run: (model, batch) -> (loss or None, outputs), instead of calling the model (the Trainer's compute_loss)."""
     torch_model = is_torch_module(model)
     was_training = model.training if torch_model else False
     if torch_model:
@@ -133,9 +135,13 @@ def forward_in_batches(
         batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
         seq_len = batch["input_ids"].shape[1]
         with autocast(device, precision):
-            out = model(**batch, return_dict=True)
-        if getattr(out, "loss", None) is not None:
-            loss_sum += out.loss.detach().float() * len(chunk)
+            if run is None:
+                out = model(**batch, return_dict=True)
+                loss = getattr(out, "loss", None)
+            else:
+                loss, out = run(model, batch)
+        if loss is not None:
+            loss_sum += loss.detach().float() * len(chunk)
             loss_rows += len(chunk)
         named = [(name, value, outputs) for name, value in out.items()
                  if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]

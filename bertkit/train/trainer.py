@@ -43,6 +43,7 @@ from bertkit.errors import MissingFileError, UserError
 from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
 from bertkit.train.callbacks import (
+    ConsoleTable,
     EvalPrediction,
     PredictionOutput,
     TrainerCallback,
@@ -119,7 +120,7 @@ class Trainer:
         self._tokens_per_row: float | None = None  # token-level labels: mean labelled tokens per training row
         self._logger: MetricsLogger | None = None  # the metrics.jsonl of the run in progress
         self._progress: Any = None  # its progress bar
-        self._table = _Table()  # the rows printed under it
+        self._table = ConsoleTable()  # the rows printed under it
         self._step_lr: float | None = None  # the learning rate the last step used
         self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
@@ -177,6 +178,12 @@ class Trainer:
     def _collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.data_collator(rows)
         batch = dict(batch.items()) if not isinstance(batch, dict) else batch
+        if not self.args.remove_unused_columns:  # HF's: the columns a custom compute_loss reads reach it
+            for key in rows[0].keys() - batch.keys():
+                try:
+                    batch[key] = torch.tensor([row[key] for row in rows])
+                except (TypeError, ValueError):  # text, ragged lists: not a tensor column
+                    continue
         return trim_padding(batch)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -184,13 +191,21 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
-    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The model's loss on one batch (HF's hook: override it for a custom loss). Models may return an output
-        object or dict with `loss`, or a tuple whose first element is the loss, as HF's Trainer accepts."""
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        """The model's loss on one batch (HF's hook: override it for a custom loss; training, evaluate() and
+        predict() all go through it). Models may return an output object or dict with `loss`, or a tuple whose
+        first element is the loss, as HF's Trainer accepts. return_outputs=True: (loss, outputs)."""
+        if return_outputs:
+            outputs = model(**inputs)
+            return self._loss_of(model, inputs, outputs), outputs
         smoothing = self.args.label_smoothing_factor
         if smoothing and "labels" in inputs:
             return self._smoothed_loss(model, inputs, smoothing)
-        outputs = model(**inputs)
+        return self._loss_of(model, inputs, model(**inputs))
+
+    @staticmethod
+    def _loss_of(model: torch.nn.Module, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor:
         loss = outputs["loss"] if hasattr(outputs, "keys") else outputs[0] if isinstance(outputs, (tuple, list)) else None
         if not isinstance(loss, torch.Tensor):
             raise UserError(f"{type(model).__name__} returned no loss for a training batch with inputs "
@@ -233,7 +248,7 @@ class Trainer:
             raise TypeError(f"Trainer.train() got unexpected argument(s): {', '.join(sorted(kwargs))}")
         run = self._prepare_run(resume_from_checkpoint)
         log_dir = Path(self.args.logging_dir or self.args.output_dir)
-        self._table = _Table()
+        self._table = ConsoleTable()
         self._training = True
         self._call("on_train_begin")
         run.started = time.perf_counter()
@@ -529,13 +544,22 @@ class Trainer:
     def prediction_loop(self, rows: list[dict[str, Any]]) -> tuple[Any, Any, float | None]:
         """(predictions, label_ids, mean loss) over rows, in the rows' order. Token-level outputs of different
         lengths are padded with -100 into one array, as HF does; QA gives (start_logits, end_logits)."""
+        # a subclass's compute_loss gives evaluation's loss too, as in HF; the model's own otherwise
+        custom = type(self).compute_loss is not Trainer.compute_loss
         outputs, labels, loss = forward_in_batches(
             self.model, rows, self._collate, self.args.per_device_eval_batch_size, self.precision,
-            label_names=tuple(self.args.label_names or LABEL_NAMES), transform=self.preprocess_logits_for_metrics)
+            label_names=tuple(self.args.label_names or LABEL_NAMES), transform=self.preprocess_logits_for_metrics,
+            run=self._evaluation_loss if custom else None)
         predictions = tuple(stack_padded(v) for v in outputs.values())
         label_ids = tuple(stack_padded(v) for v in labels.values())
         return (predictions[0] if len(predictions) == 1 else predictions,
                 (label_ids[0] if len(label_ids) == 1 else label_ids) if label_ids else None, loss)
+
+    def _evaluation_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[Any, Any]:
+        has_labels = any(name in batch for name in (self.args.label_names or LABEL_NAMES))
+        if not has_labels:
+            return None, model(**batch, return_dict=True)
+        return self.compute_loss(model, batch, return_outputs=True)
 
     # -- saving -----------------------------------------------------------------------------------------
     def save_model(self, output_dir: str | os.PathLike | None = None) -> None:
@@ -554,25 +578,3 @@ def _number(value: Any) -> Any:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     return value
-
-
-class _Table:
-    """The small table HF prints during training: Epoch | Training Loss | Validation Loss | metrics."""
-
-    def __init__(self) -> None:
-        self.columns: list[str] | None = None
-
-    def row(self, progress: Any, state: TrainerState, args: TrainingArguments, train: dict | None,
-            evaluation: dict | None) -> None:
-        by_epoch = (args.eval_strategy if evaluation is not None else args.logging_strategy) == "epoch"
-        cells = {("Epoch" if by_epoch else "Step"): round(state.epoch) if by_epoch else state.global_step,
-                 "Training Loss": f"{train['loss']:.6f}" if train else "No log"}
-        if evaluation is not None:
-            for key, value in evaluation.items():
-                if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")):
-                    name = "Validation Loss" if key == "eval_loss" else key[5:].replace("_", " ").title()
-                    cells[name] = f"{value:.6f}" if isinstance(value, float) else value
-        if self.columns is None:
-            self.columns = list(cells)
-            progress.write("\t".join(self.columns))
-        progress.write("\t".join(str(cells.get(c, "")) for c in self.columns))
