@@ -162,3 +162,23 @@ def test_a_custom_compute_loss_reaches_training_evaluation_and_prediction(tmp_pa
     predictions = trainer.predict(rows[:8])
     assert predictions.metrics["test_loss"] == pytest.approx(float(expected), rel=1e-4)
     assert predictions.predictions.shape == (8, 2)
+
+
+def test_report_to_tensorboard_writes_the_logged_numbers(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), logging_dir=str(tmp_path / "tb"), max_steps=4,
+                             per_device_train_batch_size=4, logging_steps=1, eval_strategy="steps", eval_steps=2,
+                             report_to="tensorboard", save_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(16), eval_dataset=token_rows(4))
+    trainer.train()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    losses = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    logged = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    assert [s for s, _ in losses] == [s for s, _ in logged] == [1, 2, 3, 4]
+    assert [v for _, v in losses] == pytest.approx([v for _, v in logged], abs=1e-6)
+    assert [e.step for e in events.Scalars("eval/loss")] == [2, 4]
+    with pytest.raises(ValueError, match="report_to"):
+        Trainer(model=tiny_classifier(), args=TrainingArguments(output_dir=str(tmp_path), report_to="neptune"))

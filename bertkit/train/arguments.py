@@ -31,7 +31,6 @@ class IntervalStrategy(str, enum.Enum):
 STRATEGIES = ("no", "steps", "epoch")
 # HF arguments bertkit accepts but that change nothing here (each said once when set)
 NO_EFFECT = {
-    "report_to": "only local logging is done (metrics.jsonl and the printed table)",
     "dataloader_num_workers": "batches are built in the main process from in-memory rows",
     "dataloader_pin_memory": "batches are built in the main process",
     "logging_first_step": "the first step is not logged separately",
@@ -97,7 +96,7 @@ class TrainingArguments:
     gradient_checkpointing: bool = False
     disable_tqdm: bool = False
     label_names: list[str] | None = None
-    report_to: Any = None
+    report_to: Any = None  # "tensorboard", "wandb", "mlflow", a list of them, "all" or "none" (train/reporters.py)
     dataloader_num_workers: int = 0
     do_train: bool = False  # read by scripts (HF's too), not by the Trainer: train() trains
     do_eval: bool = False
@@ -130,8 +129,8 @@ class TrainingArguments:
             setattr(self, name, value)
         if output_dir is not None:
             self.output_dir = str(output_dir)
-        self.ignored = {**ignored, **{k: kwargs[k] for k in ("report_to", "dataloader_num_workers")
-                                      if kwargs.get(k) not in (None, 0, "none", [], ["none"])}}
+        self.ignored = {**ignored, **{k: kwargs[k] for k in ("dataloader_num_workers",)
+                                      if kwargs.get(k) not in (None, 0)}}
         self._validate()
 
     def _validate(self) -> None:

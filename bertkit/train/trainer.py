@@ -54,6 +54,7 @@ from bertkit.train.callbacks import (
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
+from bertkit.train.reporters import reporting_callbacks
 from bertkit.train.rows import batch_order, flat_ints, labelled_tokens_per_row, read_rows, stack_padded, trim_padding
 
 logger = logging.getLogger("bertkit")
@@ -111,7 +112,7 @@ class Trainer:
         self.tokenizer = self.processing_class
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
-        self.callbacks = list(callbacks or [])
+        self.callbacks = [*reporting_callbacks(self.args.report_to), *(callbacks or [])]
         self.optimizer, self.lr_scheduler = optimizers
         self._given_optimizers = optimizers  # a second train() builds fresh ones unless the caller gave them
         self.state = TrainerState()
