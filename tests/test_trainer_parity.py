@@ -182,3 +182,23 @@ def test_report_to_tensorboard_writes_the_logged_numbers(tmp_path):
     assert [e.step for e in events.Scalars("eval/loss")] == [2, 4]
     with pytest.raises(ValueError, match="report_to"):
         Trainer(model=tiny_classifier(), args=TrainingArguments(output_dir=str(tmp_path), report_to="neptune"))
+
+
+def test_an_iterable_dataset_trains_with_max_steps(tmp_path):
+    rows = token_rows(10)
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(rows)
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4,
+                             save_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=tiny_classifier(), args=args, train_dataset=Stream())
+    assert [r["input_ids"] for r in trainer.train_rows] == [r["input_ids"] for r in (rows + rows)[:16]]  # in order, again
+    assert trainer.train().global_step == 4
+    datasets = pytest.importorskip("datasets")
+    streamed = datasets.Dataset.from_list(rows).to_iterable_dataset()
+    assert Trainer(model=tiny_classifier(), args=args, train_dataset=streamed).train().global_step == 4
+    with pytest.raises(ValueError, match="max_steps"):
+        Trainer(model=tiny_classifier(), train_dataset=Stream(),
+                args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, disable_tqdm=True))

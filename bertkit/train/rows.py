@@ -6,6 +6,7 @@ padding a batch does not need.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any, Sequence
 
@@ -18,6 +19,23 @@ from bertkit.errors import UserError
 logger = logging.getLogger("bertkit")
 
 
+def is_iterable_dataset(dataset: Any) -> bool:
+    """A dataset read in order only (torch's or datasets' IterableDataset, a generator): no len(), no indexing."""
+    return dataset is not None and not hasattr(dataset, "__len__") and hasattr(dataset, "__iter__")
+
+
+def take_rows(dataset: Any, count: int) -> list[Any]:
+    """The first `count` items of an iterable dataset, iterated again from the start when it runs out (as HF's
+    Trainer starts a new epoch of an IterableDataset)."""
+    items: list[Any] = []
+    while len(items) < count:
+        before = len(items)
+        items.extend(itertools.islice(iter(dataset), count - len(items)))
+        if len(items) == before:
+            raise UserError("the training dataset is empty: an IterableDataset must yield at least one row")
+    return items
+
+
 def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[str, Any]]:
     """Read a dataset into a list of dicts of python values; `label`/`label_ids` become `labels`; columns the
     model does not take are dropped (said once)."""
@@ -27,7 +45,7 @@ def read_rows(dataset: Any, accepted: set[str] | None, what: str) -> list[dict[s
         count = len(dataset)
     except TypeError:
         raise UserError(f"the {what} dataset has no len(): pass a datasets.Dataset, a torch Dataset or a list "
-                         "of dicts") from None
+                         "of dicts (an IterableDataset trains with max_steps > 0)") from None
     rows, dropped = [], set()
     for i in range(count):
         row = dataset[i]

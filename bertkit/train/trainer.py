@@ -55,7 +55,16 @@ from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint,
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
 from bertkit.train.reporters import reporting_callbacks
-from bertkit.train.rows import batch_order, flat_ints, labelled_tokens_per_row, read_rows, stack_padded, trim_padding
+from bertkit.train.rows import (
+    batch_order,
+    flat_ints,
+    is_iterable_dataset,
+    labelled_tokens_per_row,
+    read_rows,
+    stack_padded,
+    take_rows,
+    trim_padding,
+)
 
 logger = logging.getLogger("bertkit")
 
@@ -132,6 +141,13 @@ class Trainer:
             pad_id = getattr(getattr(model, "config", None), "pad_token_id", 0) or 0
         self.data_collator = data_collator or PaddingCollator(pad_id)
         self.accepted = self._model_inputs() if self.args.remove_unused_columns else None
+        self.sequential = self.args.train_sampling_strategy == "sequential"
+        if is_iterable_dataset(train_dataset):  # HF's rule: an IterableDataset is read in order, for max_steps
+            if self.args.max_steps <= 0:
+                raise UserError("an IterableDataset has no length, so the number of steps cannot come from epochs: "
+                                "set TrainingArguments(max_steps=N)")
+            per_step = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+            train_dataset, self.sequential = take_rows(train_dataset, self.args.max_steps * per_step), True
         self.train_rows = read_rows(train_dataset, self.accepted, "training")
         self.eval_dataset = eval_dataset
         self.eval_rows = read_rows(eval_dataset, self.accepted, "evaluation") if eval_dataset is not None else None
@@ -311,7 +327,7 @@ class Trainer:
         args = self.args
         seed = (args.seed if args.data_seed is None else args.data_seed) + epoch
         order = batch_order(run.lengths, args.per_device_train_batch_size, seed, args.group_by_length,
-                            shuffle=args.train_sampling_strategy != "sequential")
+                            shuffle=not self.sequential)
         done_in_epoch = self.state.global_step - epoch * run.steps_per_epoch  # > 0 only when resuming
         accumulate = args.gradient_accumulation_steps
         for step_in_epoch in range(done_in_epoch, run.steps_per_epoch):
