@@ -37,7 +37,7 @@ NO_EFFECT = {
     "overwrite_output_dir": "output_dir is always written into",
     "run_name": "only local logging is done", "push_to_hub": "nothing is uploaded",
     "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
-    "ddp_find_unused_parameters": "use torchrun with bertkit pretrain for DDP", "local_rank": "single process",
+    "ddp_find_unused_parameters": "every parameter of a BERT head takes part in its loss", "local_rank": None,
     "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
     "disable_tqdm": None, "torch_compile": "the model runs eagerly",
 }

@@ -23,6 +23,7 @@ Checkpoints are bertkit's atomic ones (`output_dir/step-00000500/`, see `bertkit
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -41,6 +42,8 @@ from tqdm.auto import tqdm
 from bertkit.data.collators import PaddingCollator
 from bertkit.errors import MissingFileError, UserError
 from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
+from bertkit.train import data_parallel
+from bertkit.train import distributed as dist_utils
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
 from bertkit.train.callbacks import (
     ConsoleTable,
@@ -52,6 +55,7 @@ from bertkit.train.callbacks import (
     TrainOutput,
 )
 from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
+from bertkit.train.losses import label_smoothed_loss, loss_of
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
 from bertkit.train.reporters import reporting_callbacks
@@ -121,7 +125,8 @@ class Trainer:
         self.tokenizer = self.processing_class
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
-        self.callbacks = [*reporting_callbacks(self.args.report_to), *(callbacks or [])]
+        reporting = reporting_callbacks(self.args.report_to) if dist_utils.env_world()[0] == 0 else []
+        self.callbacks = [*reporting, *(callbacks or [])]
         self.optimizer, self.lr_scheduler = optimizers
         self._given_optimizers = optimizers  # a second train() builds fresh ones unless the caller gave them
         self.state = TrainerState()
@@ -132,7 +137,9 @@ class Trainer:
         self._progress: Any = None  # its progress bar
         self._table = ConsoleTable()  # the rows printed under it
         self._step_lr: float | None = None  # the learning rate the last step used
-        self.device = resolve_device("cpu" if self.args.use_cpu else self.args.device)
+        requested = "cpu" if self.args.use_cpu else self.args.device
+        self.world = data_parallel.join(None if requested == "auto" else str(requested))  # torchrun / accelerate
+        self.device = self.world.device if self.world.distributed else resolve_device(requested)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
             raise UserError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
@@ -215,29 +222,11 @@ class Trainer:
         first element is the loss, as HF's Trainer accepts. return_outputs=True: (loss, outputs)."""
         if return_outputs:
             outputs = model(**inputs)
-            return self._loss_of(model, inputs, outputs), outputs
+            return loss_of(model, inputs, outputs), outputs
         smoothing = self.args.label_smoothing_factor
         if smoothing and "labels" in inputs:
-            return self._smoothed_loss(model, inputs, smoothing)
-        return self._loss_of(model, inputs, model(**inputs))
-
-    @staticmethod
-    def _loss_of(model: torch.nn.Module, inputs: dict[str, torch.Tensor], outputs: Any) -> torch.Tensor:
-        loss = outputs["loss"] if hasattr(outputs, "keys") else outputs[0] if isinstance(outputs, (tuple, list)) else None
-        if not isinstance(loss, torch.Tensor):
-            raise UserError(f"{type(model).__name__} returned no loss for a training batch with inputs "
-                             f"{sorted(inputs)}: pass labels the model uses, or override Trainer.compute_loss")
-        return loss
-
-    @staticmethod
-    def _smoothed_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor], smoothing: float) -> torch.Tensor:
-        """HF's label smoothing: the model runs without labels, and the cross-entropy over its logits puts
-        `smoothing` of each target's weight evenly on every class (labels -100 ignored)."""
-        labels = inputs["labels"]
-        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-        logits = outputs["logits"] if hasattr(outputs, "keys") else outputs[0]
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                                 ignore_index=-100, label_smoothing=smoothing)
+            return label_smoothed_loss(model, inputs, smoothing)
+        return loss_of(model, inputs, model(**inputs))
 
     @property
     def _on_plateau(self) -> bool:
@@ -269,9 +258,11 @@ class Trainer:
         self._training = True
         self._call("on_train_begin")
         run.started = time.perf_counter()
-        with MetricsLogger(log_dir / "metrics.jsonl", resume_step=run.start_step if run.resumed else None) \
-                as self._logger, tqdm(total=run.max_steps, initial=run.start_step, desc="train", dynamic_ncols=True,
-                                      disable=self.args.disable_tqdm) as self._progress:
+        main = self.world.is_main  # only the main process writes (data_parallel.py)
+        with MetricsLogger(log_dir / "metrics.jsonl", resume_step=run.start_step if run.resumed else None,
+                           enabled=main) as self._logger, \
+                tqdm(total=run.max_steps, initial=run.start_step, desc="train", dynamic_ncols=True,
+                     disable=self.args.disable_tqdm or not main) as self._progress:
             if self.args.eval_on_start and not run.resumed:
                 self.evaluate()
             self.model.train()
@@ -297,7 +288,8 @@ class Trainer:
         self._check_training_data()
         lengths = [row_length(r) for r in self.train_rows]
         self._tokens_per_row = labelled_tokens_per_row(self.train_rows)
-        batches_per_epoch = math.ceil(len(lengths) / args.per_device_train_batch_size)
+        batches_per_epoch = math.ceil(len(lengths) / (args.per_device_train_batch_size * self.world.world_size))
+        self._train_model = dist_utils.wrap_ddp(self.model, self.world)
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / args.gradient_accumulation_steps))
         max_steps = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
         num_epochs = math.ceil(max_steps / steps_per_epoch)
@@ -326,8 +318,8 @@ class Trainer:
         run sees too."""
         args = self.args
         seed = (args.seed if args.data_seed is None else args.data_seed) + epoch
-        order = batch_order(run.lengths, args.per_device_train_batch_size, seed, args.group_by_length,
-                            shuffle=not self.sequential)
+        order = batch_order(run.lengths, args.per_device_train_batch_size * self.world.world_size, seed,
+                            args.group_by_length, shuffle=not self.sequential)
         done_in_epoch = self.state.global_step - epoch * run.steps_per_epoch  # > 0 only when resuming
         accumulate = args.gradient_accumulation_steps
         for step_in_epoch in range(done_in_epoch, run.steps_per_epoch):
@@ -350,12 +342,12 @@ class Trainer:
         # the last step logs what is left, so a short run still shows its loss
         if (self._due(args.logging_strategy, args.logging_steps, end_of_epoch, last)
                 or (last and args.logging_strategy == "steps")) and run.logged_steps:
-            self._log_train(run.logged_loss / run.logged_steps, run.grad_norm)
+            self._log_train(data_parallel.mean_over_ranks(run.logged_loss, self.world) / run.logged_steps, run.grad_norm)
             run.logged_loss, run.logged_steps = torch.zeros((), device=self.device), 0
         metrics = self.evaluate() if self._due(args.eval_strategy, args.eval_steps, end_of_epoch, last) else None
         if self._due(args.save_strategy, args.save_steps, end_of_epoch, last) or \
                 (args.save_strategy == "best" and metrics is not None):
-            self.state.train_loss_sum = run.loss_before + float(run.total_loss)  # one host sync per checkpoint
+            self.state.train_loss_sum = run.loss_before + float(data_parallel.mean_over_ranks(run.total_loss, self.world))
             self._save(metrics, run.scaler)
         return last or self.control.should_training_stop
 
@@ -368,7 +360,7 @@ class Trainer:
         runtime = time.perf_counter() - run.started
         trained_steps = self.state.global_step - run.start_step
         # the mean over every step of the run, those before a resume included (their sum came with the checkpoint)
-        self.state.train_loss_sum = run.loss_before + float(run.total_loss)
+        self.state.train_loss_sum = run.loss_before + float(data_parallel.mean_over_ranks(run.total_loss, self.world))
         train_loss = self.state.train_loss_sum / max(1, self.state.global_step)
         if args.load_best_model_at_end and self.state.best_model_checkpoint:
             load_model_weights(self.model, self.state.best_model_checkpoint)
@@ -387,25 +379,31 @@ class Trainer:
         """One optimizer step over the micro-batches of row indices (gradient accumulation): forward and backward
         each, clip, step the optimizer and the schedule. Returns (the step's mean loss, the gradient norm), both
         still on the device."""
-        rows_in_step = sum(len(b) for b in micro_batches)
+        rows_in_step = sum(len(b) for b in micro_batches)  # the global batch's, over every rank
+        ranks = self.world.world_size  # DDP averages the ranks' gradients: each rank's share is scaled back up
         step_loss = torch.zeros((), device=self.device)
-        for position, indices in enumerate(micro_batches):
+        for position, global_indices in enumerate(micro_batches):
             if position:
                 self._call("on_substep_end")
+            indices, counts = data_parallel.rank_share(global_indices, self.world)
             batch = self._to_device(self._collate([self.train_rows[i] for i in indices]))
-            with autocast(self.device, self.precision):
-                loss = self.compute_loss(self.model, batch)
+            last = position == len(micro_batches) - 1  # the gradient all-reduce waits for the last micro-batch
+            sync = contextlib.nullcontext() if last or not hasattr(self._train_model, "no_sync") \
+                else self._train_model.no_sync()
+            with sync, autocast(self.device, self.precision):
+                loss = self.compute_loss(self._train_model, batch)
             # Each micro-batch weighs by its rows, so an uneven last batch counts what it holds. Token-level losses
             # (NER) are means over a batch's labelled tokens: weighing the batch by its labelled tokens instead
             # makes every token count the same whatever the batch, so length-grouped batches of short sentences do
             # not outweigh the long ones (the epoch's objective is the token mean, as with random batches).
             labels = batch.get("labels")
             if self._tokens_per_row and labels is not None and labels.dim() == 2:
-                weight = (labels != -100).sum() / (self._tokens_per_row * rows_in_step)
+                weight = (labels != -100).sum() * ranks * counts / (self._tokens_per_row * rows_in_step)
             else:
-                weight = len(indices) / rows_in_step
+                weight = len(indices) * ranks * counts / rows_in_step
             scaled = loss * weight
-            (scaler.scale(scaled) if scaler else scaled).backward()
+            with sync:
+                (scaler.scale(scaled) if scaler else scaled).backward()
             step_loss += scaled.detach()
         self._step_lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step uses (HF 5 logs it)
         grad_norm = optimizer_step(self.optimizer, self.args.max_grad_norm, scaler)
@@ -455,7 +453,7 @@ class Trainer:
         metrics_log = self._logger
         if metrics_log is None and self.state.global_step:  # evaluate() after train(): append to that run's log
             metrics_log = MetricsLogger(Path(self.args.logging_dir or self.args.output_dir) / "metrics.jsonl",
-                                        resume_step=self.state.global_step)
+                                        resume_step=self.state.global_step, enabled=self.world.is_main)
         if metrics_log is not None:
             prefix = "eval_" if split == "eval" else "train_" if split == "train_end" else ""
             row = {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in logs.items()}
@@ -580,7 +578,10 @@ class Trainer:
 
     # -- saving -----------------------------------------------------------------------------------------
     def save_model(self, output_dir: str | os.PathLike | None = None) -> None:
-        """The model (config.json + model.safetensors), the tokenizer when given, and training_args.json."""
+        """The model (config.json + model.safetensors), the tokenizer when given, and training_args.json (by the
+        main process only, under torchrun)."""
+        if not self.world.is_main:
+            return
         folder = Path(output_dir or self.args.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
