@@ -202,3 +202,28 @@ def test_an_iterable_dataset_trains_with_max_steps(tmp_path):
     with pytest.raises(ValueError, match="max_steps"):
         Trainer(model=tiny_classifier(), train_dataset=Stream(),
                 args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, disable_tqdm=True))
+
+
+def test_a_seeded_run_reproduces_transformers(minilm_dir, tmp_path):
+    """After set_seed(42) a head that from_pretrained creates gets HF's initial weights, and the Trainer (random
+    order, as HF's default) draws HF's batches, so with dropout off the first 5 losses are HF's."""
+    import transformers
+
+    import bertkit
+
+    rows = [{**row, "input_ids": [101, *[2000 + i for i in row["input_ids"][1:-1]], 102]} for row in token_rows(40)]
+    losses = {}
+    for name, lib in (("ours", bertkit), ("hf", transformers)):
+        lib.set_seed(42)
+        model = lib.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=2, hidden_dropout_prob=0.0,
+                                                                  attention_probs_dropout_prob=0.0)
+        args = lib.TrainingArguments(output_dir=str(tmp_path / name), max_steps=5, per_device_train_batch_size=4,
+                                     learning_rate=1e-4, logging_steps=1, save_strategy="no", use_cpu=True,
+                                     disable_tqdm=True, report_to="none", seed=42,
+                                     **({"group_by_length": False} if name == "ours" else {}))
+        tokenizer = (lib.BertTokenizerFast if name == "hf" else lib.BertTokenizer).from_pretrained(minilm_dir)
+        trainer = lib.Trainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer)
+        trainer.train()
+        losses[name] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert len(losses["ours"]) == 5
+    assert losses["ours"] == pytest.approx(losses["hf"], abs=1e-4)

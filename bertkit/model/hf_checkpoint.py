@@ -315,11 +315,14 @@ def load_pretrained(cls: type, name_or_path: str | os.PathLike, **kwargs: Any):
 def init_missing(model: nn.Module, missing: list[str]) -> None:
     """HF's init for the weights a checkpoint does not provide (a new head, say); the rest is loaded over it."""
     modules = dict(model.named_modules())
+    done: set[str] = set()
     for key in missing:
         owner, _, name = key.rpartition(".")
         module = modules[owner]
         if isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm)):
-            model._init_weights(module)
+            if owner not in done:  # once per module (weight and bias together), so the seeded draws are HF's
+                model._init_weights(module)
+                done.add(owner)
         else:  # cls.predictions.bias, the MLM output bias, starts at zero
             getattr(module, name).zero_()
 

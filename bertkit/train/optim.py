@@ -188,7 +188,7 @@ def linear_warmup_decay(
 # torch's AdamW is what transformers itself now points users to; same defaults as torch (eps=1e-8).
 AdamW = torch.optim.AdamW
 
-SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")
 
 

@@ -80,16 +80,19 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, group_by_len
                 shuffle: bool = True) -> list[list[int]]:
     """The batches of one epoch, from a generator seeded by (seed, epoch) so that a resumed run sees the same.
 
-    Grouped: shuffle, cut into mega-batches of 50 batches, sort each by length, cut into batches (which then pad
-    little), and shuffle the batches. The last step matters: HF's LengthGroupedSampler keeps each mega-batch
+    Random: torch.randperm from a generator seeded with `seed`, which is HF's RandomSampler under accelerate, so a
+    run seeded as an HF one draws the same batches. Grouped (a numpy generator; no HF order to follow): a
+    permutation cut into mega-batches of 50 batches, each sorted by length and cut into batches (which then pad
+    little), and the batches shuffled. The last step matters: HF's LengthGroupedSampler keeps each mega-batch
     sorted longest-first, so each stretch of steps sees ever shorter rows and the end of a short run (its
     learning-rate decay) only the shortest, often trivial, ones."""
-    rng = np.random.default_rng(seed)
     if not shuffle:  # transformers 5's train_sampling_strategy="sequential": the dataset's own order
         return [list(range(start, min(start + batch_size, len(lengths)))) for start in range(0, len(lengths), batch_size)]
-    order = rng.permutation(len(lengths)).tolist()
     if not group_by_length:
+        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(int(seed))).tolist()
         return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)).tolist()
     mega = batch_size * 50
     order = [i for start in range(0, len(order), mega)
              for i in sorted(order[start:start + mega], key=lambda j: -lengths[j])]
