@@ -227,3 +227,19 @@ def test_a_seeded_run_reproduces_transformers(minilm_dir, tmp_path):
         losses[name] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert len(losses["ours"]) == 5
     assert losses["ours"] == pytest.approx(losses["hf"], abs=1e-4)
+
+
+def test_save_only_model_checkpoints_hold_the_model_and_cannot_resume(tmp_path):
+    from bertkit import BertForSequenceClassification
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, save_steps=2,
+                             save_only_model=True, use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(8))
+    trainer.train()
+    folder = tmp_path / "step-00000002"
+    state = torch.load(folder / "training_state.pt", weights_only=False)
+    assert state["optimizer"] is None and state["scheduler"] is None
+    reloaded = BertForSequenceClassification.from_pretrained(folder)
+    torch.testing.assert_close(reloaded.classifier.weight, trainer.model.classifier.weight)
+    with pytest.raises(ValueError, match="save_only_model"):
+        Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(8)).train(resume_from_checkpoint=True)

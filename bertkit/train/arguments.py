@@ -40,6 +40,7 @@ NO_EFFECT = {
     "ddp_find_unused_parameters": "every parameter of a BERT head takes part in its loss", "local_rank": None,
     "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
     "disable_tqdm": None, "torch_compile": "the model runs eagerly",
+    "include_for_metrics": "EvalPrediction carries predictions and label_ids only",
 }
 
 
@@ -92,6 +93,7 @@ class TrainingArguments:
     data_seed: int | None = None  # the batch order's seed (default: seed)
     eval_on_start: bool = False  # one evaluation before the first step (a sanity check of the pipeline)
     full_determinism: bool = False  # deterministic torch kernels too (slower), as HF's enable_full_determinism
+    save_only_model: bool = False  # checkpoints hold the model only: smaller, but they cannot resume a run
     remove_unused_columns: bool = True
     gradient_checkpointing: bool = False
     disable_tqdm: bool = False

@@ -226,6 +226,22 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return folders[0] if folders else None
 
 
+def resume_path(run_dir: str | os.PathLike, resume_from_checkpoint: str | bool | None) -> Path | None:
+    """HF's `resume_from_checkpoint`: True is the newest checkpoint in `run_dir`, a path is that checkpoint."""
+    if not resume_from_checkpoint:
+        return None
+    if resume_from_checkpoint is True:
+        found = latest_checkpoint(run_dir)
+        if found is None:
+            raise UserError(f"resume_from_checkpoint=True but {run_dir} holds no checkpoint ({PREFIX}* folder); "
+                            "train without it to start fresh")
+        return found
+    path = Path(resume_from_checkpoint)
+    if not path.exists():
+        raise MissingFileError(f"resume_from_checkpoint={str(path)!r} does not exist")
+    return path
+
+
 def load_model_weights(model: nn.Module, folder: str | os.PathLike, weights: dict[str, torch.Tensor] | None = None) -> None:
     """Load the weights of an HF-layout folder into an existing model, exactly (no re-initialisation).
 
@@ -335,7 +351,8 @@ def load_checkpoint(
 def _restore(path: Path, state: dict[str, Any], weights: dict[str, torch.Tensor] | None, model: nn.Module | None,
              optimizer: torch.optim.Optimizer | None, scheduler: Any, restore_rng: bool, load_weights: bool) -> dict[str, Any]:
     if optimizer is not None and state["optimizer"] is None:
-        raise UserError(f"checkpoint {path} holds no optimizer state")
+        raise UserError(f"checkpoint {path} holds no optimizer state (saved with save_only_model=True?): it cannot "
+                        "resume a run; start a fresh one from its weights (from_pretrained on that folder)")
     if model is not None and load_weights:
         load_model_weights(model, path, weights)
     if optimizer is not None:

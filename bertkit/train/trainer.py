@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bertkit.data.collators import PaddingCollator
-from bertkit.errors import MissingFileError, UserError
+from bertkit.errors import UserError
 from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
 from bertkit.train import data_parallel
 from bertkit.train import distributed as dist_utils
@@ -54,7 +54,7 @@ from bertkit.train.callbacks import (
     TrainerState,
     TrainOutput,
 )
-from bertkit.train.checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
+from bertkit.train.checkpoint import PREFIX, load_checkpoint, load_model_weights, resume_path, save_checkpoint
 from bertkit.train.losses import label_smoothed_loss, loss_of
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
@@ -299,9 +299,9 @@ class Trainer:
             self.model.gradient_checkpointing_enable()
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainerState(max_steps=max_steps, num_train_epochs=num_epochs)
-        resume_path = self._resume_path(resume_from_checkpoint)
-        if resume_path is not None:
-            saved = load_checkpoint(resume_path, self.model, self.optimizer, self.lr_scheduler,
+        resume_from = resume_path(self.args.output_dir, resume_from_checkpoint)
+        if resume_from is not None:
+            saved = load_checkpoint(resume_from, self.model, self.optimizer, self.lr_scheduler,
                                     fallback=resume_from_checkpoint is True)  # True: the newest intact one
             trainer_state = saved["extra"].get("trainer_state", {})
             self.state = TrainerState(**{**dataclasses.asdict(self.state), **trainer_state,
@@ -310,7 +310,7 @@ class Trainer:
                 scaler.load_state_dict(saved["extra"]["scaler"])
             logger.warning(f"resuming from {saved['path']} at step {self.state.global_step}")
         zero = torch.zeros((), device=self.device)
-        return _Run(lengths, steps_per_epoch, max_steps, num_epochs, self.state.global_step, resume_path is not None,
+        return _Run(lengths, steps_per_epoch, max_steps, num_epochs, self.state.global_step, resume_from is not None,
                     scaler, total_loss=zero.clone(), logged_loss=zero.clone(), loss_before=self.state.train_loss_sum)
 
     def _epoch_steps(self, run: _Run, epoch: int) -> Iterator[list[list[int]]]:
@@ -411,20 +411,6 @@ class Trainer:
             self.lr_scheduler.step()
         return step_loss, grad_norm
 
-    def _resume_path(self, resume_from_checkpoint: str | bool | None) -> Path | None:
-        if not resume_from_checkpoint:
-            return None
-        if resume_from_checkpoint is True:
-            found = latest_checkpoint(self.args.output_dir)
-            if found is None:
-                raise UserError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint "
-                                 f"({PREFIX}* folder); train without it to start fresh")
-            return found
-        path = Path(resume_from_checkpoint)
-        if not path.exists():
-            raise MissingFileError(f"resume_from_checkpoint={str(path)!r} does not exist")
-        return path
-
     def _due(self, strategy: str, every: int, end_of_epoch: bool, last: bool) -> bool:
         if strategy == "epoch":
             return end_of_epoch or last
@@ -486,8 +472,10 @@ class Trainer:
         if scaler is not None:
             extra["scaler"] = scaler.state_dict()
         protect = [Path(self.state.best_model_checkpoint).name] if self.state.best_model_checkpoint else []
+        only_model = args.save_only_model
         save_checkpoint(args.output_dir, self.state.global_step, self.model, tokenizer=self.processing_class,
-                        optimizer=self.optimizer, scheduler=self.lr_scheduler, extra=extra,
+                        optimizer=None if only_model else self.optimizer,
+                        scheduler=None if only_model else self.lr_scheduler, extra=extra,
                         keep_last=args.save_total_limit, protect=protect)
         self._call("on_save")
 
