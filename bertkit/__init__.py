@@ -45,6 +45,12 @@ if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getatt
         PreTrainedModel,
     )
     from bertkit.pipelines import FillMaskPipeline, pipeline
+    from bertkit.tf_compat import (
+        TFBertForMaskedLM,
+        TFBertForNextSentencePrediction,
+        TFBertForSequenceClassification,
+        TFBertModel,
+    )
     from bertkit.tokenizer import AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
     from bertkit.tokenizer.vocab_trainer import train_wordpiece
     from bertkit.train.arguments import IntervalStrategy, TrainingArguments, set_seed
@@ -95,6 +101,11 @@ _PUBLIC: dict[str, str] = {
     "PreTrainedModel": "bertkit.model",
     "PretrainedConfig": "bertkit.model",
     "BertPreTrainedModel": "bertkit.model",
+    # seed 001's TensorFlow names (bertkit's PyTorch model, TensorFlow tensors in and out; the [tf] extra)
+    "TFBertModel": "bertkit.tf_compat",
+    "TFBertForMaskedLM": "bertkit.tf_compat",
+    "TFBertForNextSentencePrediction": "bertkit.tf_compat",
+    "TFBertForSequenceClassification": "bertkit.tf_compat",
     # pipelines
     "pipeline": "bertkit.pipelines",
     "FillMaskPipeline": "bertkit.pipelines",

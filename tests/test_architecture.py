@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertkit"
 # lowest first: a package may import only packages listed before it (and itself)
-ORDER = ["errors", "files", "hub", "utils", "report", "tokenizer", "model", "export", "data", "tasks", "pipelines", "train",
+ORDER = ["errors", "files", "hub", "utils", "report", "tokenizer", "model", "export", "data", "tasks", "pipelines", "tf_compat", "train",
          "serve", "demo", "commands", "cli", "__main__", "__init__"]
 
 

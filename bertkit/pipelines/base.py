@@ -91,6 +91,7 @@ def model_location(name_or_path: str | Path, what: str = "model") -> Path:
 def load_model(model: Any, model_class: str, backend: str | None = None, threads: int | None = None) -> Any:
     """A model object is used as is; a folder is loaded with `bertkit.model.<model_class>.from_pretrained`, or,
     for backend="onnxruntime", as an `OrtModel` on the folder's cached export (`bertkit.export.load_ort_model`)."""
+    model = getattr(model, "torch_model", model)  # a TF* wrapper (bertkit.tf_compat) runs its PyTorch model
     backend = resolve_backend(backend, model)
     if threads is not None and backend != "onnxruntime":
         raise UserError("threads= sets ONNX Runtime's threads; for torch call torch.set_num_threads(n)")

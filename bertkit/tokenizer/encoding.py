@@ -154,11 +154,12 @@ def _indices(batch_or_index: int, index: int | None) -> tuple[int, int]:
 
 
 def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
-    """Lists of rows -> torch ('pt') or numpy ('np') arrays; rows must have one length."""
+    """Lists of rows -> torch ('pt'), numpy ('np') or TensorFlow ('tf', seed 001's) arrays; rows must have one
+    length."""
     if tensor_type is None:
         return value
-    if tensor_type not in ("pt", "np"):
-        raise UserError(f"return_tensors must be 'pt', 'np' or None, got {tensor_type!r}")
+    if tensor_type not in ("pt", "np", "tf"):
+        raise UserError(f"return_tensors must be 'pt', 'np', 'tf' or None, got {tensor_type!r}")
     if isinstance(value, list) and value and isinstance(value[0], list):
         lengths = {len(row) for row in value}
         if len(lengths) > 1:
@@ -168,4 +169,8 @@ def to_tensors(value: Any, tensor_type: str | None, key: str = "") -> Any:
         import torch
         return torch.tensor(value, dtype=torch.long)
     import numpy as np
+    if tensor_type == "tf":
+        from bertkit.utils.extras import require_extra
+
+        return require_extra("tensorflow", "tf", "return_tensors='tf'").constant(np.array(value, dtype=np.int32))
     return np.array(value, dtype=np.int64)
