@@ -243,3 +243,27 @@ def test_save_only_model_checkpoints_hold_the_model_and_cannot_resume(tmp_path):
     torch.testing.assert_close(reloaded.classifier.weight, trainer.model.classifier.weight)
     with pytest.raises(ValueError, match="save_only_model"):
         Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(8)).train(resume_from_checkpoint=True)
+
+
+def test_hyperparameter_search_with_optuna(tmp_path):
+    pytest.importorskip("optuna")
+    from transformers.trainer_utils import default_compute_objective as theirs
+
+    from bertkit.train.hyperparameter_search import default_compute_objective
+
+    metrics = {"eval_loss": 0.5, "eval_accuracy": 0.75, "eval_f1": 0.5, "eval_runtime": 3.0, "epoch": 1.0}
+    assert default_compute_objective(metrics) == theirs(dict(metrics)) == 1.25
+    assert default_compute_objective({"eval_loss": 0.5, "epoch": 1}) == theirs({"eval_loss": 0.5, "epoch": 1})
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, eval_strategy="no",
+                             save_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model_init=tiny_classifier, args=args, train_dataset=token_rows(8), eval_dataset=token_rows(4))
+    best = trainer.hyperparameter_search(
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)},
+        n_trials=3, direction="minimize")
+    assert set(best.hyperparameters) == {"learning_rate"} and 1e-4 <= best.hyperparameters["learning_rate"] <= 1e-2
+    assert best.objective == min(t.value for t in best.run_summary.trials)
+    assert trainer.args is args  # the caller's arguments are back
+    with pytest.raises(ValueError, match="model_init"):
+        Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(8),
+                eval_dataset=token_rows(4)).hyperparameter_search(n_trials=1)

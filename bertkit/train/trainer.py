@@ -120,6 +120,7 @@ class Trainer:
             if model_init is None:
                 raise UserError("Trainer needs a model (or a model_init function that builds one)")
             model = model_init()
+        self.model_init = model_init
         self.model = model
         self.processing_class = processing_class if processing_class is not None else tokenizer
         self.tokenizer = self.processing_class
@@ -563,6 +564,12 @@ class Trainer:
         if not has_labels:
             return None, model(**batch, return_dict=True)
         return self.compute_loss(model, batch, return_outputs=True)
+
+    def hyperparameter_search(self, *args: Any, **kwargs: Any) -> Any:
+        """HF's hyperparameter search on optuna (train/hyperparameter_search.py)."""
+        from bertkit.train.hyperparameter_search import hyperparameter_search
+
+        return hyperparameter_search(self, *args, **kwargs)
 
     # -- saving -----------------------------------------------------------------------------------------
     def save_model(self, output_dir: str | os.PathLike | None = None) -> None:
