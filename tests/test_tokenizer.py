@@ -292,7 +292,7 @@ def test_bad_input_errors(ours, tmp_path):
     with pytest.raises(TypeError, match="int"):
         ours(["fine", 3])
     with pytest.raises(TypeError, match="is_split_into_words"):
-        ours([["a", "b"]])
+        ours([["a", "b", "c"]])  # two items are a (text, pair), as in HF; three are words needing is_split_into_words
     with pytest.raises(ValueError, match="same size"):
         ours(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="special tokens"):

@@ -56,6 +56,58 @@ def as_int_list(ids: Any) -> list[int]:
         raise TypeError(f"token ids must be integers, got {type(bad).__name__} {bad!r}") from None
 
 
+def as_batch(text: Any, is_split_into_words: bool, name: str = "text") -> tuple[bool, list, list | None]:
+    """(was it a batch?, first texts, second texts) from any input the tokenizer call takes: a str, a list of
+    str, pairs as (first, second) tuples or lists in a list (HuggingFace's `tok([(q, c), ...])`), or, with
+    is_split_into_words, a list of words, a list of such lists, or pairs of them. The second texts are None
+    without pairs; in a batch mixing single texts and pairs, a single text's second is None."""
+    if text is None:
+        raise UserError(f"{name} is None: pass a str, a list of str, a list of (first, second) pairs, or (with "
+                         "is_split_into_words=True) a list of words / a list of lists of words")
+    if not isinstance(text, (list, tuple)):
+        if isinstance(text, str) and not is_split_into_words:
+            return False, [text], None
+        expected = "a list of words (or a list of such lists)" if is_split_into_words else "a str or a list of str"
+        raise TypeError(f"{name} must be {expected}, got {type(text).__name__}")
+    if is_split_into_words and not (text and isinstance(text[0], (list, tuple))):
+        return False, [_words(text, name)], None  # one pre-split text: HF decides by the first item, as here
+    firsts, seconds = [], []
+    for item in text:
+        if isinstance(item, str) and not is_split_into_words:
+            firsts.append(item)
+            seconds.append(None)
+        elif is_split_into_words and isinstance(item, (list, tuple)) and all(isinstance(w, str) for w in item):
+            firsts.append(list(item))
+            seconds.append(None)
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            first, second = item
+            if is_split_into_words:
+                first, second = _words(first, name), _words(second, name)
+            elif not (isinstance(first, str) and isinstance(second, str)):
+                raise TypeError(f"{name}: a pair must hold two str, got ({type(first).__name__}, "
+                                f"{type(second).__name__}) (for pre-split words pass is_split_into_words=True)")
+            firsts.append(first)
+            seconds.append(second)
+        elif is_split_into_words:
+            raise TypeError(f"{name} must hold only lists of str words or pairs of such lists with "
+                            f"is_split_into_words=True, got {_shape(item)}")
+        else:
+            hint = " (for pre-split words pass is_split_into_words=True)" if isinstance(item, (list, tuple)) else ""
+            raise TypeError(f"{name} must hold only str or (first, second) pairs of str, got {_shape(item)}{hint}")
+    return True, firsts, None if all(second is None for second in seconds) else seconds
+
+
+def _shape(item: Any) -> str:
+    return f"a {type(item).__name__} of {len(item)}" if isinstance(item, (list, tuple)) else type(item).__name__
+
+
+def _words(words: Any, name: str) -> list[str]:
+    if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+        raise TypeError(f"{name}: with is_split_into_words=True each text must be a list of str words, got "
+                        f"{type(words).__name__}")
+    return list(words)
+
+
 def windows(length: int, keep: int, stride: int, side: str) -> list[tuple[int, int]]:
     """Windows of `keep` tokens overlapping by `stride` tokens, the first one kept, the rest overflow; `side` is
     the truncation side ('left' keeps the end)."""

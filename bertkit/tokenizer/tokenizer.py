@@ -23,7 +23,14 @@ from bertkit.errors import MissingFileError, UserError
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
-from bertkit.tokenizer.sequences import VERY_LARGE_INTEGER, SequenceAssembly, Tokens, as_int_list, pad_length
+from bertkit.tokenizer.sequences import (
+    VERY_LARGE_INTEGER,
+    SequenceAssembly,
+    Tokens,
+    as_batch,
+    as_int_list,
+    pad_length,
+)
 from bertkit.tokenizer.serialization import (
     SPECIAL_TOKEN_NAMES,
     read_tokenizer_folder,
@@ -130,7 +137,6 @@ class BertTokenizer(SequenceAssembly):
             if side not in ("left", "right"):
                 raise UserError(f"{name} must be 'left' or 'right', got {side!r}")
         self.vocab = vocab
-        self.ids_to_tokens = {i: t for t, i in vocab.items()}
         self.do_lower_case = bool(do_lower_case)
         self.strip_accents = strip_accents
         self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
@@ -144,18 +150,26 @@ class BertTokenizer(SequenceAssembly):
         self.padding_side, self.truncation_side = padding_side, truncation_side
         self.name_or_path = str(name_or_path)
         self.init_kwargs = kwargs
-
-        self.pre_tokenizer = BertPreTokenizer(self.do_lower_case, strip_accents, self.keep_hangul,
-                                              self.tokenize_chinese_chars)
-        self.wordpiece = WordPiece(vocab, unk_token, "##", max_input_chars_per_word)
-        # Special tokens are matched in the raw text before normalization and never split. Those missing from
-        # the vocabulary get ids after it, as HuggingFace's added tokens do.
+        # Special tokens missing from the vocabulary get ids after it, as HuggingFace's added tokens do.
         self.added_tokens_encoder: dict[str, int] = {}
         for token in self.all_special_tokens:
             if token not in vocab and token not in self.added_tokens_encoder:
                 self.added_tokens_encoder[token] = len(vocab) + len(self.added_tokens_encoder)
-        for token, token_id in self.added_tokens_encoder.items():
-            self.ids_to_tokens[token_id] = token
+        self._build()
+
+    # The parts built from the settings above. Pickling leaves them out and unpickling rebuilds them: the
+    # normalizer's self-filling tables hold functions pickle cannot save, and the caches would only swell what
+    # multiprocessing and `datasets.map(num_proc=...)` send to each worker.
+    _BUILT = ("ids_to_tokens", "pre_tokenizer", "wordpiece", "_special_pattern", "_special_start", "_word_ids",
+              "_chunk_detail_cache")
+
+    def _build(self) -> None:
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self.ids_to_tokens.update((i, t) for t, i in self.added_tokens_encoder.items())
+        self.pre_tokenizer = BertPreTokenizer(self.do_lower_case, self.strip_accents, self.keep_hangul,
+                                              self.tokenize_chinese_chars)
+        self.wordpiece = WordPiece(self.vocab, self.unk_token, "##", self.max_input_chars_per_word)
+        # Special tokens are matched in the raw text before normalization and never split.
         longest_first = sorted(set(self.all_special_tokens), key=len, reverse=True)
         self._special_pattern = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
         # A one-character-class search rules most texts out much faster than the alternation itself.
@@ -163,6 +177,13 @@ class BertTokenizer(SequenceAssembly):
         self._special_start = re.compile(f"[{first_chars}]") if longest_first else None
         self._word_ids = _Cache(self.wordpiece.ids)  # normalized word -> ids
         self._chunk_detail_cache = _Cache(self._chunk_details)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in self._BUILT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build()
 
     # ----------------------------------------------------------------------------------------- vocabulary
     @property
@@ -347,10 +368,14 @@ class BertTokenizer(SequenceAssembly):
         """Encode one text, a pair, or batches of them (HuggingFace's call signature and results)."""
         if kwargs:
             raise TypeError(f"unexpected keyword argument(s) {sorted(kwargs)} for the tokenizer call")
-        batched, firsts = _as_batch(text, is_split_into_words, "text")
-        seconds = None
+        batched, firsts, seconds = as_batch(text, is_split_into_words, "text")
         if text_pair is not None:
-            pair_batched, seconds = _as_batch(text_pair, is_split_into_words, "text_pair")
+            if seconds is not None:
+                raise UserError("text holds (first, second) pairs and text_pair is given too: pass the second "
+                                 "texts one way, inside the pairs or as text_pair")
+            pair_batched, seconds, nested = as_batch(text_pair, is_split_into_words, "text_pair")
+            if nested is not None:
+                raise TypeError("text_pair must hold second texts only, not (first, second) pairs")
             if pair_batched != batched or len(seconds) != len(firsts):
                 raise UserError(f"text and text_pair must both be single inputs or batches of the same size "
                                  f"(got {len(firsts)} and {len(seconds)})")
@@ -380,21 +405,30 @@ class BertTokenizer(SequenceAssembly):
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = sample_of_row
 
+        def n_texts(sample: int) -> int:
+            return 1 if seconds is None or seconds[sample] is None else 2
+
         def details() -> list[Encoding]:  # redo the call with offsets and word ids tracked
-            tracked, _ = self._rows(firsts, seconds, track=True, special_mask=True, **options)
+            tracked, samples = self._rows(firsts, seconds, track=True, special_mask=True, **options)
             self._pad(tracked, pad_to, padding_side)
-            return [self._to_encoding({key: column[i] for key, column in tracked.items()})
-                    for i in range(len(tracked["input_ids"]))]
+            return [self._to_encoding({key: column[i] for key, column in tracked.items()}, n_texts(sample))
+                    for i, sample in enumerate(samples)]
 
         if not batched and return_tensors is None and not return_overflowing_tokens:
             data = {key: value[0] for key, value in data.items()}
-        encoding = BatchEncoding(data, details, n_sequences=1 if seconds is None else 2)
+        encoding = BatchEncoding(data, details, n_sequences=n_texts(0) if firsts else None)
         if return_tensors is not None:
             encoding.convert_to_tensors(return_tensors)
         return encoding
 
-    encode_plus = __call__
-    batch_encode_plus = __call__
+    encode_plus = __call__  # transformers 4's single-input call; 5 has only the call
+
+    def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[Any], **kwargs: Any) -> BatchEncoding:
+        """transformers 4's batch call: a list of texts or of (first, second) pairs (5 has only the call)."""
+        if not isinstance(batch_text_or_text_pairs, (list, tuple)):
+            raise TypeError("batch_text_or_text_pairs must be a list of texts or of (first, second) pairs, got "
+                            f"{type(batch_text_or_text_pairs).__name__}; for one text call the tokenizer itself")
+        return self(batch_text_or_text_pairs, **kwargs)
 
     def encode(self, text: str | Sequence[str], text_pair: str | Sequence[str] | None = None,
                add_special_tokens: bool = True, padding: bool | str = False, truncation: bool | str | None = None,
@@ -439,7 +473,8 @@ class BertTokenizer(SequenceAssembly):
                     a = Tokens(ids[1:])
                 else:
                     a = self._encode_input(first, split, track)
-                b = None if seconds is None else self._encode_input(seconds[sample], split, track)
+                second = None if seconds is None else seconds[sample]
+                b = None if second is None else self._encode_input(second, split, track)
                 windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
                 for a_window, b_window in windows if overflow else windows[:1]:
                     row = self._assemble(a_window, b_window, add_special_tokens, track, special_mask)
@@ -448,11 +483,11 @@ class BertTokenizer(SequenceAssembly):
                     sample_of_row.append(sample)
         return columns, sample_of_row
 
-    def _to_encoding(self, row: dict[str, list]) -> Encoding:
+    def _to_encoding(self, row: dict[str, list], n_sequences: int) -> Encoding:
         return Encoding(ids=row["input_ids"], tokens=[self.ids_to_tokens[i] for i in row["input_ids"]],
                         type_ids=row["token_type_ids"], attention_mask=row["attention_mask"],
                         special_tokens_mask=row["special_tokens_mask"], offsets=row["offsets"],
-                        word_ids=row["word_ids"], sequence_ids=row["sequence_ids"])
+                        word_ids=row["word_ids"], sequence_ids=row["sequence_ids"], n_sequences=n_sequences)
 
     # ----------------------------------------------------------------------------------------- decoding
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
@@ -507,36 +542,6 @@ class BertTokenizer(SequenceAssembly):
 
 
 # --------------------------------------------------------------------------------------------- functions
-def _as_batch(text: Any, is_split_into_words: bool, name: str) -> tuple[bool, list]:
-    """(was it a batch?, the inputs as a list) after checking the types."""
-    if text is None:
-        raise UserError(f"{name} is None: pass a str, a list of str, or (with is_split_into_words=True) a "
-                         "list of words / a list of lists of words")
-    if is_split_into_words:
-        if isinstance(text, (list, tuple)) and text and all(isinstance(t, (list, tuple)) for t in text):
-            batch = [list(t) for t in text]
-            batched = True
-        elif isinstance(text, (list, tuple)):
-            batch, batched = [list(text)], False
-        else:
-            raise TypeError(f"{name} must be a list of words (or a list of such lists) with "
-                            f"is_split_into_words=True, got {type(text).__name__}")
-        for words in batch:
-            for word in words:
-                if not isinstance(word, str):
-                    raise TypeError(f"{name}: every pre-split word must be a str, got {type(word).__name__}")
-        return batched, batch
-    if isinstance(text, str):
-        return False, [text]
-    if isinstance(text, (list, tuple)):
-        for item in text:
-            if not isinstance(item, str):
-                hint = " (for pre-split words pass is_split_into_words=True)" if isinstance(item, (list, tuple)) else ""
-                raise TypeError(f"{name} must hold only str, got {type(item).__name__}{hint}")
-        return True, list(text)
-    raise TypeError(f"{name} must be a str or a list of str, got {type(text).__name__}")
-
-
 def clean_up_tokenization(text: str, contract_do_not: bool = False) -> str:
     """transformers' clean_up_tokenization: no space before punctuation and English contractions.
     `contract_do_not=True` is HuggingFace's WordPiece decoder cleanup (applied per token), which differs from
