@@ -4,10 +4,11 @@
     bertkit export onnx --model runs/sst2 --out runs/sst2-int8/model.onnx --quantize int8 --optimize
 
 A thin layer over `bertkit.export.export_onnx` (the model is exported with its head: the class config.json names).
-The tokenizer and settings files are copied beside the .onnx (`copy_model_files`), so that folder is
-self-contained: `pipeline(task, model="runs/sst2-onnx/model.onnx")` and `bertkit predict|embed --model` on it
-need nothing else. The check's figures (per output: worst max abs diff on real tokens, argmax agreement or
-cosine) are printed; an fp32 export that disagrees with PyTorch by more than 1e-4 is refused.
+The tokenizer and settings files are copied beside the .onnx (`copy_model_files`) and the model's config.json is
+written there, so that folder is self-contained: `pipeline(task, model="runs/sst2-onnx/model.onnx")` and
+`bertkit predict|embed --model` on it need nothing else, and optimum's `ORTModelFor*.from_pretrained(folder)` loads it.
+The check's figures (per output: worst max abs diff on real tokens, argmax agreement or cosine) are printed; an fp32
+export that disagrees with PyTorch by more than 1e-4 is refused.
 """
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     model, _ = load_for_export(folder)
     path = export_onnx(model, output, quantize=args.quantize, opset=args.opset, optimize=args.optimize)
     copied = copy_model_files(folder, path.parent)
+    if (folder / "config.json").resolve() != (path.parent / "config.json").resolve():
+        # optimum's ORTModelFor* and transformers' AutoConfig read the config from the folder, not from the graph
+        model.config.save_pretrained(path.parent)
+        copied.insert(0, "config.json")
     # the same check export_onnx ran before it wrote the file, run again for its figures
     report = verify_onnx(path, model, check_batches(model, folder))
     size = path.stat().st_size / 1e6

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight requests get to finish on Ctrl-C / SIGTERM")
     parser.add_argument("--drain-seconds", type=float, default=1.0,
                         help="after SIGTERM, seconds new requests get a 503 (Connection: close) before connections close (default 1)")
+    parser.add_argument("--tei", action="store_true",
+                        help="answer a body that fits both bertkit's and text-embeddings-inference's /embed or /tokenize "
+                             "(e.g. {\"inputs\": ...}) in TEI's shape, for TEI clients (default: bertkit's {\"results\"})")
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True, help="log each request")
 
 
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     service = ModelService(args.model, limits, device=args.device, backend=args.backend, threads=args.threads)
     app = create_app(service, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                      max_queue=args.max_queue, request_timeout=args.request_timeout, body_timeout=args.body_timeout,
-                     malloc_trim_seconds=args.malloc_trim_seconds)
+                     malloc_trim_seconds=args.malloc_trim_seconds, tei=args.tei)
     print(f"bertkit serve: {service.architecture} from {args.model} on {args.backend}; tasks: {', '.join(service.tasks)}")
     print(f"bertkit serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs", flush=True)
     config = server_config(app, args.host, args.port, header_timeout=args.header_timeout,

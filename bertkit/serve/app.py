@@ -34,8 +34,8 @@ log = logging.getLogger("bertkit.serve")
 
 
 def require_serve_extras() -> None:
-    """Fail with the install command when FastAPI or uvicorn is missing."""
-    for module in ("fastapi", "uvicorn"):
+    """Fail with the install command when FastAPI, uvicorn or prometheus-client is missing."""
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
         require_extra(module, "serve", "bertkit serve")
 
 
@@ -48,6 +48,7 @@ def create_app(
     request_timeout: float = 30.0,
     body_timeout: float = 30.0,
     malloc_trim_seconds: float = 1.0,
+    tei: bool = False,
 ) -> Any:
     """The FastAPI app for a loaded `ModelService` (the batchers start with the app, and drain when it stops).
 
@@ -55,13 +56,16 @@ def create_app(
     `bertkit.tasks.registry` that the model serves. The per-request budget is `service.limits`; a request body
     must arrive within `body_timeout` seconds (`bertkit.serve.edge`). While it serves, the allocator's free memory
     goes back to the system at most every `malloc_trim_seconds` (0: never; `bertkit.serve.memory`).
+    Beside bertkit's routes it serves text-embeddings-inference's and OpenAI's (`bertkit.serve.compat`); `tei=True`
+    gives a body that fits both bertkit's and TEI's /embed or /tokenize TEI's answer. GET /metrics is Prometheus'.
     """
     require_serve_extras()
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
-    from bertkit.serve import routes
+    from bertkit.serve import compat, routes
     from bertkit.serve.edge import RequestEdge
+    from bertkit.serve.prometheus import Metrics, RequestMetrics
 
     app = FastAPI(
         title="bertkit",
@@ -70,14 +74,17 @@ def create_app(
     )
     state = routes.ServerState(service, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                max_queue=max_queue, request_timeout=request_timeout,
-                               malloc_trim_seconds=malloc_trim_seconds)
+                               malloc_trim_seconds=malloc_trim_seconds, tei=tei, tokenization_workers=WORKER_THREADS)
+    state.metrics = Metrics(lambda: state.in_flight)
     app.state.serving, app.state.service, app.state.batchers = state, service, state.batchers
     app.add_middleware(RequestEdge, max_body_bytes=service.limits.max_body_bytes, body_timeout=body_timeout,
                        stopping=lambda: state.draining)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outside the edge: its 408s and 413s count too
     for exception, handler in routes.EXCEPTION_HANDLERS:
         app.add_exception_handler(exception, handler)
     routes.add_task_routes(app, service)
     routes.add_server_routes(app)
+    compat.add_compat_routes(app, service.tasks)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -95,7 +102,8 @@ async def lifespan(app: Any):
     for task in state.service.tasks:
         if not registry.get_task(task).runs_model:  # answered while the request is prepared (tokenize)
             continue
-        state.batchers[task] = DynamicBatcher(then(state.service.batch_function(task), trimmer.touch),
+        run_batch = state.metrics.batched(task, state.service.batch_function(task))
+        state.batchers[task] = DynamicBatcher(then(run_batch, trimmer.touch),
                                               max_batch_size=state.max_batch_size, max_wait_ms=state.max_wait_ms,
                                               executor=model_thread)
         state.batchers[task].start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertkit.serve import schemas
+from bertkit.serve import schemas, tei
 from bertkit.serve.service import (
     ATTENTION_MAX_TOKENS,
     FILL_MASK_CANDIDATE_BYTES,
@@ -24,6 +24,8 @@ from bertkit.serve.service import (
 
 # an attention weight in the JSON: "0.1234," (attention.DECIMALS digits)
 ATTENTION_NUMBER_BYTES = 8
+# a float of a vector in the JSON: "-0.012345678," (what Python's repr of a float32 value mostly takes)
+VECTOR_NUMBER_BYTES = 14
 
 
 @dataclass
@@ -55,7 +57,7 @@ def prepare_texts(
 
 
 def prepare_tokenize(service: ModelService, body: schemas.TokenizeRequest) -> Work:
-    texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
+    texts = tei.with_prompt(service.folder, [body.inputs] if isinstance(body.inputs, str) else body.inputs, body.prompt_name)
     pairs = None if body.text_pair is None else ([body.text_pair] if isinstance(body.text_pair, str) else body.text_pair)
     if pairs is not None and len(pairs) != len(texts):
         service.check_count(texts)
@@ -68,7 +70,68 @@ def prepare_tokenize(service: ModelService, body: schemas.TokenizeRequest) -> Wo
 
 def prepare_embed(service: ModelService, body: schemas.EmbedRequest) -> Work:
     params = tuple((k, v) for k, v in (("pooling", body.pooling), ("normalize", body.normalize)) if v is not None)
-    return prepare_texts(service, body.texts(), truncate=body.truncate, params=params)
+    texts = tei.with_prompt(service.folder, body.texts(), body.prompt_name)
+    return prepare_texts(service, texts, truncate=body.truncate, params=params)
+
+
+def prepare_embed_all(service: ModelService, body: schemas.EmbedAllRequest) -> Work:
+    """TEI's /embed_all: every token's vector, on the embed task's batcher."""
+    texts = tei.with_prompt(service.folder, [body.inputs] if isinstance(body.inputs, str) else body.inputs, body.prompt_name)
+    work = prepare_texts(service, texts, truncate=body.truncate, params=(("pooling", "none"), ("normalize", False)))
+    service.check_response(sum(work.lengths) * service.model.config.hidden_size * VECTOR_NUMBER_BYTES,
+                           "send fewer or shorter texts")
+    return work
+
+
+def prepare_openai_embeddings(service: ModelService, body: schemas.OpenAIEmbeddingsRequest) -> Work:
+    hidden = service.model.config.hidden_size
+    if body.dimensions is not None and body.dimensions != hidden:
+        raise ServeError(422, "invalid_request", f"dimensions {body.dimensions}: this model's vectors have {hidden}; "
+                                                 "leave dimensions out")
+    return prepare_texts(service, [body.input] if isinstance(body.input, str) else body.input)
+
+
+def prepare_predict(service: ModelService, body: schemas.PredictRequest) -> Work:
+    """TEI's /predict: texts or [text, text_pair] pairs on the classify task's batcher."""
+    sequences = tei.predict_sequences(body)
+    sizes = {len(sequence) for sequence in sequences}
+    if not sizes <= {1, 2} or len(sizes) > 1:
+        raise ServeError(422, "invalid_request", "inputs: send texts, or [text, text_pair] pairs, not a mix of both "
+                                                 "nor lists of another length")
+    pairs = [sequence[1] for sequence in sequences] if sizes == {2} else None
+    return classify_work(service, [sequence[0] for sequence in sequences], pairs, body.truncate, body.raw_scores)
+
+
+def prepare_rerank(service: ModelService, body: schemas.RerankRequest) -> Work:
+    """TEI's /rerank: the query paired with each text, scored by a one-output cross-encoder."""
+    if service.model.config.num_labels != 1:
+        raise ServeError(404, "task_not_supported", f"rerank needs a cross-encoder with one output (num_labels 1); "
+                                                    f"this model has {service.model.config.num_labels} labels: use /predict")
+    return classify_work(service, [body.query] * len(body.texts), list(body.texts), body.truncate, body.raw_scores)
+
+
+def classify_work(service: ModelService, texts: list[str], pairs: list[str] | None, truncate: bool | None,
+                  raw_scores: bool) -> Work:
+    work = prepare_texts(service, texts, pairs, truncate=truncate, params=(("function_to_apply", "none"),) if raw_scores else (),
+                         what="texts" if pairs is None else "sentence pairs")
+    if pairs is not None:  # the pipeline's pair input
+        work.items = [item._replace(payload={"text": item.payload[0], "text_pair": item.payload[1]}) for item in work.items]
+    return work
+
+
+def prepare_decode(service: ModelService, body: schemas.DecodeRequest) -> Work:
+    """TEI's /decode: token ids back to text (no model)."""
+    rows = body.ids if body.ids and isinstance(body.ids[0], list) else [body.ids]
+    service.check_count(rows, "id lists")
+    size = len(service.tokenizer)
+    for index, row in enumerate(rows):
+        if len(row) > service.limits.max_length:
+            raise ServeError(413, "text_too_long", f"id list {index} holds {len(row)} ids; the limit is "
+                                                   f"{service.limits.max_length} (--max-length)")
+        wrong = next((i for i in row if not 0 <= i < size), None)
+        if wrong is not None:
+            raise ServeError(422, "invalid_input", f"id list {index} holds {wrong}, not an id of the {size}-token vocabulary")
+    return Work(results=[service.tokenizer.decode(row, skip_special_tokens=body.skip_special_tokens) for row in rows])
 
 
 def prepare_fill_mask(service: ModelService, body: schemas.FillMaskRequest) -> Work:

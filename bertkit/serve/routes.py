@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from bertkit.serve import schemas
+from bertkit.serve import schemas, tei
 from bertkit.serve.attention_view import STATIC
 from bertkit.serve.batcher import DeadlineExceeded, DynamicBatcher
 from bertkit.serve.edge import error_body, render_json
@@ -52,6 +52,9 @@ class ServerState:
     batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
     workers: concurrent.futures.Executor | None = None  # preparation and JSON rendering, off the event loop
     draining: bool = False  # SIGTERM came: answer new work 503 (Connection: close) until the server stops
+    tei: bool = False  # a body that fits bertkit's and TEI's /embed or /tokenize gets TEI's answer (--tei)
+    metrics: Any = None  # bertkit.serve.prometheus.Metrics: what /metrics shows
+    tokenization_workers: int = 2
 
     @property
     def running(self) -> bool:
@@ -90,17 +93,35 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 # -- the tasks ------------------------------------------------------------------------------------------------
 async def answer_task(request: Request, task: str, body: Any) -> Response:
+    state = serving(request)
+    as_tei = isinstance(body, schemas.EitherApi) and body.answers_tei(state.tei)
+    if as_tei and getattr(body, "normalize", False) is None:  # TEI normalizes unless told not to
+        body.normalize = True
+    work = await task_work(request, task, body)
+    if work.results is None:
+        return Response(status_code=CLIENT_GONE)
+    return await answer(state, tei.tei_answer(state.service, task, body, work.results) if as_tei else {"results": work.results})
+
+
+async def task_work(request: Request, task: str, body: Any, prepare: Callable[..., Any] | None = None) -> Any:
+    """Admit, prepare (`prepare`, else the task's own, in a worker thread), run on the task's batcher: the `Work`
+    with its results, which are None when the client went away. Every route that runs a task comes through here."""
     state, arrived = serving(request), time.monotonic()
+    state.service.require(task)
     state.admit()
-    work = await state.off_loop(registry.resolve(registry.get_task(task).prepare), state.service, body)
+    work = await state.off_loop(prepare or registry.resolve(registry.get_task(task).prepare), state.service, body)
+    if state.metrics is not None:
+        state.metrics.tokens.labels(task).inc(sum(work.lengths))
     if work.results is None:
         state.admit(len(work.items))
         work.results = await infer(request, state, task, work.items, work.lengths, arrived)
-        if work.results is None:
-            return Response(status_code=CLIENT_GONE)
+    return work
+
+
+async def answer(state: ServerState, content: Any) -> Response:
     # a response object skips FastAPI's re-validation of the return value against the response model,
     # which walks every float of every vector (the schema in /docs stays the same)
-    content = await state.off_loop(render_json, {"results": work.results}, state.service.limits.max_response_bytes)
+    content = await state.off_loop(render_json, content, state.service.limits.max_response_bytes)
     return Response(content, media_type="application/json")
 
 
@@ -178,7 +199,8 @@ async def ready(request: Request) -> Any:
 
 async def info(request: Request) -> dict[str, Any]:
     state = serving(request)
-    return {**state.service.info(),
+    return {**tei.tei_info(state.service, max_queue=state.max_queue, tokenization_workers=state.tokenization_workers),
+            **state.service.info(),
             "batching": {"max_batch_size": state.max_batch_size, "max_wait_ms": state.max_wait_ms},
             "queue": {"in_flight": state.in_flight, "max_queue": state.max_queue, "request_timeout": state.request_timeout},
             "forward_calls": {task: b.stats.forward_calls for task, b in state.batchers.items()},

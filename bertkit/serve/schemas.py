@@ -10,9 +10,9 @@ server, not here, so that the error can name the flag.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from bertkit.tokenizer.normalize import replace_surrogates
 
@@ -34,13 +34,50 @@ class TextsRequest(Request):
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
 
 
-class TokenizeRequest(Request):
+# text-embeddings-inference cuts at the end only here; its "Left" is refused by the schema (422)
+TruncationDirection = Optional[Literal["Right", "right"]]
+
+
+class EitherApi(Request):
+    """A body that bertkit and text-embeddings-inference (TEI) both define on one path (/embed, /tokenize).
+
+    A TEI-only field makes it TEI's (and TEI's answer shape), a bertkit-only field bertkit's; a body with neither
+    gets the server's default (`--tei`: TEI's, else bertkit's). Both at once is refused: no answer fits it."""
+
+    TEI_ONLY: ClassVar[tuple[str, ...]] = ()
+    BERTKIT_ONLY: ClassVar[tuple[str, ...]] = ()
+    prompt_name: Optional[Text] = Field(None, description="TEI's: a prompt of the folder's sentence-transformers "
+                                                          "settings, put before each text")
+
+    @model_validator(mode="after")
+    def one_api(self) -> "EitherApi":
+        tei = [name for name in self.TEI_ONLY if name in self.model_fields_set]
+        own = [name for name in self.BERTKIT_ONLY if name in self.model_fields_set]
+        if tei and own:
+            raise ValueError(f"{', '.join(own)} is bertkit's and {', '.join(tei)} text-embeddings-inference's: "
+                             "send the fields of one API")
+        return self
+
+    def answers_tei(self, default: bool) -> bool:
+        fields = self.model_fields_set
+        if any(name in fields for name in self.TEI_ONLY):
+            return True
+        return default and not any(name in fields for name in self.BERTKIT_ONLY)
+
+
+class TokenizeRequest(EitherApi):
+    TEI_ONLY = ("add_special_tokens", "prompt_name")
+    BERTKIT_ONLY = ("text_pair",)
     inputs: Texts = Field(description="a text or a list of texts")
     text_pair: Optional[Texts] = Field(None, description="second text(s): one per text in inputs")
+    add_special_tokens: Optional[StrictBool] = Field(None, description="TEI's: keep [CLS] and [SEP] (default true)")
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "He got bit by Python."}]})
 
 
-class EmbedRequest(TextsRequest):
+class EmbedRequest(TextsRequest, EitherApi):
+    TEI_ONLY = ("truncation_direction", "prompt_name")
+    BERTKIT_ONLY = ("pooling",)
+    truncation_direction: TruncationDirection = Field(None, description="TEI's: which end to cut (Right only)")
     pooling: Optional[Literal["mean", "cls", "max", "pooler"]] = Field(
         None, description="how token vectors become one sentence vector (default: the model folder's setting, else mean)"
     )
@@ -103,6 +140,46 @@ class AttentionRequest(Request):
     layer: Optional[int] = Field(None, strict=True, description="only this layer (default: every layer)")
     truncate: Optional[StrictBool] = None
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": "He got bit by Python."}]})
+
+
+# -- text-embeddings-inference's own routes (bertkit.serve.compat) -------------------------------------------
+class EmbedAllRequest(Request):
+    inputs: Texts = Field(description="a text or a list of texts")
+    truncate: Optional[StrictBool] = None
+    truncation_direction: TruncationDirection = None
+    prompt_name: Optional[Text] = None
+
+
+class PredictRequest(Request):
+    inputs: Union[Text, list[Text], list[list[Text]]] = Field(
+        description="a text, a [text, text_pair] pair, or a list of texts and pairs (a list of exactly two texts is "
+                    "one pair, as in text-embeddings-inference)")
+    truncate: Optional[StrictBool] = None
+    truncation_direction: TruncationDirection = None
+    raw_scores: StrictBool = Field(False, description="the logits instead of softmax/sigmoid scores")
+
+
+class RerankRequest(Request):
+    query: Text
+    texts: list[Text]
+    truncate: Optional[StrictBool] = None
+    truncation_direction: TruncationDirection = None
+    raw_scores: StrictBool = False
+    return_text: StrictBool = False
+
+
+class DecodeRequest(Request):
+    ids: Union[list[StrictInt], list[list[StrictInt]]] = Field(description="token ids, or a list of id lists")
+    skip_special_tokens: StrictBool = True
+
+
+# -- OpenAI's embeddings API ------------------------------------------------------------------------------------
+class OpenAIEmbeddingsRequest(Request):
+    model_config = ConfigDict(extra="ignore")  # OpenAI's clients add fields of their own (user, ...)
+    input: Texts = Field(description="a text or a list of texts (token-id inputs are not taken)")
+    model: StrictStr = Field(description="echoed back: this server serves one model")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[StrictInt] = Field(None, description="refused unless it is the model's size")
 
 
 class Results(BaseModel):
