@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from typing import Any
 
 from bertkit.tasks import registry
 from bertkit.tasks.evaluation import format_report
@@ -82,11 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _training_arguments(sub)
 
 
+def task_settings(recipe: Any) -> dict[str, inspect.Parameter]:
+    """The recipe's own keywords (its task's settings), those the command does not fill from the common flags."""
+    return {name: p for name, p in inspect.signature(recipe).parameters.items() if name not in COMMON}
+
+
 def _recipe_settings(parser: argparse.ArgumentParser, spec: registry.TaskSpec) -> None:
     """A flag for each task setting the recipe takes (`max_length=128` -> --max-length, default 128)."""
-    for name, parameter in inspect.signature(registry.resolve(spec.recipe)).parameters.items():
-        if name in COMMON:
-            continue
+    for name, parameter in task_settings(registry.resolve(spec.recipe)).items():
         flags = SETTING_FLAGS.get(name, ["--" + name.replace("_", "-")])
         default, text = parameter.default, SETTING_HELP.get(name, "")
         if isinstance(default, bool):
@@ -114,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
             require_file(path, flag)
     require_output_folder(training.output_dir, "--output")
     recipe = registry.resolve(registry.get_task(args.task).recipe)
-    settings = {name: getattr(args, name) for name in inspect.signature(recipe).parameters
-                if name not in COMMON and hasattr(args, name)}
+    settings = {name: getattr(args, name) for name in task_settings(recipe) if hasattr(args, name)}
     result = recipe(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
                     options=RecipeOptions(**dataclass_values(args, RecipeOptions)), tokenizer_dir=args.tokenizer,
                     max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, **settings)

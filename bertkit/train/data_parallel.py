@@ -15,12 +15,12 @@ import torch
 from bertkit.train import distributed as dist_utils
 
 
-def join(device: str | None) -> dist_utils.DistContext:
-    """The process group when a launcher started several processes (WORLD_SIZE > 1), else a one-process world."""
-    rank, local_rank, world_size = dist_utils.env_world()
-    if world_size > 1:
-        return dist_utils.setup(device=device)
-    return dist_utils.DistContext(device=dist_utils.pick_device(device))
+def join(device: torch.device) -> dist_utils.DistContext:
+    """The process group when a launcher started several processes (WORLD_SIZE > 1), each rank on its own device of
+    `device`'s kind (its GPU under NCCL); else a one-process world on `device`."""
+    if dist_utils.env_world()[2] > 1:
+        return dist_utils.setup(device=device.type)
+    return dist_utils.DistContext(device=device)
 
 
 def rank_share(indices: list[int], world: dist_utils.DistContext) -> tuple[list[int], bool]:

@@ -126,7 +126,10 @@ class Trainer:
         self.tokenizer = self.processing_class
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
-        reporting = reporting_callbacks(self.args.report_to) if dist_utils.env_world()[0] == 0 else []
+        # torchrun / accelerate launch: the process group, and this rank's device
+        self.world = data_parallel.join(resolve_device("cpu" if self.args.use_cpu else self.args.device))
+        self.device = self.world.device
+        reporting = reporting_callbacks(self.args.report_to) if self.world.is_main else []
         self.callbacks = [*reporting, *(callbacks or [])]
         self.optimizer, self.lr_scheduler = optimizers
         self._given_optimizers = optimizers  # a second train() builds fresh ones unless the caller gave them
@@ -138,9 +141,6 @@ class Trainer:
         self._progress: Any = None  # its progress bar
         self._table = ConsoleTable()  # the rows printed under it
         self._step_lr: float | None = None  # the learning rate the last step used
-        requested = "cpu" if self.args.use_cpu else self.args.device
-        self.world = data_parallel.join(None if requested == "auto" else str(requested))  # torchrun / accelerate
-        self.device = self.world.device if self.world.distributed else resolve_device(requested)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
             raise UserError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
