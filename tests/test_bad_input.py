@@ -364,16 +364,16 @@ def test_trainer_resume_skips_a_damaged_checkpoint(tmp_path, caplog):
                                  disable_tqdm=True, use_cpu=True, seed=3)
 
     Trainer(model=classifier(0), args=arguments(4), train_dataset=rows).train()
-    newest = tmp_path / "run" / "step-00000004"
+    newest = tmp_path / "run" / "checkpoint-4"
     (newest / "model.safetensors").write_bytes((newest / "model.safetensors").read_bytes()[:500])
     trainer = Trainer(model=classifier(1), args=arguments(6), train_dataset=rows)
     trainer.train(resume_from_checkpoint=True)
-    assert "step-00000004 is damaged" in caplog.text and "resuming from" in caplog.text
+    assert "checkpoint-4 is damaged" in caplog.text and "resuming from" in caplog.text
     assert trainer.state.global_step == 6
     # named explicitly, the damaged folder is an error that points at the earlier one instead
-    with pytest.raises(ValueError, match=r"step-00000006 is damaged: .*an earlier checkpoint of the run can be used: "
-                                         r"step-00000004"):
-        latest = tmp_path / "run" / "step-00000006"
+    with pytest.raises(ValueError, match=r"checkpoint-6 is damaged: .*an earlier checkpoint of the run can be used: "
+                                         r"checkpoint-4"):
+        latest = tmp_path / "run" / "checkpoint-6"
         (latest / "config.json").write_text("{garbage")
         Trainer(model=classifier(1), args=arguments(8), train_dataset=rows).train(resume_from_checkpoint=str(latest))
 

@@ -428,7 +428,7 @@ def token_rows(n: int = 24, seed: int = 0, num_labels: int = 2) -> list[dict]:
 
 
 def checkpoints(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("step-*")) if folder.exists() else []
+    return sorted(p.name for p in folder.glob("checkpoint-*")) if folder.exists() else []
 
 
 def test_resume_from_checkpoint_continues_exactly(tmp_path):
@@ -453,7 +453,7 @@ def test_resume_from_checkpoint_continues_exactly(tmp_path):
                           callbacks=[CrashAfterStep4()])
     interrupted.train()
     assert interrupted.state.global_step == 4
-    assert checkpoints(tmp_path / "resumed") == ["step-00000003"]  # step 4's work is lost, as in a crash
+    assert checkpoints(tmp_path / "resumed") == ["checkpoint-3"]  # step 4's work is lost, as in a crash
 
     # a fresh process: a differently initialised model, a new Trainer; everything comes from the checkpoint
     resumed = Trainer(model=tiny_classifier(seed=99), args=arguments(tmp_path / "resumed"), train_dataset=rows)

@@ -112,13 +112,15 @@ def forward_in_batches(
     transform: Callable | None = None,
     progress: bool = False,
     run: Callable[[Any, dict[str, torch.Tensor]], tuple[Any, Any]] | None = None,
+    row_losses: bool = False,
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]], float | None]:
     """Run the model over rows in length-sorted batches (little padding), for evaluation and prediction.
 
     Returns ({output name: one array per row}, {label name: one array per row}, mean loss or None), in the rows'
     order. Token-level arrays (a [seq, ...] per row) are cut to the row's own length.
     model: a bertkit model, or an `OrtModel` (ONNX Runtime: no loss, whatever labels the rows carry).
-    run: (model, batch) -> (loss or None, outputs), instead of calling the model (the Trainer's compute_loss)."""
+    run: (model, batch) -> (loss or None, outputs), instead of calling the model (the Trainer's compute_loss).
+    row_losses: also give each row its batch's loss, as outputs["losses"] (HF's include_for_metrics=["loss"])."""
     torch_model = is_torch_module(model)
     was_training = model.training if torch_model else False
     if torch_model:
@@ -143,6 +145,9 @@ def forward_in_batches(
         if loss is not None:
             loss_sum += loss.detach().float() * len(chunk)
             loss_rows += len(chunk)
+            if row_losses:
+                for i in chunk:
+                    outputs.setdefault("losses", [None] * len(rows))[i] = loss.detach().float().cpu().numpy()
         named = [(name, value, outputs) for name, value in out.items()
                  if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
         named += [(name, batch[name], labels) for name in label_names if name in batch]

@@ -40,7 +40,6 @@ NO_EFFECT = {
     "ddp_find_unused_parameters": "every parameter of a BERT head takes part in its loss", "local_rank": None,
     "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
     "disable_tqdm": None, "torch_compile": "the model runs eagerly",
-    "include_for_metrics": "EvalPrediction carries predictions and label_ids only",
 }
 
 
@@ -95,6 +94,7 @@ class TrainingArguments:
     full_determinism: bool = False  # deterministic torch kernels too (slower), as HF's enable_full_determinism
     save_only_model: bool = False  # checkpoints hold the model only: smaller, but they cannot resume a run
     remove_unused_columns: bool = True
+    include_for_metrics: list[str] = field(default_factory=list)  # "inputs" and/or "loss": EvalPrediction carries them
     gradient_checkpointing: bool = False
     disable_tqdm: bool = False
     label_names: list[str] | None = None
@@ -112,6 +112,8 @@ class TrainingArguments:
             if "eval_strategy" in kwargs:
                 raise UserError("pass eval_strategy or its old name evaluation_strategy, not both")
             kwargs["eval_strategy"] = kwargs.pop("evaluation_strategy")
+        if kwargs.pop("include_inputs_for_metrics", False):  # transformers 4's spelling
+            kwargs["include_for_metrics"] = [*kwargs.get("include_for_metrics", []), "inputs"]
         if kwargs.pop("no_cuda", False):
             kwargs["use_cpu"] = True
         known = {f.name: f for f in dataclasses.fields(self) if f.name != "ignored"}
@@ -155,6 +157,8 @@ class TrainingArguments:
                 raise UserError(f"train_sampling_strategy must be random, sequential or group_by_length, got "
                                 f"{self.train_sampling_strategy!r}")
             self.group_by_length = self.train_sampling_strategy == "group_by_length"
+        if unknown := set(self.include_for_metrics) - {"inputs", "loss"}:
+            raise UserError(f"include_for_metrics takes 'inputs' and 'loss', got {sorted(unknown)}")
         if not 0.0 <= self.label_smoothing_factor < 1.0:
             raise UserError(f"label_smoothing_factor must be in [0, 1), got {self.label_smoothing_factor}")
         if getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type) == "reduce_lr_on_plateau" and \

@@ -17,9 +17,23 @@ class TrainOutput(NamedTuple):
     metrics: dict[str, float]
 
 
-class EvalPrediction(NamedTuple):
-    predictions: Any  # numpy array, or a tuple of them (QA: start and end logits)
-    label_ids: Any
+class EvalPrediction:
+    """What compute_metrics gets: predictions (a numpy array, or a tuple of them: QA's start and end logits),
+    label_ids, and with `include_for_metrics` the inputs' ids (padded with -100) and each row's batch loss. It
+    unpacks as HF's does: `predictions, labels = eval_pred` (plus inputs / losses when they were asked for)."""
+
+    def __init__(self, predictions: Any, label_ids: Any, inputs: Any = None, losses: Any = None) -> None:
+        self.predictions, self.label_ids, self.inputs, self.losses = predictions, label_ids, inputs, losses
+        self.elements = (predictions, label_ids) + tuple(x for x in (inputs, losses) if x is not None)
+
+    def __iter__(self) -> Any:
+        return iter(self.elements)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.elements[index]
+
+    def __len__(self) -> int:
+        return len(self.elements)
 
 
 class PredictionOutput(NamedTuple):

@@ -12,12 +12,16 @@ Use from any recipe:
         state = load_checkpoint(path, model, optimizer, scheduler)   # restores RNGs too
         start_step, extra = state["step"], state["extra"]
 
-Layout of `runs/x/`:
+Layout of `runs/x/` (bertkit's own, used by the recipes):
 
     step-00000200/            one checkpoint: config.json, model.safetensors, vocab.txt, ...
         training_state.pt     optimizer, scheduler, RNG states (python, numpy, torch, cuda; one per rank),
                               step, extra
     latest                    a one-line text file naming the newest complete checkpoint folder
+
+With `layout="hf"` (the Trainer's) a checkpoint is `checkpoint-200/` holding HF's Trainer files instead of
+training_state.pt (trainer_state.json, optimizer.pt, scheduler.pt, rng_state.pth; see `hf_trainer_files.py`), so
+HF's Trainer resumes it and HF's checkpoints resume here. Loading reads either layout.
 
 Why it is atomic: a checkpoint is written into a hidden temp folder, fsync'd, then renamed into place
 (`os.replace`, atomic on POSIX), and only then is `latest` rewritten, itself via temp file + `os.replace`.
@@ -40,6 +44,8 @@ from bertkit.errors import MissingFileError, UserError
 from bertkit.files import read_json_object
 from bertkit.model.hf_checkpoint import load_pickle, read_state_dict
 from bertkit.train import distributed as dist_utils
+from bertkit.train.hf_trainer_files import PREFIX as HF_PREFIX
+from bertkit.train.hf_trainer_files import is_hf_checkpoint, read_hf_files, write_hf_files
 from bertkit.utils.logging import get_logger
 
 logger = get_logger()
@@ -128,8 +134,8 @@ def _write_latest(run_dir: Path, name: str) -> None:
     _fsync_dir(run_dir)
 
 
-def checkpoint_name(step: int) -> str:
-    return f"{PREFIX}{step:08d}"
+def checkpoint_name(step: int, layout: str = "bertkit") -> str:
+    return f"{HF_PREFIX}{step}" if layout == "hf" else f"{PREFIX}{step:08d}"
 
 
 def save_checkpoint(
@@ -142,13 +148,15 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     keep_last: int | None = None,
     protect: Sequence[str] = (),
+    layout: str = "bertkit",
 ) -> Path:
-    """Write `run_dir/step-XXXXXXXX/` atomically and point `run_dir/latest` at it; returns the folder.
+    """Write `run_dir/step-XXXXXXXX/` (layout="hf": `run_dir/checkpoint-N/` with HF's Trainer files) atomically
+    and point `run_dir/latest` at it; returns the folder.
 
     `extra` holds your recipe's own state (data position, epoch, best metric...): plain Python values
     and tensors. Under torch.distributed call this on every rank (it gathers each rank's RNG state);
     only rank 0 writes. `keep_last` prunes older step folders (the one `latest` names is always kept, and so are
-    the folder names in `protect`, such as the best evaluation's).
+    the folder names in `protect`, such as the best evaluation's; counted as HF's `save_total_limit` counts).
     """
     run_dir = Path(run_dir)
     dist = _dist()
@@ -157,24 +165,27 @@ def save_checkpoint(
     if dist:
         rngs = [None] * dist.get_world_size()
         dist.all_gather_object(rngs, rng_state())
-    final = run_dir / checkpoint_name(step)
+    final = run_dir / checkpoint_name(step, layout)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in run_dir.glob(".tmp-*"):  # left by a crash during an earlier save
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = run_dir / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
+        tmp = run_dir / f".tmp-{final.name}-{os.getpid()}"
         tmp.mkdir()
         unwrap_model(model).save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        state = {
-            "step": int(step),
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "rng": rngs,
-            "extra": extra or {},
-        }
-        torch.save(state, tmp / TRAINING_STATE)
+        if layout == "hf":
+            write_hf_files(tmp, step, optimizer, scheduler, rngs, extra or {})
+        else:
+            state = {
+                "step": int(step),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rngs,
+                "extra": extra or {},
+            }
+            torch.save(state, tmp / TRAINING_STATE)
         _fsync_tree(tmp)
         if final.exists():  # re-saving the same step: move the old one aside first (rename is atomic)
             trash = run_dir / f".tmp-old-{final.name}-{os.getpid()}"
@@ -186,31 +197,44 @@ def save_checkpoint(
         _fsync_dir(run_dir)
         _write_latest(run_dir, final.name)
         if keep_last:
-            _prune(run_dir, keep_last, keep={final.name, *protect})
+            prune_checkpoints(run_dir, keep_last, keep={final.name, *protect})
     if dist:
         dist.barrier()
     return final
 
 
-def _prune(run_dir: Path, keep_last: int, keep: set[str]) -> None:
-    folders = sorted(p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir() and p.name not in keep)
-    for old in folders[:max(0, len(folders) - (keep_last - 1))]:  # the newest one (in keep) counts among keep_last
-        shutil.rmtree(old, ignore_errors=True)
+def prune_checkpoints(run_dir: Path, keep_last: int, keep: set[str]) -> None:
+    """Delete the oldest checkpoints but those in `keep` until `keep_last` are left, or as many as `keep` names
+    (HF's rule: `save_total_limit=1` with a best checkpoint that is not the newest keeps two)."""
+    folders = sorted(_checkpoint_dirs(run_dir), key=_step_of)
+    remaining, keep_at_least = len(folders), max(keep_last, len(keep & {f.name for f in folders}))
+    for old in folders:
+        if remaining <= keep_at_least:
+            break
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+            remaining -= 1
+
+
+def _checkpoint_dirs(run_dir: Path) -> list[Path]:
+    return [p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith((PREFIX, HF_PREFIX)) and _step_of(p) >= 0] \
+        if run_dir.is_dir() else []
 
 
 # ---------------------------------------------------------------- load
 def checkpoint_folders(run_dir: str | os.PathLike) -> list[Path]:
-    """The run's step-* folders, newest first: the one `latest` names leads, then the others by step.
+    """The run's checkpoint folders (step-* and checkpoint-*), newest first: the one `latest` names leads, then
+    the others by step.
 
     A step-* folder appeared by rename, so it was complete when written; the disk, a copy or a hand may
     still have damaged it since, which `load_checkpoint(..., fallback=True)` finds out when reading it.
     """
     run_dir = Path(run_dir)
-    folders = sorted((p for p in run_dir.glob(f"{PREFIX}*") if p.is_dir()), reverse=True)
+    folders = sorted(_checkpoint_dirs(run_dir), key=_step_of, reverse=True)
     pointer = run_dir / LATEST
     if pointer.is_file():
         named = run_dir / pointer.read_text(encoding="utf-8", errors="replace").strip()
-        if named in folders:
+        if named in folders and named.name.startswith(PREFIX):  # a checkpoint-N run: HF names the newest by N
             folders.remove(named)
             folders.insert(0, named)
     return folders
@@ -233,7 +257,8 @@ def resume_path(run_dir: str | os.PathLike, resume_from_checkpoint: str | bool |
     if resume_from_checkpoint is True:
         found = latest_checkpoint(run_dir)
         if found is None:
-            raise UserError(f"resume_from_checkpoint=True but {run_dir} holds no checkpoint ({PREFIX}* folder); "
+            raise UserError(f"resume_from_checkpoint=True but {run_dir} holds no checkpoint ({HF_PREFIX}* or {PREFIX}* "
+                            "folder); "
                             "train without it to start fresh")
         return found
     path = Path(resume_from_checkpoint)
@@ -278,9 +303,12 @@ def _read_checkpoint(folder: Path, read_weights: bool) -> tuple[dict[str, Any], 
     state and (when asked) the weights. A missing, truncated, corrupt or unsafe file is a ValueError /
     FileNotFoundError naming it; a checkpoint that fails here can be skipped for an older one."""
     state_file = folder / TRAINING_STATE
-    if not state_file.is_file():
+    if not state_file.is_file() and is_hf_checkpoint(folder):
+        state = read_hf_files(folder)
+    elif not state_file.is_file():
         raise MissingFileError(f"{state_file} is missing (optimizer, scheduler and RNG states)")
-    state = load_pickle(state_file, "training state")
+    else:
+        state = load_pickle(state_file, "training state")
     if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "rng", "extra"} <= set(state):
         raise UserError(f"{state_file} is not a bertkit training state (no step / optimizer / rng entries)")
     config_file = folder / "config.json"  # what from_pretrained(folder) needs
@@ -292,7 +320,8 @@ def _read_checkpoint(folder: Path, read_weights: bool) -> tuple[dict[str, Any], 
 
 
 def _step_of(folder: Path) -> int:
-    digits = folder.name[len(PREFIX):]
+    prefix = PREFIX if folder.name.startswith(PREFIX) else HF_PREFIX if folder.name.startswith(HF_PREFIX) else None
+    digits = folder.name[len(prefix):] if prefix else ""
     return int(digits) if digits.isdigit() else -1
 
 
@@ -317,7 +346,7 @@ def load_checkpoint(
     damaged one; without it the error names the file and the older checkpoint that could be used.
     """
     path = Path(path)
-    if path.is_dir() and not path.name.startswith(PREFIX) and not (path / TRAINING_STATE).is_file():
+    if path.is_dir() and _step_of(path) < 0 and not (path / TRAINING_STATE).is_file() and not is_hf_checkpoint(path):
         candidates, fallback = checkpoint_folders(path), True  # a run folder: its newest intact checkpoint
     elif path.is_dir():
         older = [f for f in checkpoint_folders(path.parent) if f != path and _step_of(f) < _step_of(path)]
@@ -325,7 +354,8 @@ def load_checkpoint(
     else:
         candidates = []
     if not candidates:
-        raise MissingFileError(f"no checkpoint at {path}: expected a step-* folder with {TRAINING_STATE} or a run folder with one")
+        raise MissingFileError(f"no checkpoint at {path}: expected a {HF_PREFIX}* folder (HF's Trainer files), a "
+                               f"{PREFIX}* folder with {TRAINING_STATE} or a run folder with one")
 
     damaged: list[str] = []
     for folder in candidates:
@@ -359,9 +389,11 @@ def _restore(path: Path, state: dict[str, Any], weights: dict[str, torch.Tensor]
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
-    if restore_rng:
+    if restore_rng and state["rng"]:
         dist = _dist()
         rank = dist.get_rank() if dist else 0
         rngs = state["rng"]
         set_rng_state(rngs[rank % len(rngs)])
+    elif restore_rng:
+        logger.warning(f"checkpoint {path} holds no RNG state: the run continues, but not bit for bit")
     return {"step": state["step"], "extra": state["extra"], "path": path}

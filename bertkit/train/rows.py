@@ -151,3 +151,8 @@ def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
     for i, a in enumerate(arrays):
         out[i, : a.shape[0]] = a
     return out
+
+
+def metric_inputs(rows: list[dict[str, Any]], include_for_metrics: list[str]) -> np.ndarray | None:
+    """The rows' input ids (padded with -100, as HF pads them) when `include_for_metrics` asks for "inputs"."""
+    return stack_padded([np.asarray(r["input_ids"]) for r in rows]) if "inputs" in include_for_metrics else None

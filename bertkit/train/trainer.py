@@ -18,13 +18,13 @@ differs, on purpose, is where HF spends time for nothing:
   * evaluation runs in length-sorted batches and puts the predictions back in the dataset's order.
 A dataset is a HuggingFace `datasets.Dataset` (after `.map(tokenizer)`; a `label` column is taken as
 `labels`), a `torch.utils.data.Dataset` of dicts, or a list of dicts; it is read once into memory.
-Checkpoints are bertkit's atomic ones (`output_dir/step-00000500/`, see `bertkit.train.checkpoint`) and
-`train(resume_from_checkpoint=True)` continues from the newest with the same data order, RNG and losses.
+Checkpoints are HF's `output_dir/checkpoint-500/` folders, written atomically (`bertkit.train.checkpoint`), and
+`train(resume_from_checkpoint=True)` continues from the newest with the same data order, RNG and losses; HF's
+Trainer resumes them and this one resumes HF's.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import json
 import logging
@@ -54,7 +54,8 @@ from bertkit.train.callbacks import (
     TrainerState,
     TrainOutput,
 )
-from bertkit.train.checkpoint import PREFIX, load_checkpoint, load_model_weights, resume_path, save_checkpoint
+from bertkit.train.checkpoint import checkpoint_name, load_checkpoint, load_model_weights, prune_checkpoints, resume_path, save_checkpoint
+from bertkit.train.hf_trainer_files import hf_trainer_state, resumed_state
 from bertkit.train.losses import label_smoothed_loss, loss_of
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
@@ -64,6 +65,7 @@ from bertkit.train.rows import (
     flat_ints,
     is_iterable_dataset,
     labelled_tokens_per_row,
+    metric_inputs,
     read_rows,
     stack_padded,
     take_rows,
@@ -304,9 +306,7 @@ class Trainer:
         if resume_from is not None:
             saved = load_checkpoint(resume_from, self.model, self.optimizer, self.lr_scheduler,
                                     fallback=resume_from_checkpoint is True)  # True: the newest intact one
-            trainer_state = saved["extra"].get("trainer_state", {})
-            self.state = TrainerState(**{**dataclasses.asdict(self.state), **trainer_state,
-                                         "max_steps": max_steps, "num_train_epochs": num_epochs})
+            self.state = resumed_state(self.state, saved["extra"], self.callbacks)
             if scaler is not None and "scaler" in saved["extra"]:
                 scaler.load_state_dict(saved["extra"]["scaler"])
             logger.warning(f"resuming from {saved['path']} at step {self.state.global_step}")
@@ -363,6 +363,8 @@ class Trainer:
         # the mean over every step of the run, those before a resume included (their sum came with the checkpoint)
         self.state.train_loss_sum = run.loss_before + float(data_parallel.mean_over_ranks(run.total_loss, self.world))
         train_loss = self.state.train_loss_sum / max(1, self.state.global_step)
+        if self.world.is_main and args.save_total_limit == 1 and self.state.best_model_checkpoint:
+            prune_checkpoints(Path(args.output_dir), 1, {Path(self.state.best_model_checkpoint).name})  # as HF does
         if args.load_best_model_at_end and self.state.best_model_checkpoint:
             load_model_weights(self.model, self.state.best_model_checkpoint)
             logger.info(f"loaded the best model from {self.state.best_model_checkpoint} "
@@ -468,8 +470,9 @@ class Trainer:
         if args.save_strategy == "best" and not is_best:
             return
         if is_best:
-            self.state.best_model_checkpoint = str(Path(args.output_dir) / f"{PREFIX}{self.state.global_step:08d}")
-        extra = {"trainer_state": dataclasses.asdict(self.state)}
+            self.state.best_model_checkpoint = str(Path(args.output_dir) / checkpoint_name(self.state.global_step, "hf"))
+        extra = {"trainer_state": hf_trainer_state(self.state, args, self.callbacks, self.control),
+                 "train_loss_sum": self.state.train_loss_sum}
         if scaler is not None:
             extra["scaler"] = scaler.state_dict()
         protect = [Path(self.state.best_model_checkpoint).name] if self.state.best_model_checkpoint else []
@@ -477,7 +480,7 @@ class Trainer:
         save_checkpoint(args.output_dir, self.state.global_step, self.model, tokenizer=self.processing_class,
                         optimizer=None if only_model else self.optimizer,
                         scheduler=None if only_model else self.lr_scheduler, extra=extra,
-                        keep_last=args.save_total_limit, protect=protect)
+                        keep_last=args.save_total_limit, protect=protect, layout="hf")
         self._call("on_save")
 
     def _call(self, event: str, **kwargs: Any) -> None:
@@ -526,7 +529,8 @@ class Trainer:
         if loss is not None:
             metrics["loss"] = loss
         if self.compute_metrics is not None and label_ids is not None:
-            metrics.update(self.compute_metrics(EvalPrediction(predictions, label_ids)))
+            metrics.update(self.compute_metrics(EvalPrediction(
+                predictions, label_ids, metric_inputs(rows, self.args.include_for_metrics), self._row_losses)))
         return metrics
 
     def predict(self, test_dataset: Any, ignore_keys: list[str] | None = None,
@@ -538,7 +542,8 @@ class Trainer:
         if loss is not None:
             metrics[f"{metric_key_prefix}_loss"] = loss
         if self.compute_metrics is not None and label_ids is not None:
-            for k, v in self.compute_metrics(EvalPrediction(predictions, label_ids)).items():
+            for k, v in self.compute_metrics(EvalPrediction(
+                predictions, label_ids, metric_inputs(rows, self.args.include_for_metrics), self._row_losses)).items():
                 metrics[f"{metric_key_prefix}_{k}"] = _number(v)
         runtime = time.perf_counter() - start
         metrics[f"{metric_key_prefix}_runtime"] = round(runtime, 4)
@@ -553,7 +558,8 @@ class Trainer:
         outputs, labels, loss = forward_in_batches(
             self.model, rows, self._collate, self.args.per_device_eval_batch_size, self.precision,
             label_names=tuple(self.args.label_names or LABEL_NAMES), transform=self.preprocess_logits_for_metrics,
-            run=self._evaluation_loss if custom else None)
+            run=self._evaluation_loss if custom else None, row_losses="loss" in self.args.include_for_metrics)
+        self._row_losses = np.stack(outputs.pop("losses")) if "losses" in outputs else None
         predictions = tuple(stack_padded(v) for v in outputs.values())
         label_ids = tuple(stack_padded(v) for v in labels.values())
         return (predictions[0] if len(predictions) == 1 else predictions,
