@@ -10,6 +10,9 @@ import tarfile
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The oracle comparisons (logits within 1e-5 of transformers') run in fp32; on a CPU with native bf16 the default
+# ("auto") would run them in bf16. tests/test_precision.py checks the default itself (it unsets this).
+os.environ.setdefault("BERTKIT_PRECISION", "fp32")
 from pathlib import Path
 
 import pytest

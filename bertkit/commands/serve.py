@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from bertkit.commands.options import add_precision_argument, apply_precision
 from bertkit.errors import UserError
 from bertkit.serve.app import create_app, draining_server, require_serve_extras
 from bertkit.serve.service import Limits, ModelService, flag
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="torch (default) or onnxruntime: the task pipelines run on ONNX exports made once into "
                         "MODEL/onnx/ (the attention view stays on torch); needs pip install 'bertkit[onnx]'")
+    add_precision_argument(parser)
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight requests get to finish on Ctrl-C / SIGTERM")
     parser.add_argument("--drain-seconds", type=float, default=1.0,
                         help="after SIGTERM, seconds new requests get a 503 (Connection: close) before connections close (default 1)")
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_port_free(args.host, args.port)
 
+    apply_precision(args.precision)
     if args.threads is not None:  # torch's threads also bound the attention view's passes under onnxruntime
         torch.set_num_threads(args.threads)
     fields = [f.name for f in dataclasses.fields(Limits)]

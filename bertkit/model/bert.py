@@ -17,8 +17,10 @@ works on [B, N, S, D].
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +48,22 @@ def attention_bias(attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor 
         return None
     keep = attention_mask[:, None, None, :].to(torch.bool)
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+# measured on MiniLM, batch 32, 2 CPU cores: 5% padding is about break-even, 10% gives 1.1x, 33% 1.5x (fp32)
+UNPAD_MIN_PADDING = 0.05
+_PADDING_UNUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("padding_outputs_unused", default=False)
+
+
+@contextlib.contextmanager
+def padding_outputs_unused(unused: bool = True) -> Iterator[None]:
+    """Within it, the encoder's outputs at padding positions are read by nobody (a pipeline, an evaluation loop
+    that cuts each row to its length, a training step whose loss ignores padding), so `unpad=None` may skip them."""
+    token = _PADDING_UNUSED.set(unused)
+    try:
+        yield
+    finally:
+        _PADDING_UNUSED.reset(token)
 
 
 class Unpadding:
@@ -445,16 +463,25 @@ class BertModel(BertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        unpad: bool = False,
+        unpad: bool | str | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
-        """unpad=True: run the token-wise layers on the real tokens only (same values on real tokens; padding
-        positions of last_hidden_state / hidden_states are zeros instead of HF's unused values)."""
+        """unpad: run the token-wise layers on the real tokens only (same values on real tokens; padding positions
+        of last_hidden_state / hidden_states are zeros instead of HF's values computed from [PAD]). True: whenever
+        the batch has padding; False: never; "auto": when at least UNPAD_MIN_PADDING of the batch is padding (where
+        it is faster). None (the default): "auto" where the padding positions' outputs are read by nobody (inside
+        `padding_outputs_unused()`: bertkit's pipelines, evaluation and Trainer), else False, so a direct call gives
+        HF's numbers at every position."""
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         self._check_inputs(input_ids, token_type_ids, inputs_embeds)
 
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         bias = attention_bias(attention_mask, x.dtype)
+        if unpad is None:
+            unpad = not torch.compiler.is_compiling() and _PADDING_UNUSED.get() and not output_hidden_states and "auto"
+        if unpad == "auto":  # a data-dependent choice: eager mode only (a compiled graph stays padded)
+            unpad = bias is not None and not torch.compiler.is_compiling() and \
+                float(attention_mask.float().mean()) <= 1.0 - UNPAD_MIN_PADDING
         unpadding = Unpadding(attention_mask) if unpad and bias is not None else None
         if unpadding is not None:
             x = unpadding.unpad(x)

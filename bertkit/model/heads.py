@@ -82,9 +82,14 @@ class BertPreTrainingHeads(nn.Module):
 
 def _encode(model: nn.Module, input_ids: OptTensor, attention_mask: OptTensor, token_type_ids: OptTensor,
             position_ids: OptTensor, inputs_embeds: OptTensor, output_attentions: bool | None,
-            output_hidden_states: bool | None) -> BaseModelOutputWithPooling:
+            output_hidden_states: bool | None, unpad: bool | str | None = None) -> BaseModelOutputWithPooling:
+    """The encoder's pass. unpad: "auto" for heads that read [CLS] only (identical outputs, faster on padded
+    batches), False where padding positions reach the loss, None (BertModel's rule) for the rest."""
+    if output_hidden_states:  # the hidden states at padding positions are returned: HF's values
+        unpad = False
     return model.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                      output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+                      output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+                      unpad=unpad)
 
 
 def _classifier_dropout(config: BertConfig) -> nn.Dropout:
@@ -157,7 +162,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         if kwargs:
             raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                      output_attentions, output_hidden_states)
+                      output_attentions, output_hidden_states, unpad="auto")
         logits = self.cls.seq_relationship(out.pooler_output)
         loss = _cross_entropy(logits, labels) if labels is not None else None
         return self._return(NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions), return_dict)
@@ -243,7 +248,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         return_dict: bool | None = None,
     ) -> SequenceClassifierOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                      output_attentions, output_hidden_states)
+                      output_attentions, output_hidden_states, unpad="auto")
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = self.loss(logits, labels) if labels is not None else None
         return self._return(SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions), return_dict)
@@ -304,7 +309,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         return_dict: bool | None = None,
     ) -> QuestionAnsweringModelOutput | tuple:
         out = _encode(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                      output_attentions, output_hidden_states)
+                      output_attentions, output_hidden_states,
+                      unpad=False if start_positions is not None else None)  # padding enters the loss
         logits = self.qa_outputs(out.last_hidden_state)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
@@ -350,7 +356,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
             return None if t is None else t.reshape(-1, *t.shape[2:])
 
         out = _encode(self, flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
-                      flat(inputs_embeds), output_attentions, output_hidden_states)
+                      flat(inputs_embeds), output_attentions, output_hidden_states, unpad="auto")
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
         loss = _cross_entropy(logits, labels) if labels is not None else None
         return self._return(MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions), return_dict)

@@ -12,6 +12,10 @@ sort inputs by length so each batch pads only to its own longest row, and give r
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+from dataclasses import fields, is_dataclass
+from dataclasses import replace as dataclass_replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -20,7 +24,7 @@ from tqdm.auto import tqdm
 
 from bertkit.errors import UserError
 
-from .bert import BertModel
+from .bert import BertModel, padding_outputs_unused
 from .outputs import BaseModelOutputWithPooling
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -55,13 +59,40 @@ def resolve_device(device: str | int | torch.device | None = "auto", model: Any 
     return device
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_instructions() -> tuple[str, ...]:
+    """The CPU's native bf16 instruction sets (avx512_bf16, amx_bf16), read from /proc/cpuinfo, else asked of
+    torch's own CPU probe; () when it has none (bf16 would be emulated there, slower than fp32)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+        return tuple(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
+    except OSError:
+        probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return ("avx512_bf16",) if probe is not None and probe() else ()
+
+
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is the fast choice on `device`: a GPU with native bf16 (the one place this is decided)."""
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    """Whether bf16 autocast is the fast choice on `device`: a GPU with native bf16, or a CPU with native bf16
+    instructions (the one place this is decided)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(cpu_bf16_instructions())
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" = bf16 on a GPU that has it (else fp16), fp32 on CPU; fp16 on CPU is an error."""
+def default_precision() -> str:
+    """"auto" unless the environment says otherwise (BERTKIT_PRECISION=fp32 turns bf16 off everywhere at once)."""
+    value = os.environ.get("BERTKIT_PRECISION", "auto").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        raise UserError(f"BERTKIT_PRECISION must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """"auto" (or None: `default_precision()`) = bf16 autocast where the device runs bf16 natively (a GPU that has
+    it, a CPU with avx512_bf16 / AMX), fp16 on an older GPU, fp32 elsewhere; the choice is said once. fp16 on CPU
+    is an error."""
+    precision = default_precision() if precision in (None, "auto") else precision
     if precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
@@ -69,12 +100,27 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise UserError("fp16 needs a GPU; on CPU use --precision fp32 (or bf16)")
         return precision
     if device.type == "cuda":
-        return "bf16" if bf16_supported(device) else "fp16"
-    return "fp32"
+        chosen = "bf16" if bf16_supported(device) else "fp16"
+        _say_choice(chosen, f"{torch.cuda.get_device_name(device)}")
+        return chosen
+    chosen = "bf16" if bf16_supported(device) else "fp32"
+    _say_choice(chosen, f"this CPU has {', '.join(cpu_bf16_instructions())}" if chosen == "bf16"
+                else "this CPU has no native bf16")
+    return chosen
+
+
+@functools.lru_cache(maxsize=None)
+def _say_choice(chosen: str, reason: str) -> None:
+    from bertkit.utils.logging import get_logger
+
+    if chosen != "fp32":
+        get_logger().warning(f"precision auto: {chosen} autocast ({reason}); pass precision='fp32' (--precision "
+                             "fp32, or BERTKIT_PRECISION=fp32) for full fp32")
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16/fp16 autocast, or nothing for fp32."""
+    """bf16/fp16 autocast, or nothing for fp32 (or "auto" on a device without native bf16)."""
+    precision = resolve_precision(precision, device) if precision == "auto" else precision
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -136,7 +182,8 @@ def forward_in_batches(
         chunk = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
         seq_len = batch["input_ids"].shape[1]
-        with autocast(device, precision):
+        # each row's outputs are cut to its length below, so padding positions are never read (unless rows came padded)
+        with autocast(device, precision), padding_outputs_unused(all(lengths[i] == full_lengths[i] for i in chunk)):
             if run is None:
                 out = model(**batch, return_dict=True)
                 loss = getattr(out, "loss", None)
@@ -163,15 +210,29 @@ def forward_in_batches(
 
 
 def predict(model: Any, features: Sequence[dict], collator: Callable, batch_size: int = 64,
-            bf16: bool | None = None, progress: bool = False) -> dict[str, Any]:
+            precision: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Run the model (a bertkit model or an `OrtModel`) over features. Returns {"loss": mean loss or None,
     "<output>": one numpy array per feature} for logits / start_logits / end_logits; token-level outputs are cut to
-    each feature's length."""
+    each feature's length. precision: None/"auto" = the device's fast choice (`resolve_precision`)."""
     device = model_device(model)
-    use_bf16 = bf16_supported(device) if bf16 is None else bf16 and device.type == "cuda"
-    outputs, _, loss = forward_in_batches(model, features, collator, batch_size, "bf16" if use_bf16 else "fp32",
+    chosen = resolve_precision(precision, device) if is_torch_module(model) else "fp32"
+    outputs, _, loss = forward_in_batches(model, features, collator, batch_size, chosen,
                                           label_names=(), progress=progress)
     return {"loss": loss, **{k: v for k, v in outputs.items() if k in ("logits", "start_logits", "end_logits")}}
+
+
+def as_float32(value: Any) -> Any:
+    """Tensors (in tuples, lists, dicts or output objects) of a reduced-precision run back in float32, so what
+    follows (softmax, numpy, comparisons) sees the dtype an fp32 run gives."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.dtype in (torch.bfloat16, torch.float16) else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(as_float32(v) for v in value)
+    if isinstance(value, dict):
+        return {k: as_float32(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return dataclass_replace(value, **{f.name: as_float32(getattr(value, f.name)) for f in fields(value)})
+    return value
 
 
 def _as_sequences(inputs: Any, token_type_ids: Any) -> tuple[list[list[int]], list[list[int]] | None]:
@@ -232,6 +293,7 @@ def encode_batches(
     output_hidden_states: bool = False,
     unpad: bool = True,
     progress: bool = False,
+    precision: str | None = None,
 ) -> list[BaseModelOutputWithPooling]:
     """Encode many sequences fast, with the same numbers as one padded batch through `model`.
 
@@ -245,6 +307,8 @@ def encode_batches(
     batches (`bertkit.export.OrtModel`, ONNX Runtime).
     input_ids: a list of token-id lists, or a tokenizer's batch output (dict with input_ids, attention_mask and
     token_type_ids, padded on the right).
+    precision: None/"auto" = bf16 autocast where the device runs it natively (`resolve_precision`), "fp32" to opt
+    out; outputs are float32 either way.
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -259,6 +323,7 @@ def encode_batches(
     encoder: BertModel = model if backend is not None else getattr(model, "bert", model)
     pad = encoder.config.pad_token_id if encoder.config is not None else 0
     results: list[BaseModelOutputWithPooling | None] = [None] * len(ids)
+    chosen = resolve_precision(precision, encoder.device) if backend is None else "fp32"
     batches = bucketed_batches(ids, types, batch_size, pad)
     if progress:
         batches = tqdm(batches, desc="encoding", unit="batch", total=-(-len(ids) // batch_size))
@@ -268,10 +333,11 @@ def encode_batches(
             hidden, pooled = backend(input_batch, mask, type_batch)
         else:
             device = encoder.device
-            out = encoder(*(torch.from_numpy(a).to(device) for a in (input_batch, mask, type_batch)),
-                          output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False,
-                          return_dict=True)
-            hidden, pooled, hidden_states = out.last_hidden_state, out.pooler_output, out.hidden_states
+            with autocast(device, chosen):
+                out = encoder(*(torch.from_numpy(a).to(device) for a in (input_batch, mask, type_batch)),
+                              output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False,
+                              return_dict=True)
+            hidden, pooled, hidden_states = as_float32((out.last_hidden_state, out.pooler_output, out.hidden_states))
         for row, i in enumerate(batch):
             n = len(ids[i])
             results[i] = BaseModelOutputWithPooling(

@@ -54,7 +54,8 @@ import torch
 from bertkit.errors import MissingFileError, UserError
 from bertkit.files import require_folder
 from bertkit.hub import resolve_folder
-from bertkit.model.inference import is_torch_module, resolve_device
+from bertkit.model.bert import padding_outputs_unused
+from bertkit.model.inference import as_float32, autocast, is_torch_module, resolve_device, resolve_precision
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -203,6 +204,7 @@ class Pipeline:
         batch_size: int = 8,
         backend: str | None = None,
         threads: int | None = None,
+        precision: str | None = None,
         **params: Any,
     ) -> None:
         if batch_size < 1:
@@ -217,6 +219,8 @@ class Pipeline:
                 raise UserError(f"the onnxruntime backend runs on CPU here; drop device={device!r} or use backend='torch'")
             self.model = loaded
         self.backend = "torch" if is_torch_module(loaded) else "onnxruntime"
+        # bf16 autocast where the device runs it natively ("auto", said once); "fp32" opts out
+        self.precision = resolve_precision(precision, self.device) if self.backend == "torch" else "fp32"
         self.batch_size = batch_size
         self.check_parameters(params)
         self.default_params = params
@@ -342,8 +346,8 @@ class Pipeline:
             if asked:
                 raise UserError(f"{', '.join(asked)} needs backend='torch': the ONNX graph gives the last layer's "
                                  "outputs only")
-        with torch.inference_mode():
-            return self.model(**inputs, **model_kwargs)
+        with torch.inference_mode(), autocast(self.device, self.precision), padding_outputs_unused():
+            return as_float32(self.model(**inputs, **model_kwargs))
 
     def preprocess(self, batch: list[Any], **params: Any) -> Any:
         raise NotImplementedError

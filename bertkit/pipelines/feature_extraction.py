@@ -142,7 +142,8 @@ class FeatureExtractionPipeline(Pipeline):
         limit = min(max_length or self.max_length, self.max_length)
         encoded = self.tokenizer(texts, truncation=True, max_length=limit)
         outputs = encode_batches(
-            self.model, encoded, batch_size=batch_size, output_hidden_states=layer != -1, progress=progress
+            self.model, encoded, batch_size=batch_size, output_hidden_states=layer != -1, progress=progress,
+            precision=self.precision,
         )
         vectors = []
         for output in outputs:  # one unpadded sequence each: [tokens, hidden]

@@ -63,7 +63,7 @@ class QuestionAnsweringPipeline(Pipeline):
     def forward(self, encoded: dict[str, Any], **params: Any) -> dict[str, Any]:
         # every window of the batch's contexts, in batches of windows (length-sorted by `predict`)
         return predict(self.model, encoded["features"], PaddingCollator(self.tokenizer.pad_token_id),
-                       batch_size=max(self.batch_size, len(encoded["examples"])))
+                       batch_size=max(self.batch_size, len(encoded["examples"])), precision=self.precision)
 
     def postprocess(self, encoded: dict[str, Any], outputs: dict[str, Any], batch: list[Any], top_k: int = 1,
                     max_answer_len: int = 15, handle_impossible_answer: bool = False, **params: Any) -> list[Any]:

@@ -84,7 +84,7 @@ class TrainingArguments:
     metric_for_best_model: str | None = None
     greater_is_better: bool | None = None
     seed: int = 42
-    bf16: bool = False
+    bf16: bool | None = None  # None (unset): bf16 autocast where the device runs it natively, said once (HF: False)
     fp16: bool = False
     use_cpu: bool = False
     group_by_length: bool = True  # bertkit's default (HF: False): batches of similar lengths pad little

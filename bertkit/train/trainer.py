@@ -13,14 +13,12 @@ The names, arguments and return shapes are HF's; `bertkit finetune` and the demo
 differs, on purpose, is where HF spends time for nothing:
   * batches are grouped by length (`group_by_length`, on by default here) and padded only to their own longest
     row; rows that arrive padded (a tokenizer called with padding=True) lose the all-padding columns;
-  * AdamW is torch's fused kernel (on CPU too), the loss stays on the device between log steps (no per-step
-    host sync), bf16 autocast runs on a GPU that has it;
-  * evaluation runs in length-sorted batches and puts the predictions back in the dataset's order.
+  * fused AdamW (on CPU too), the loss stays on the device between log steps, bf16 autocast where the device has
+    native bf16 (`bf16` unset), the encoder skips padding; evaluation runs in length-sorted batches.
 A dataset is a HuggingFace `datasets.Dataset` (after `.map(tokenizer)`; a `label` column is taken as
 `labels`), a `torch.utils.data.Dataset` of dicts, or a list of dicts; it is read once into memory.
-Checkpoints are HF's `output_dir/checkpoint-500/` folders, written atomically (`bertkit.train.checkpoint`), and
-`train(resume_from_checkpoint=True)` continues from the newest with the same data order, RNG and losses; HF's
-Trainer resumes them and this one resumes HF's.
+Checkpoints are HF's `checkpoint-500/` folders, written atomically (`train/checkpoint.py`); `train(resume_from_checkpoint=
+True)` continues the newest with the same data order, RNG and losses (HF's Trainer resumes them, and this one HF's).
 """
 from __future__ import annotations
 
@@ -41,7 +39,8 @@ from tqdm.auto import tqdm
 
 from bertkit.data.collators import PaddingCollator
 from bertkit.errors import UserError
-from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, row_length
+from bertkit.model.bert import padding_outputs_unused
+from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, resolve_precision, row_length
 from bertkit.train import data_parallel
 from bertkit.train import distributed as dist_utils
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
@@ -143,7 +142,9 @@ class Trainer:
         self._progress: Any = None  # its progress bar
         self._table = ConsoleTable()  # the rows printed under it
         self._step_lr: float | None = None  # the learning rate the last step used
-        self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+        unset = self.args.bf16 is None and not self.args.fp16  # the device's fast choice (fp16 only when asked)
+        self.precision = resolve_precision(None, self.device).replace("fp16", "fp32") if unset else \
+            "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         if self.precision == "fp16" and self.device.type != "cuda":
             raise UserError("fp16=True needs a CUDA GPU; on CPU leave it off (or use bf16=True)")
         pad_id = getattr(self.processing_class, "pad_token_id", None)
@@ -393,7 +394,7 @@ class Trainer:
             last = position == len(micro_batches) - 1  # the gradient all-reduce waits for the last micro-batch
             sync = contextlib.nullcontext() if last or not hasattr(self._train_model, "no_sync") \
                 else self._train_model.no_sync()
-            with sync, autocast(self.device, self.precision):
+            with sync, autocast(self.device, self.precision), padding_outputs_unused():
                 loss = self.compute_loss(self._train_model, batch)
             # Each micro-batch weighs by its rows, so an uneven last batch counts what it holds. Token-level losses
             # (NER) are means over a batch's labelled tokens: weighing the batch by its labelled tokens instead
