@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # what an editor and a type checker see; at run time __getatt
         TFBertForSequenceClassification,
         TFBertModel,
     )
-    from bertkit.tokenizer import AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
+    from bertkit.tokenizer import AddedToken, AutoTokenizer, BatchEncoding, BertTokenizer, BertTokenizerFast
     from bertkit.tokenizer.vocab_trainer import train_wordpiece
     from bertkit.train.arguments import IntervalStrategy, TrainingArguments, set_seed
     from bertkit.train.callbacks import (
@@ -79,6 +79,7 @@ _PUBLIC: dict[str, str] = {
     "BertTokenizerFast": "bertkit.tokenizer",
     "AutoTokenizer": "bertkit.tokenizer",
     "BatchEncoding": "bertkit.tokenizer",
+    "AddedToken": "bertkit.tokenizer",
     "train_wordpiece": "bertkit.tokenizer.vocab_trainer",
     # model
     "BertConfig": "bertkit.model",

@@ -4,8 +4,9 @@
 """
 from __future__ import annotations
 
+from bertkit.tokenizer.added_tokens import AddedToken
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import BertPreTokenizer
 from bertkit.tokenizer.tokenizer import AutoTokenizer, BertTokenizer, BertTokenizerFast
 
-__all__ = ["AutoTokenizer", "BatchEncoding", "BertPreTokenizer", "BertTokenizer", "BertTokenizerFast", "Encoding"]
+__all__ = ["AddedToken", "AutoTokenizer", "BatchEncoding", "BertPreTokenizer", "BertTokenizer", "BertTokenizerFast", "Encoding"]

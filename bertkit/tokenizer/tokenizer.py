@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from itertools import chain, islice
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.errors import MissingFileError, UserError
+from bertkit.tokenizer.added_tokens import AddedToken, AddedVocabulary
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
 from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
 from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
@@ -89,13 +89,14 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     return vocab
 
 
-class BertTokenizer(SequenceAssembly):
+class BertTokenizer(AddedVocabulary, SequenceAssembly):
     """BERT's WordPiece tokenizer with HuggingFace's API, id for id with HuggingFace's BertTokenizerFast.
 
         tokenizer = BertTokenizer.from_pretrained("path/to/folder")   # vocab.txt (+ tokenizer_config.json)
         batch = tokenizer(["I love Paris", "short"], padding=True, return_tensors="pt")
 
-    `keep_hangul=True` (Korean mode) strips Latin accents but keeps Hangul syllables whole.
+    `keep_hangul=True` (Korean mode) strips Latin accents but keeps Hangul syllables whole. Added tokens
+    (`add_tokens`, `add_special_tokens`, `added_tokens_decoder=`) live in added_tokens.py.
     """
 
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
@@ -110,12 +111,13 @@ class BertTokenizer(SequenceAssembly):
         strip_accents: bool | None = None,
         tokenize_chinese_chars: bool = True,
         keep_hangul: bool = False,
-        unk_token: str = "[UNK]",
-        sep_token: str = "[SEP]",
-        pad_token: str = "[PAD]",
-        cls_token: str = "[CLS]",
-        mask_token: str = "[MASK]",
-        additional_special_tokens: Sequence[str] = (),
+        unk_token: str | AddedToken = "[UNK]",
+        sep_token: str | AddedToken = "[SEP]",
+        pad_token: str | AddedToken = "[PAD]",
+        cls_token: str | AddedToken = "[CLS]",
+        mask_token: str | AddedToken = "[MASK]",
+        additional_special_tokens: Sequence[str | AddedToken] = (),
+        added_tokens_decoder: dict[int, AddedToken | dict[str, Any]] | None = None,
         model_max_length: int | None = None,
         max_input_chars_per_word: int = 100,
         clean_up_tokenization_spaces: bool = False,
@@ -151,32 +153,25 @@ class BertTokenizer(SequenceAssembly):
         self.name_or_path = str(name_or_path)
         self.init_kwargs = kwargs
         # Special tokens missing from the vocabulary get ids after it, as HuggingFace's added tokens do.
-        self.added_tokens_encoder: dict[str, int] = {}
-        for token in self.all_special_tokens:
-            if token not in vocab and token not in self.added_tokens_encoder:
-                self.added_tokens_encoder[token] = len(vocab) + len(self.added_tokens_encoder)
+        self._init_added(added_tokens_decoder)
+        self._wordpiece_unk = self.unk_token  # the word-level [UNK]: add_special_tokens leaves it, as HF does
         self._build()
 
     # The parts built from the settings above. Pickling leaves them out and unpickling rebuilds them: the
     # normalizer's self-filling tables hold functions pickle cannot save, and the caches would only swell what
     # multiprocessing and `datasets.map(num_proc=...)` send to each worker.
-    _BUILT = ("ids_to_tokens", "pre_tokenizer", "wordpiece", "_special_pattern", "_special_start", "_word_ids",
-              "_chunk_detail_cache")
+    _BUILT = ("ids_to_tokens", "pre_tokenizer", "wordpiece", "_word_ids", "_chunk_detail_cache",
+              *AddedVocabulary._BUILT_ADDED)
 
     def _build(self) -> None:
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
-        self.ids_to_tokens.update((i, t) for t, i in self.added_tokens_encoder.items())
         self.pre_tokenizer = BertPreTokenizer(self.do_lower_case, self.strip_accents, self.keep_hangul,
                                               self.tokenize_chinese_chars)
-        self.wordpiece = WordPiece(self.vocab, self.unk_token, "##", self.max_input_chars_per_word)
-        # Special tokens are matched in the raw text before normalization and never split.
-        longest_first = sorted(set(self.all_special_tokens), key=len, reverse=True)
-        self._special_pattern = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
-        # A one-character-class search rules most texts out much faster than the alternation itself.
-        first_chars = "".join(sorted({re.escape(t[0]) for t in longest_first}))
-        self._special_start = re.compile(f"[{first_chars}]") if longest_first else None
+        self.wordpiece = WordPiece(self.vocab, self._wordpiece_unk, "##", self.max_input_chars_per_word)
         self._word_ids = _Cache(self.wordpiece.ids)  # normalized word -> ids
         self._chunk_detail_cache = _Cache(self._chunk_details)
+        # Special and added tokens are cut out of the text before normalization and WordPiece.
+        self._build_added()
 
     def __getstate__(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key not in self._BUILT}
@@ -191,7 +186,7 @@ class BertTokenizer(SequenceAssembly):
         return len(self.vocab)
 
     def __len__(self) -> int:
-        return len(self.vocab) + len(self.added_tokens_encoder)
+        return self._length
 
     def get_vocab(self) -> dict[str, int]:
         return {**self.vocab, **self.added_tokens_encoder}
@@ -202,14 +197,17 @@ class BertTokenizer(SequenceAssembly):
                 f"keep_hangul={self.keep_hangul}, model_max_length={self.model_max_length})")
 
     def _token_id(self, token: str) -> int:
-        token_id = self.vocab.get(token)
+        token_id = self._added_ids.get(token)  # an added token wins, as in HuggingFace
         if token_id is None:
-            token_id = self.added_tokens_encoder.get(token, self.unk_token_id)
+            token_id = self.vocab.get(token)
+            if token_id is None:
+                token_id = self.unk_token_id
         return token_id
 
     @property
     def unk_token_id(self) -> int:
-        return self.vocab[self.unk_token]
+        token_id = self._added_ids.get(self.unk_token)
+        return self.vocab[self.unk_token] if token_id is None else token_id
 
     @property
     def sep_token_id(self) -> int:
@@ -256,7 +254,7 @@ class BertTokenizer(SequenceAssembly):
             if token is None:
                 raise UserError(f"id {int(ids)} is outside the vocabulary (0..{len(self) - 1})")
             return token
-        special = set(self.all_special_ids) if skip_special_tokens else set()
+        special = set(self.all_special_ids).union(self._special_added_ids) if skip_special_tokens else set()
         return [self.ids_to_tokens[i] for i in as_int_list(ids) if i in self.ids_to_tokens and i not in special]
 
     # ----------------------------------------------------------------------------------------- tokenizing
@@ -273,19 +271,8 @@ class BertTokenizer(SequenceAssembly):
         return ids, starts, ends, words, len(pieces)
 
     def _segments(self, text: str) -> list[tuple[str, int, int | None]]:
-        """Split out special tokens: (piece, offset in text, special token id or None)."""
-        if self._special_start is None or not self._special_start.search(text) or \
-                not self._special_pattern.search(text):
-            return [(text, 0, None)]
-        segments, position = [], 0
-        for match in self._special_pattern.finditer(text):
-            if match.start() > position:
-                segments.append((text[position:match.start()], position, None))
-            segments.append((match.group(), match.start(), self._token_id(match.group())))
-            position = match.end()
-        if position < len(text):
-            segments.append((text[position:], position, None))
-        return segments
+        """Split out special and added tokens: (piece, offset in text, the token's id or None)."""
+        return self._splitter.split(text)
 
     def _ids_of(self, text: str) -> list[int]:
         """The fast path, ids only: normalize by str.translate, split, one cached lookup per word, all in C."""
@@ -303,7 +290,7 @@ class BertTokenizer(SequenceAssembly):
                     ids.append(special_id)
             return Tokens(ids)
         tokens = Tokens([], [], [])
-        word = 0  # every split counts as a word, special tokens included (as in HuggingFace)
+        word = 0  # every split counts as a word, special and added tokens included (as in HuggingFace)
         for piece, base, special_id in segments:
             if special_id is not None:
                 tokens.ids.append(special_id)
@@ -456,7 +443,7 @@ class BertTokenizer(SequenceAssembly):
         lean = not track and not split and seconds is None and not special_mask and add_special_tokens
         fits = VERY_LARGE_INTEGER if truncation is None or max_length is None else max_length - 2
         cls, sep = self.cls_token_id, self.sep_token_id
-        special_start = self._special_start.search if self._special_start is not None else lambda _: None
+        special_start = self._splitter.screen  # a quick check in C: could the text hold an added token?
         words, word_ids = self.pre_tokenizer.words, self._word_ids.__getitem__
         with _gc_paused():
             for sample, first in enumerate(firsts):
