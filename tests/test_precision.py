@@ -108,3 +108,17 @@ def test_token_outputs_keep_hf_values_unless_nobody_reads_the_padding(minilm_dir
     torch.testing.assert_close(direct, padded, rtol=0, atol=0)
     torch.testing.assert_close(inside[real], padded[real], rtol=0, atol=2e-5)
     assert inside[~real].abs().max() == 0  # the skipped positions
+
+
+def test_torch_compile_compiles_the_training_step_on_bucketed_widths(tmp_path):
+    from test_hf_trainer import tiny_classifier, token_rows
+
+    from bertkit import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, use_cpu=True,
+                             torch_compile=True, save_strategy="no", disable_tqdm=True, report_to="none")
+    trainer = Trainer(model=tiny_classifier(), args=args, train_dataset=token_rows(8))
+    assert trainer.data_collator(token_rows(3))["input_ids"].shape[1] % 16 == 0  # a bounded number of widths
+    output = trainer.train()
+    assert hasattr(trainer._train_model, "_orig_mod") and np.isfinite(output.training_loss)
+    assert "torch_compile" not in TrainingArguments(output_dir=str(tmp_path), torch_compile=True).ignored

@@ -39,7 +39,7 @@ NO_EFFECT = {
     "save_safetensors": "weights are always saved as safetensors", "optim": "the optimizer is fused AdamW",
     "ddp_find_unused_parameters": "every parameter of a BERT head takes part in its loss", "local_rank": None,
     "eval_accumulation_steps": "predictions are gathered on the CPU as they come",
-    "disable_tqdm": None, "torch_compile": "the model runs eagerly",
+    "disable_tqdm": None,
 }
 
 
@@ -96,6 +96,7 @@ class TrainingArguments:
     remove_unused_columns: bool = True
     include_for_metrics: list[str] = field(default_factory=list)  # "inputs" and/or "loss": EvalPrediction carries them
     gradient_checkpointing: bool = False
+    torch_compile: bool = False  # compile the training step (opt-in: on CPU it did not pay; see compile_for_training)
     disable_tqdm: bool = False
     label_names: list[str] | None = None
     report_to: Any = None  # "tensorboard", "wandb", "mlflow", a list of them, "all" or "none" (train/reporters.py)

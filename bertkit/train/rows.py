@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -156,3 +156,23 @@ def stack_padded(arrays: list[np.ndarray]) -> np.ndarray:
 def metric_inputs(rows: list[dict[str, Any]], include_for_metrics: list[str]) -> np.ndarray | None:
     """The rows' input ids (padded with -100, as HF pads them) when `include_for_metrics` asks for "inputs"."""
     return stack_padded([np.asarray(r["input_ids"]) for r in rows]) if "inputs" in include_for_metrics else None
+
+
+def check_training_rows(rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]] | None,
+                        collate: Callable[[list[dict[str, Any]]], dict[str, Any]], model: Any) -> None:
+    """The mistakes in training data that would otherwise surface deep inside torch, or after an hour of training:
+    no rows, no labels, labels beyond the model's num_labels."""
+    if not rows:
+        raise UserError("Trainer.train() needs a train_dataset with at least one row")
+    sample = collate([rows[i] for i in range(min(2, len(rows)))])
+    targets = ("labels", "start_positions", "next_sentence_label")
+    if not any(t in sample for t in targets):
+        raise UserError(f"the training data has no labels (columns after collation: {sorted(sample)}): add a "
+                         "'label' or 'labels' column (QA: start_positions/end_positions), or use a collator "
+                         "that makes them (DataCollatorForLanguageModeling)")
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    if num_labels and num_labels > 1 and hasattr(model, "classifier"):
+        high = max((v for row in rows + (eval_rows or []) for v in flat_ints(row.get("labels"))), default=-1)
+        if high >= num_labels:
+            raise UserError(f"labels go up to {high} but the model has num_labels={num_labels}: load it with "
+                             f"num_labels={high + 1} (from_pretrained(..., num_labels={high + 1}))")

@@ -40,7 +40,15 @@ from tqdm.auto import tqdm
 from bertkit.data.collators import PaddingCollator
 from bertkit.errors import UserError
 from bertkit.model.bert import padding_outputs_unused
-from bertkit.model.inference import LABEL_NAMES, autocast, forward_in_batches, resolve_device, resolve_precision, row_length
+from bertkit.model.inference import (
+    LABEL_NAMES,
+    autocast,
+    compile_for_training,
+    forward_in_batches,
+    resolve_device,
+    resolve_precision,
+    row_length,
+)
 from bertkit.train import data_parallel
 from bertkit.train import distributed as dist_utils
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
@@ -61,7 +69,7 @@ from bertkit.train.optim import build_optimizer, get_scheduler, optimizer_step
 from bertkit.train.reporters import reporting_callbacks
 from bertkit.train.rows import (
     batch_order,
-    flat_ints,
+    check_training_rows,
     is_iterable_dataset,
     labelled_tokens_per_row,
     metric_inputs,
@@ -150,7 +158,7 @@ class Trainer:
         pad_id = getattr(self.processing_class, "pad_token_id", None)
         if pad_id is None:
             pad_id = getattr(getattr(model, "config", None), "pad_token_id", 0) or 0
-        self.data_collator = data_collator or PaddingCollator(pad_id)
+        self.data_collator = data_collator or PaddingCollator(pad_id, 16 if self.args.torch_compile else None)
         self.accepted = self._model_inputs() if self.args.remove_unused_columns else None
         self.sequential = self.args.train_sampling_strategy == "sequential"
         if is_iterable_dataset(train_dataset):  # HF's rule: an IterableDataset is read in order, for max_steps
@@ -183,25 +191,6 @@ class Trainer:
         if any(p.kind == p.VAR_KEYWORD for p in params.values()):
             return None  # the model takes anything
         return set(params) | set(self.args.label_names or [])
-
-    def _check_training_data(self) -> None:
-        """The mistakes that would otherwise surface deep inside torch, or after an hour of training."""
-        if not self.train_rows:
-            raise UserError("Trainer.train() needs a train_dataset with at least one row")
-        sample = self._collate([self.train_rows[i] for i in range(min(2, len(self.train_rows)))])
-        targets = ("labels", "start_positions", "next_sentence_label")
-        if not any(t in sample for t in targets):
-            raise UserError(f"the training data has no labels (columns after collation: {sorted(sample)}): add a "
-                             "'label' or 'labels' column (QA: start_positions/end_positions), or use a collator "
-                             "that makes them (DataCollatorForLanguageModeling)")
-        config = getattr(self.model, "config", None)
-        num_labels = getattr(config, "num_labels", None)
-        if num_labels and num_labels > 1 and hasattr(self.model, "classifier"):
-            values = [v for row in self.train_rows + (self.eval_rows or []) for v in flat_ints(row.get("labels"))]
-            high = max(values, default=-1)
-            if high >= num_labels:
-                raise UserError(f"labels go up to {high} but the model has num_labels={num_labels}: load it with "
-                                 f"num_labels={high + 1} (from_pretrained(..., num_labels={high + 1}))")
 
     def _collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.data_collator(rows)
@@ -289,11 +278,11 @@ class Trainer:
     def _prepare_run(self, resume_from_checkpoint: str | bool | None) -> _Run:
         """Check the data, size the run, build the optimizer and schedule, and load the checkpoint to resume."""
         args = self.args
-        self._check_training_data()
+        check_training_rows(self.train_rows, self.eval_rows, self._collate, self.model)
         lengths = [row_length(r) for r in self.train_rows]
         self._tokens_per_row = labelled_tokens_per_row(self.train_rows)
         batches_per_epoch = math.ceil(len(lengths) / (args.per_device_train_batch_size * self.world.world_size))
-        self._train_model = dist_utils.wrap_ddp(self.model, self.world)
+        self._train_model = compile_for_training(dist_utils.wrap_ddp(self.model, self.world), args.torch_compile)
         steps_per_epoch = max(1, math.ceil(batches_per_epoch / args.gradient_accumulation_steps))
         max_steps = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.num_train_epochs)
         num_epochs = math.ceil(max_steps / steps_per_epoch)
