@@ -29,7 +29,7 @@ TRAINING_HELP = {
     "early_stopping_patience": "stop after N evaluations without improvement",
     "freeze_encoder": "train only the task head (feature extraction)",
     "device": "auto (cuda if available), cpu, cuda, cuda:1",
-    "bf16": "bf16 autocast (default: on for GPUs that support it)",
+    "bf16": "bf16 autocast (default: on where the device runs bf16 natively: GPUs that have it, CPUs with avx512_bf16 or AMX)",
     "load_best_model_at_end": "keep the best evaluation's weights (else the last)",
 }
 # the short spellings (the first ones bertkit had) beside HF's own --field-name

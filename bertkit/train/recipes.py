@@ -28,7 +28,6 @@ from typing import Any, Callable, Sequence
 import torch
 
 from bertkit.errors import MissingFileError, UserError
-from bertkit.model.inference import bf16_supported, resolve_device
 from bertkit.tasks.evaluation import TASK_FILE, evaluate_classification, evaluate_ner, evaluate_qa
 from bertkit.tasks.registry import fine_tunable_tasks, get_task
 from bertkit.train.arguments import TrainingArguments, set_seed
@@ -57,7 +56,7 @@ class RecipeOptions:
 def recipe_arguments(**overrides: Any) -> TrainingArguments:
     """`TrainingArguments` with the recipes' defaults under `overrides`. `eval_steps` alone means evaluating every
     that many steps; checkpoints follow the evaluations (the best one is kept); bf16 is on where the device has
-    it natively (`bertkit.model.inference.bf16_supported`)."""
+    it natively (the Trainer's rule, `bertkit.model.inference.resolve_precision`)."""
     values = {**RECIPE_DEFAULTS, **overrides}
     if overrides.get("eval_steps") and "eval_strategy" not in overrides:
         values["eval_strategy"] = "steps"
@@ -66,10 +65,7 @@ def recipe_arguments(**overrides: Any) -> TrainingArguments:
     values.setdefault("save_strategy", values["eval_strategy"] if values["load_best_model_at_end"] else "no")
     if values.get("eval_steps"):
         values.setdefault("save_steps", values["eval_steps"])
-    if "bf16" not in overrides and not values.get("fp16"):
-        device = "cpu" if values.get("use_cpu") else values.get("device", "auto")
-        values["bf16"] = bf16_supported(resolve_device(device))
-    return TrainingArguments(**values)
+    return TrainingArguments(**values)  # bf16 left unset: the Trainer takes it where the device runs it natively
 
 
 # ----------------------------------------------------------------------------------------------
