@@ -24,6 +24,8 @@ from bertkit.utils.logging import warn_ignored
 
 VERY_LARGE_INTEGER = int(1e30)  # HuggingFace's "no limit" model_max_length
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+# What a call tracks beside the ids: nothing, character offsets, or offsets with word and sequence ids.
+IDS, OFFSETS, DETAILS = 0, 1, 2
 # The columns `pad` fills: HuggingFace's `pad` leaves every other key (labels, offsets, ...) as it is.
 PADDED_BY_PAD = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask")
 
@@ -249,7 +251,7 @@ class SequenceAssembly:
         return pairs
 
     # ----------------------------------------------------------------------------------------- special tokens
-    def _assemble(self, a: Tokens, b: Tokens | None, add_special_tokens: bool, track: bool,
+    def _assemble(self, a: Tokens, b: Tokens | None, add_special_tokens: bool, track: int,
                   special_mask: bool) -> dict[str, list]:
         """[CLS] a [SEP] (b [SEP]) with its type ids, masks, offsets, word and sequence ids."""
         cls, sep = ([self.cls_token_id], [self.sep_token_id]) if add_special_tokens else ([], [])
@@ -264,9 +266,10 @@ class SequenceAssembly:
             row["special_tokens_mask"] = [1] * len(cls) + [0] * n_a + [1] * len(sep) + (
                 [] if b is None else [0] * n_b + [1] * len(sep))
         if track:
-            none_cls, none_sep = [None] * len(cls), [None] * len(sep)
             zero_cls, zero_sep = [(0, 0)] * len(cls), [(0, 0)] * len(sep)
             row["offsets"] = zero_cls + a.offsets + zero_sep + ([] if b is None else b.offsets + zero_sep)
+        if track == DETAILS:
+            none_cls, none_sep = [None] * len(cls), [None] * len(sep)
             row["word_ids"] = none_cls + a.word_ids + none_sep + ([] if b is None else b.word_ids + none_sep)
             row["sequence_ids"] = (none_cls + [0] * n_a + none_sep + ([] if b is None else [1] * n_b + none_sep))
         return row

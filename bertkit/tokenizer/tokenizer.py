@@ -14,16 +14,20 @@ import gc
 import os
 from collections.abc import Sequence
 from contextlib import contextmanager
-from itertools import chain, islice
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from bertkit.errors import MissingFileError, UserError
 from bertkit.tokenizer.added_tokens import AddedToken, AddedVocabulary
 from bertkit.tokenizer.encoding import BatchEncoding, Encoding
-from bertkit.tokenizer.normalize import CHUNK_PATTERN, BertPreTokenizer
-from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
+from bertkit.tokenizer.normalize import BertPreTokenizer
+from bertkit.tokenizer.offsets import Cache, OffsetTracker
+from bertkit.tokenizer.processes import run_sharded, shard_bounds, worker_count
 from bertkit.tokenizer.sequences import (
+    DETAILS,
+    IDS,
+    OFFSETS,
     VERY_LARGE_INTEGER,
     SequenceAssembly,
     Tokens,
@@ -31,6 +35,7 @@ from bertkit.tokenizer.sequences import (
     as_int_list,
     pad_length,
 )
+from bertkit.tokenizer.sequences import TRUNCATION_STRATEGIES as TRUNCATION_STRATEGIES
 from bertkit.tokenizer.serialization import (
     SPECIAL_TOKEN_NAMES,
     read_tokenizer_folder,
@@ -39,8 +44,6 @@ from bertkit.tokenizer.serialization import (
 )
 from bertkit.tokenizer.wordpiece import WordPiece
 from bertkit.utils.logging import warn_ignored
-
-CACHE_SIZE = 500_000  # words (or chunks) kept per cache; the oldest half goes when full
 
 
 @contextmanager
@@ -54,22 +57,6 @@ def _gc_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-class _Cache(dict):
-    """key -> value, computed on a miss by `compute` (called from C through dict.__getitem__)."""
-
-    def __init__(self, compute: Any, max_size: int = CACHE_SIZE) -> None:
-        super().__init__()
-        self.compute = compute
-        self.max_size = max_size
-
-    def __missing__(self, key: str) -> Any:
-        if len(self) >= self.max_size:  # bounded memory: forget the older half
-            for old in list(islice(self, self.max_size // 2)):
-                self.pop(old, None)  # another thread may have dropped it already
-        value = self[key] = self.compute(key)
-        return value
 
 
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
@@ -103,6 +90,7 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
     is_fast = True
     padding_side = "right"
     truncation_side = "right"
+    num_workers: int | None = None  # processes for a batch call (processes.py): None or 1 = this one alone
 
     def __init__(
         self,
@@ -160,7 +148,7 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
     # The parts built from the settings above. Pickling leaves them out and unpickling rebuilds them: the
     # normalizer's self-filling tables hold functions pickle cannot save, and the caches would only swell what
     # multiprocessing and `datasets.map(num_proc=...)` send to each worker.
-    _BUILT = ("ids_to_tokens", "pre_tokenizer", "wordpiece", "_word_ids", "_chunk_detail_cache",
+    _BUILT = ("ids_to_tokens", "pre_tokenizer", "wordpiece", "_word_ids", "_offsets",
               *AddedVocabulary._BUILT_ADDED)
 
     def _build(self) -> None:
@@ -168,8 +156,8 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
         self.pre_tokenizer = BertPreTokenizer(self.do_lower_case, self.strip_accents, self.keep_hangul,
                                               self.tokenize_chinese_chars)
         self.wordpiece = WordPiece(self.vocab, self._wordpiece_unk, "##", self.max_input_chars_per_word)
-        self._word_ids = _Cache(self.wordpiece.ids)  # normalized word -> ids
-        self._chunk_detail_cache = _Cache(self._chunk_details)
+        self._word_ids = Cache(self.wordpiece.ids)  # normalized word -> ids
+        self._offsets = OffsetTracker(self.pre_tokenizer, self.wordpiece)  # the path with offsets
         # Special and added tokens are cut out of the text before normalization and WordPiece.
         self._build_added()
 
@@ -258,18 +246,6 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
         return [self.ids_to_tokens[i] for i in as_int_list(ids) if i in self.ids_to_tokens and i not in special]
 
     # ----------------------------------------------------------------------------------------- tokenizing
-    def _chunk_details(self, chunk: str) -> tuple[list[int], list[int], list[int], list[int], int]:
-        """One whitespace-free chunk -> (ids, starts, ends, word index per token, number of words)."""
-        ids, starts, ends, words = [], [], [], []
-        pieces = self.pre_tokenizer.split_chunk(chunk)
-        for word_index, (word, char_starts, char_ends) in enumerate(pieces):
-            for token_id, start, end in self.wordpiece.tokenize(word):
-                ids.append(token_id)
-                starts.append(char_starts[start])
-                ends.append(char_ends[end - 1])
-                words.append(word_index)
-        return ids, starts, ends, words, len(pieces)
-
     def _segments(self, text: str) -> list[tuple[str, int, int | None]]:
         """Split out special and added tokens: (piece, offset in text, the token's id or None)."""
         return self._splitter.split(text)
@@ -278,10 +254,10 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
         """The fast path, ids only: normalize by str.translate, split, one cached lookup per word, all in C."""
         return list(chain.from_iterable(map(self._word_ids.__getitem__, self.pre_tokenizer.words(text))))
 
-    def _encode_text(self, text: str, track: bool) -> Tokens:
-        """The tokens of one text, without [CLS]/[SEP]; offsets and word ids too when `track`."""
+    def _encode_text(self, text: str, track: int) -> Tokens:
+        """The tokens of one text, without [CLS]/[SEP]; offsets when `track` >= OFFSETS, word ids at DETAILS."""
         segments = self._segments(text)
-        if not track:
+        if track == IDS:
             ids: list[int] = []
             for piece, _, special_id in segments:
                 if special_id is None:
@@ -289,34 +265,34 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
                 else:
                     ids.append(special_id)
             return Tokens(ids)
-        tokens = Tokens([], [], [])
+        words = track == DETAILS
+        if len(segments) == 1 and segments[0][2] is None:  # no added token: the whole text in one go
+            ids, offsets, word_ids, _ = self._offsets.encode(text, words=words)
+            return Tokens(ids, offsets, word_ids)
+        tokens = Tokens([], [], [] if words else None)
         word = 0  # every split counts as a word, special and added tokens included (as in HuggingFace)
         for piece, base, special_id in segments:
             if special_id is not None:
-                tokens.ids.append(special_id)
-                tokens.offsets.append((base, base + len(piece)))
-                tokens.word_ids.append(word)
-                word += 1
-                continue
-            for match in CHUNK_PATTERN.finditer(piece):
-                ids, starts, ends, words, n_words = self._chunk_detail_cache[match.group()]
-                start = base + match.start()
-                tokens.ids.extend(ids)
-                tokens.offsets.extend((start + s, start + e) for s, e in zip(starts, ends))
-                tokens.word_ids.extend(word + w for w in words)
-                word += n_words
+                ids, offsets, word_ids, word = [special_id], [(base, base + len(piece))], [word], word + 1
+            else:
+                ids, offsets, word_ids, word = self._offsets.encode(piece, base, word, words)
+            tokens.ids += ids
+            tokens.offsets += offsets
+            if words:
+                tokens.word_ids += word_ids
         return tokens
 
-    def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: bool) -> Tokens:
+    def _encode_input(self, text: str | Sequence[str], is_split_into_words: bool, track: int) -> Tokens:
         if not is_split_into_words:
             return self._encode_text(text, track)
         # Pre-split words: each is tokenized on its own; its tokens carry its index and offsets inside it.
-        merged = Tokens([], [] if track else None, [] if track else None)
+        merged = Tokens([], [] if track else None, [] if track == DETAILS else None)
         for index, word in enumerate(text):
-            tokens = self._encode_text(word, track)
+            tokens = self._encode_text(word, min(track, OFFSETS))
             merged.ids.extend(tokens.ids)
             if track:
                 merged.offsets.extend(tokens.offsets)
+            if track == DETAILS:
                 merged.word_ids.extend([index] * len(tokens.ids))
         return merged
 
@@ -373,8 +349,8 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
         options = dict(add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length,
                        stride=stride, overflow=return_overflowing_tokens, split=is_split_into_words)
 
-        columns, sample_of_row = self._rows(firsts, seconds, track=return_offsets_mapping,
-                                            special_mask=return_special_tokens_mask, **options)
+        columns, sample_of_row = self._rows_in_processes(firsts, seconds, track=OFFSETS if return_offsets_mapping
+                                                         else IDS, special_mask=return_special_tokens_mask, **options)
         pad_to = pad_length([len(r) for r in columns["input_ids"]], padding, max_length, pad_to_multiple_of)
         self._pad(columns, pad_to, padding_side)
 
@@ -396,7 +372,7 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
             return 1 if seconds is None or seconds[sample] is None else 2
 
         def details() -> list[Encoding]:  # redo the call with offsets and word ids tracked
-            tracked, samples = self._rows(firsts, seconds, track=True, special_mask=True, **options)
+            tracked, samples = self._rows(firsts, seconds, track=DETAILS, special_mask=True, **options)
             self._pad(tracked, pad_to, padding_side)
             return [self._to_encoding({key: column[i] for key, column in tracked.items()}, n_texts(sample))
                     for i, sample in enumerate(samples)]
@@ -430,12 +406,36 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
                         return_attention_mask=False, **kwargs)
         return encoding["input_ids"]
 
-    def _rows(self, firsts: list, seconds: list | None, *, track: bool, special_mask: bool,
+    def _rows_in_processes(self, firsts: list, seconds: list | None, **options: Any
+                           ) -> tuple[dict[str, list[list]], list[int]]:
+        """`_rows`, over `num_workers` processes when asked for (processes.py)."""
+        count = worker_count(self.num_workers)
+        if count == 1 or len(firsts) < 2:
+            return self._rows(firsts, seconds, **options)
+        lengths = [_text_length(text) for text in firsts]
+        if seconds is not None:
+            lengths = [n + _text_length(second) for n, second in zip(lengths, seconds)]
+
+        def work(start: int, stop: int) -> tuple[dict[str, list[list]], list[int]]:
+            return self._rows(firsts[start:stop], None if seconds is None else seconds[start:stop], **options)
+
+        bounds = shard_bounds(lengths, count)
+        with _gc_paused():  # unpickling the workers' rows makes millions of lists: no collections meanwhile
+            shards = run_sharded(work, bounds)
+        columns, sample_of_row = shards[0]
+        for (start, _), (more_columns, more_samples) in zip(bounds[1:], shards[1:]):
+            for key, column in columns.items():
+                column += more_columns[key]
+            sample_of_row += [start + sample for sample in more_samples]
+        return columns, sample_of_row
+
+    def _rows(self, firsts: list, seconds: list | None, *, track: int, special_mask: bool,
               add_special_tokens: bool, truncation: str | None, max_length: int | None, stride: int,
               overflow: bool, split: bool) -> tuple[dict[str, list[list]], list[int]]:
         """Encode every sample, truncate it into windows and assemble the rows (unpadded), column by column."""
         keys = ["input_ids", "token_type_ids", "attention_mask"] + (["special_tokens_mask"] if special_mask else [])
-        keys += ["offsets", "word_ids", "sequence_ids"] if track else []
+        keys += ["offsets"] if track else []
+        keys += ["word_ids", "sequence_ids"] if track == DETAILS else []
         columns: dict[str, list[list]] = {key: [] for key in keys}
         input_ids, type_ids, attention = columns["input_ids"], columns["token_type_ids"], columns["attention_mask"]
         sample_of_row: list[int] = []
@@ -445,6 +445,8 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
         cls, sep = self.cls_token_id, self.sep_token_id
         special_start = self._splitter.screen  # a quick check in C: could the text hold an added token?
         words, word_ids = self.pre_tokenizer.words, self._word_ids.__getitem__
+        # A text repeated from the sample before (a SQuAD context asked several questions) is encoded once.
+        last_first = last_second = last_a = last_b = None
         with _gc_paused():
             for sample, first in enumerate(firsts):
                 if lean and not special_start(first):
@@ -458,10 +460,19 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
                         sample_of_row.append(sample)
                         continue
                     a = Tokens(ids[1:])
+                elif first == last_first:
+                    a = last_a
                 else:
-                    a = self._encode_input(first, split, track)
+                    a = last_a = self._encode_input(first, split, track)
+                    last_first = first
                 second = None if seconds is None else seconds[sample]
-                b = None if second is None else self._encode_input(second, split, track)
+                if second is None:
+                    b = None
+                elif second != last_second:
+                    b = last_b = self._encode_input(second, split, track)
+                    last_second = second
+                else:
+                    b = last_b
                 windows = self._truncate(a, b, truncation, max_length, stride, add_special_tokens)
                 for a_window, b_window in windows if overflow else windows[:1]:
                     row = self._assemble(a_window, b_window, add_special_tokens, track, special_mask)
@@ -529,6 +540,13 @@ class BertTokenizer(AddedVocabulary, SequenceAssembly):
 
 
 # --------------------------------------------------------------------------------------------- functions
+def _text_length(text: str | Sequence[str] | None) -> int:
+    """Characters in a text, or in a pre-split text's words."""
+    if text is None:
+        return 0
+    return len(text) if isinstance(text, str) else sum(map(len, text))
+
+
 def clean_up_tokenization(text: str, contract_do_not: bool = False) -> str:
     """transformers' clean_up_tokenization: no space before punctuation and English contractions.
     `contract_do_not=True` is HuggingFace's WordPiece decoder cleanup (applied per token), which differs from

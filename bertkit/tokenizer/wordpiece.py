@@ -28,7 +28,7 @@ class WordPiece:
             c for c in {**self.longest_initial, **self.longest_continuation}
             if self.longest_initial.get(c, 0) <= 1 and self.longest_continuation.get(c, 0) <= 1)
 
-    def _split(self, word: str) -> tuple[list[int], list[int] | None]:
+    def split(self, word: str) -> tuple[list[int], list[int] | None]:
         """Greedy longest match: the piece ids and where each piece ends ([UNK] for the whole word if stuck);
         ends is None when every piece is one character."""
         n = len(word)
@@ -62,13 +62,13 @@ class WordPiece:
 
     def tokenize(self, word: str) -> list[tuple[int, int, int]]:
         """(id, start, end) per piece; start/end index the characters of `word`."""
-        ids, ends = self._split(word)
+        ids, ends = self.split(word)
         if ends is None:
             ends = list(range(1, len(word) + 1))
         return list(zip(ids, [0, *ends[:-1]], ends))
 
     def ids(self, word: str) -> tuple[int, ...]:
-        return tuple(self._split(word)[0])
+        return tuple(self.split(word)[0])
 
 
 def _longest_by_first_char(pieces: dict[str, int]) -> dict[str, int]:
