@@ -154,7 +154,7 @@ def row_length(row: dict[str, Any]) -> int:
 LABEL_NAMES = ("labels", "start_positions", "end_positions")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only under no_grad
 def forward_in_batches(
     model: Any,
     rows: Sequence[dict[str, Any]],
@@ -185,32 +185,34 @@ def forward_in_batches(
     outputs: dict[str, list[Any]] = {}
     labels: dict[str, list[Any]] = {}
     loss_sum, loss_rows = torch.zeros((), device=device), 0
-    for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
-        chunk = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
-        seq_len = batch["input_ids"].shape[1]
-        # each row's outputs are cut to its length below, so padding positions are never read (unless rows came padded)
-        with autocast(device, precision), padding_outputs_unused(all(lengths[i] == full_lengths[i] for i in chunk)):
-            if run is None:
-                out = model(**batch, return_dict=True)
-                loss = getattr(out, "loss", None)
-            else:
-                loss, out = run(model, batch)
-        if loss is not None:
-            loss_sum += loss.detach().float() * len(chunk)
-            loss_rows += len(chunk)
-            if row_losses:
-                for i in chunk:
-                    outputs.setdefault("losses", [None] * len(rows))[i] = loss.detach().float().cpu().numpy()
-        named = [(name, value, outputs) for name, value in out.items()
-                 if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
-        named += [(name, batch[name], labels) for name in label_names if name in batch]
-        for name, value, into in named:
-            if transform is not None and into is outputs:
-                value = transform(value, batch.get("labels"))
-            token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
-            for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
-                into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
+    # one autocast region over every batch: its cache keeps each weight's bf16 copy from batch to batch
+    with autocast(device, precision):
+        for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
+            chunk = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in collate([rows[i] for i in chunk]).items()}
+            seq_len = batch["input_ids"].shape[1]
+            # each row's outputs are cut to its length below, so padding positions are never read (unless rows came padded)
+            with padding_outputs_unused(all(lengths[i] == full_lengths[i] for i in chunk)):
+                if run is None:
+                    out = model(**batch, return_dict=True)
+                    loss = getattr(out, "loss", None)
+                else:
+                    loss, out = run(model, batch)
+            if loss is not None:
+                loss_sum += loss.detach().float() * len(chunk)
+                loss_rows += len(chunk)
+                if row_losses:
+                    for i in chunk:
+                        outputs.setdefault("losses", [None] * len(rows))[i] = loss.detach().float().cpu().numpy()
+            named = [(name, value, outputs) for name, value in out.items()
+                     if name not in ("loss", "hidden_states", "attentions") and isinstance(value, torch.Tensor)]
+            named += [(name, batch[name], labels) for name in label_names if name in batch]
+            for name, value, into in named:
+                if transform is not None and into is outputs:
+                    value = transform(value, batch.get("labels"))
+                token_level = value.dim() >= 2 and value.shape[1] == seq_len and (value.dim() == 3 or name != "logits")
+                for i, row in zip(chunk, value.float().cpu().numpy() if into is outputs else value.cpu().numpy()):
+                    into.setdefault(name, [None] * len(rows))[i] = row[: full_lengths[i]] if token_level else row
     if torch_model:
         model.train(was_training)
     return outputs, labels, float(loss_sum) / loss_rows if loss_rows else None
@@ -291,7 +293,7 @@ def bucketed_batches(
         yield batch, input_ids, mask, type_ids
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only under no_grad
 def encode_batches(
     model: Any,
     input_ids: Any,
@@ -334,22 +336,25 @@ def encode_batches(
     batches = bucketed_batches(ids, types, batch_size, pad)
     if progress:
         batches = tqdm(batches, desc="encoding", unit="batch", total=-(-len(ids) // batch_size))
-    for batch, input_batch, mask, type_batch in batches:
-        hidden_states = None
-        if backend is not None:
-            hidden, pooled = backend(input_batch, mask, type_batch)
-        else:
-            device = encoder.device
-            with autocast(device, chosen):
+    with contextlib.ExitStack() as region:
+        if backend is None:  # one autocast region over every batch: its cache keeps the weights' casts
+            region.enter_context(autocast(encoder.device, chosen))
+        for batch, input_batch, mask, type_batch in batches:
+            hidden_states = None
+            if backend is not None:
+                hidden, pooled = backend(input_batch, mask, type_batch)
+            else:
+                device = encoder.device
                 out = encoder(*(torch.from_numpy(a).to(device) for a in (input_batch, mask, type_batch)),
                               output_hidden_states=output_hidden_states, unpad=unpad, output_attentions=False,
                               return_dict=True)
-            hidden, pooled, hidden_states = as_float32((out.last_hidden_state, out.pooler_output, out.hidden_states))
-        for row, i in enumerate(batch):
-            n = len(ids[i])
-            results[i] = BaseModelOutputWithPooling(
-                last_hidden_state=hidden[row, :n],
-                pooler_output=pooled[row] if pooled is not None else None,
-                hidden_states=tuple(h[row, :n] for h in hidden_states) if output_hidden_states else None,
-            )
+                hidden, pooled, hidden_states = as_float32((out.last_hidden_state, out.pooler_output,
+                                                            out.hidden_states))
+            for row, i in enumerate(batch):
+                n = len(ids[i])
+                results[i] = BaseModelOutputWithPooling(
+                    last_hidden_state=hidden[row, :n],
+                    pooler_output=pooled[row] if pooled is not None else None,
+                    hidden_states=tuple(h[row, :n] for h in hidden_states) if output_hidden_states else None,
+                )
     return results  # type: ignore[return-value]

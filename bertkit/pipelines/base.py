@@ -6,7 +6,7 @@ How a pipeline works (one input or a list of inputs in, plain Python results out
         -> items, is_batch, params = pipe.inputs_of(inputs, **params)   # HF's call forms -> a list of items
         -> pipe.run(items, **params): one result per item, always a list; the items are split into batches:
                encoded = pipe.preprocess(batch, **params)      # tokenizer -> tensors
-               outputs = pipe.forward(encoded, **params)       # model, under inference_mode
+               outputs = pipe.forward(encoded, **params)       # model, under no_grad + the precision's autocast
                pipe.postprocess(encoded, outputs, batch, **params) -> one result per item
         -> pipe.shape(results, inputs, is_batch, params)       # HF's return shapes: one input, one result
 
@@ -24,7 +24,7 @@ Writing a pipeline (the fine-tuning and serving code does exactly this):
         def postprocess(self, encoded, outputs, batch, **params):   # -> list, one result per input
             ...
 
-`forward` (calls `run_model`: inputs to the device, model under inference_mode) rarely needs overriding; a
+`forward` (calls `run_model`: inputs to the device, model under `model_context`) rarely needs overriding; a
 pipeline whose single input is itself a list overrides `is_batch`.
 
 Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, backend=None, threads=None, **params)`.
@@ -43,6 +43,7 @@ Construction: `Pipeline(model, tokenizer=None, device=None, batch_size=8, backen
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import logging
@@ -287,12 +288,22 @@ class Pipeline:
         self._tokenizer_options = {k: params.pop(k) for k in TOKENIZER_PARAMETERS if k in params and k not in own}
         batch_size = batch_size or self.batch_size
         results: list[Any] = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            encoded = self.preprocess(chunk, **params)
-            outputs = self.forward(encoded, **params)
-            results.extend(self.postprocess(encoded, outputs, chunk, **params))
+        # one autocast region over every batch: its cache keeps each weight's bf16 copy from batch to batch
+        with self.model_context():
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                encoded = self.preprocess(chunk, **params)
+                outputs = self.forward(encoded, **params)
+                results.extend(self.postprocess(encoded, outputs, chunk, **params))
         return results
+
+    def model_context(self) -> contextlib.ExitStack:
+        """Where the model runs: no autograd (no_grad, not inference_mode: autocast caches its weight casts only
+        under no_grad), the pipeline's precision, and no one reading the padding positions' outputs."""
+        stack = contextlib.ExitStack()
+        for context in (torch.no_grad(), autocast(self.device, self.precision), padding_outputs_unused()):
+            stack.enter_context(context)
+        return stack
 
     def tokenize(self, texts: list[str], text_pairs: list[str] | None = None, **tokenizer_kwargs: Any) -> Any:
         """Padded, truncated to the model's window, as tensors. The pipeline's own keywords override these
@@ -346,7 +357,7 @@ class Pipeline:
             if asked:
                 raise UserError(f"{', '.join(asked)} needs backend='torch': the ONNX graph gives the last layer's "
                                  "outputs only")
-        with torch.inference_mode(), autocast(self.device, self.precision), padding_outputs_unused():
+        with self.model_context():
             return as_float32(self.model(**inputs, **model_kwargs))
 
     def preprocess(self, batch: list[Any], **params: Any) -> Any:
