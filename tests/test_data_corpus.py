@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bertkit.data.corpus import (
     split_sentences,
     token_dtype,
 )
+from bertkit.errors import UserError
 from bertkit.tokenizer import BertTokenizer
 
 WIKI = "text-en-wikipedia/enwiki-wikitasks-text-AA.tar.xz"
@@ -203,3 +205,68 @@ def test_cli_prepare_corpus(tmp_path, minilm_dir, capsys):
                      "--valid-fraction", "0", "--no-progress"]) == 0
     assert "2 documents" in capsys.readouterr().out
     assert TokenShards(tmp_path / "o").num_documents == 2
+
+
+def corpus_documents(folder: Path, split: str) -> list[tuple[tuple[int, ...], ...]]:
+    """Every document of a split as a tuple of sentence tuples, in shard order."""
+    shards = TokenShards(folder, split)
+    return [tuple(tuple(map(int, s)) for s in shard.sentences(d)) for shard in shards.shards for d in range(shard.num_documents)]
+
+
+def test_two_workers_write_the_same_documents_as_one(tmp_path, shared_data, tokenizer):
+    """--workers 2: each process writes shards of its own; together they hold exactly the documents and tokens of
+    --workers 1, with the same train/valid split (real Wikipedia text, groups small enough that both get many)."""
+    options = dict(max_documents=300, valid_fraction=0.1, shard_tokens=15_000, group_chars=20_000, progress=False)
+    one = prepare_corpus([shared_data / WIKI], tmp_path / "one", tokenizer, workers=1, **options)
+    two = prepare_corpus([shared_data / WIKI], tmp_path / "two", tokenizer, workers=2, **options)
+    assert {s["name"][:8] for s in two["splits"]["train"]} == {"train-w0", "train-w1"}
+    assert all(s["name"].startswith("train-0") for s in one["splits"]["train"])  # one worker: today's names
+    for key in ("documents", "skipped_documents", "tokens"):
+        assert one[key] == two[key]
+    for split in ("train", "valid"):
+        docs_one, docs_two = corpus_documents(tmp_path / "one", split), corpus_documents(tmp_path / "two", split)
+        assert len(docs_one) > 10 and sorted(docs_one) == sorted(docs_two)
+        # each worker keeps input order: worker 0's documents are a subsequence of the one-worker order
+        w0 = [doc for shard in TokenShards(tmp_path / "two", split).shards if "-w0-" in shard.name
+              for doc in [tuple(tuple(map(int, s)) for s in shard.sentences(d)) for d in range(shard.num_documents)]]
+        position = iter(docs_one)
+        assert w0 and all(doc in position for doc in w0)
+
+
+class FailingTokenizer(HashTokenizer):
+    """Fails in the worker on the document that contains "FAIL" (as a user error, a bug, or a dying process)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def __call__(self, sentences, add_special_tokens=False):
+        if any("FAIL" in s for s in sentences):
+            if self.how == "user":
+                raise UserError("sentence 'FAIL' cannot be encoded")
+            if self.how == "exit":
+                os._exit(3)
+            raise KeyError("a bug in the tokenizer")
+        return super().__call__(sentences, add_special_tokens)
+
+
+@pytest.mark.parametrize("how", ["user", "bug", "exit"])
+def test_worker_errors_reach_the_caller(tmp_path, how):
+    src = tmp_path / "a.txt"
+    src.write_text("".join(f"Document {d} sentence.\nMore words here.\n\n" for d in range(200)) + "FAIL now.\n\n")
+    expected = {"user": (UserError, "cannot be encoded"), "bug": (RuntimeError, "worker [01] failed:(.|\n)*KeyError"),
+                "exit": (RuntimeError, "worker [01] died \\(exit code 3\\)")}[how]
+    with pytest.raises(expected[0], match=expected[1]):  # groups of ~100 characters
+        prepare_corpus([src], tmp_path / "o", FailingTokenizer(how), workers=2, group_chars=100, progress=False)
+    assert not (tmp_path / "o" / "corpus.json").exists()
+
+
+def test_cli_workers_flag(tmp_path, minilm_dir, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text("".join(f"Document number {d} is here.\nIt has a second line.\n\n" for d in range(50)))
+    assert cli_main(["prepare-corpus", str(src), "--out", str(tmp_path / "o"), "--tokenizer", str(minilm_dir),
+                     "--valid-fraction", "0", "--no-progress", "--workers", "2"]) == 0
+    assert "50 documents" in capsys.readouterr().out
+    assert TokenShards(tmp_path / "o").num_documents == 50
+    assert cli_main(["prepare-corpus", str(src), "--out", str(tmp_path / "p"), "--tokenizer", str(minilm_dir),
+                     "--workers", "none"]) == 2
+    assert "--workers must be" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`bertkit prepare-corpus FILES... --tokenizer DIR --output DIR`: raw text -> memory-mapped pretraining shards
 (`bertkit.data.corpus`).
 
-    bertkit prepare-corpus wiki.txt.xz --tokenizer my-tokenizer --output shards/
+    bertkit prepare-corpus wiki.txt.xz --tokenizer my-tokenizer --output shards/ [--workers 2]
 """
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard-tokens", type=int, default=50_000_000, help="tokens per shard (default 50M)")
     parser.add_argument("--max-documents", type=int, default=None, help="stop after this many documents")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", default="1",
+                        help="processes that split, tokenize and write shards (default 1; 'auto': one per core); "
+                             "the output holds the same documents and tokens whatever the number")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     header = prepare_corpus(
         args.inputs, args.out, tokenizer, fmt=args.format, text_field=args.text_field,
         valid_fraction=args.valid_fraction, shard_tokens=args.shard_tokens, max_documents=args.max_documents,
-        seed=args.seed, progress=not args.no_progress,
+        seed=args.seed, progress=not args.no_progress, workers=args.workers,
     )
     train = sum(s["tokens"] for s in header["splits"]["train"])
     valid = sum(s["tokens"] for s in header["splits"]["valid"])

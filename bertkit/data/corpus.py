@@ -20,9 +20,15 @@ Output folder:
 Everything is streamed: documents are read, tokenized in small batches and appended to the files, so
 memory stays bounded by one chunk (`chunk_tokens`) whatever the corpus size. `corpus.json` is written
 last (atomically), so a folder with a header is complete.
+
+`workers=N` (`--workers`): this process reads and deals raw documents out in groups; N processes
+(`corpus_workers.run_workers`) split, tokenize and write shards of their own (`train-wK-NNNNN.*`), and only
+counts and shard lists come back. The held-out draw is made here, per document in input order, so the folder
+holds the same documents, tokens and split whatever N.
 """
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -35,6 +41,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from bertkit.data.corpus_workers import resolve_workers, run_workers
 from bertkit.errors import MissingFileError, UserError
 from bertkit.files import iter_jsonl, open_text, require_output_folder
 
@@ -90,17 +97,20 @@ def read_lines_documents(lines: Iterable[str], split: bool = False) -> Iterator[
         yield doc
 
 
-def read_jsonl_documents(lines: Iterable[str], text_field: str = "text", source: str = "") -> Iterator[list[str]]:
+def read_jsonl_documents(lines: Iterable[str], text_field: str = "text", source: str = "",
+                         split: bool = True) -> Iterator[list[str]]:
     for number, record in iter_jsonl(lines, source):
         if text_field not in record:
             raise UserError(f"{source} line {number}: no {text_field!r} field; pass --text-field with the name of the text field")
-        doc = [s for paragraph in str(record[text_field]).splitlines() for s in split_sentences(paragraph)]
+        paragraphs = [p.strip() for p in str(record[text_field]).splitlines() if p.strip()]
+        doc = [s for paragraph in paragraphs for s in split_sentences(paragraph)] if split else paragraphs
         if doc:
             yield doc
 
 
-def read_wikiextractor_documents(lines: Iterable[str]) -> Iterator[list[str]]:
-    """WikiExtractor output: `<doc ...>`, the title line, paragraphs, `</doc>`; title-only documents skipped."""
+def read_wikiextractor_documents(lines: Iterable[str], split: bool = True) -> Iterator[list[str]]:
+    """WikiExtractor output: `<doc ...>`, the title line, paragraphs, `</doc>`; title-only documents skipped.
+    `split=False`: the paragraphs, not yet split into sentences (prepare_corpus splits them in its workers)."""
     doc: list[str] | None = None
     title_pending = False
     for line in lines:
@@ -118,7 +128,10 @@ def read_wikiextractor_documents(lines: Iterable[str]) -> Iterator[list[str]]:
         if title_pending:  # the first non-empty line repeats the title
             title_pending = False
             continue
-        doc.extend(split_sentences(stripped))
+        if split:
+            doc.extend(split_sentences(stripped))
+        else:
+            doc.append(stripped)
     if doc:
         yield doc
 
@@ -134,7 +147,7 @@ def _sniff(first_line: str, name: str) -> str:
     return "lines"
 
 
-def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field: str) -> Iterator[list[str]]:
+def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field: str) -> Iterator[tuple[list[str], bool]]:
     first = next(lines, None)
     if first is None:
         return
@@ -142,11 +155,11 @@ def _documents_from_stream(lines: Iterator[str], fmt: str, name: str, text_field
         fmt = _sniff(first, name.lower())
     stream = itertools.chain([first], lines)
     if fmt == "lines":
-        yield from read_lines_documents(stream)
+        yield from ((doc, False) for doc in read_lines_documents(stream))
     elif fmt == "jsonl":
-        yield from read_jsonl_documents(stream, text_field, source=name)
+        yield from ((doc, True) for doc in read_jsonl_documents(stream, text_field, source=name, split=False))
     elif fmt == "wikiextractor":
-        yield from read_wikiextractor_documents(stream)
+        yield from ((doc, True) for doc in read_wikiextractor_documents(stream, split=False))
     else:
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
@@ -156,6 +169,19 @@ def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_f
 
     A folder means its files (sorted, recursively); a tar archive means its members (sorted).
     """
+    for lines, split in iter_raw_documents(paths, fmt, text_field):
+        yield sentences_of(lines, split)
+
+
+def sentences_of(lines: list[str], split: bool) -> list[str]:
+    """A raw document's sentences: its lines, or its paragraphs split into sentences."""
+    return [s for paragraph in lines for s in split_sentences(paragraph)] if split else lines
+
+
+def iter_raw_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto",
+                       text_field: str = "text") -> Iterator[tuple[list[str], bool]]:
+    """`iter_documents` before sentence splitting: (lines, split) per document, where `split` says the lines are
+    paragraphs still to split (`sentences_of`). Reading stays cheap, so one process can feed several splitters."""
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -164,7 +190,7 @@ def iter_documents(paths: Sequence[str | os.PathLike], fmt: str = "auto", text_f
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             if not files:
                 raise UserError(f"folder {path} holds no files")
-            yield from iter_documents(files, fmt, text_field)
+            yield from iter_raw_documents(files, fmt, text_field)
         elif ".tar" in path.name.lower() or path.name.lower().endswith(".tgz"):
             with tarfile.open(path, "r:*") as archive:
                 members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
@@ -265,6 +291,74 @@ class ShardWriter:
         return self.shards
 
 
+class _CorpusWorker:
+    """One worker of `prepare_corpus`: splits and tokenizes its groups of documents and appends them to shards of
+    its own (`{split}-NNNNN`, or `{split}-wK-NNNNN` when several workers write); reports only counts."""
+
+    def __init__(self, out: Path, tokenizer: Any, dtype: np.dtype, shard_tokens: int, chunk_tokens: int,
+                 batch_sentences: int, min_sentences: int, workers: int, index: int) -> None:
+        self.tokenizer, self.batch_sentences, self.min_sentences = tokenizer, batch_sentences, min_sentences
+        prefix = "" if workers == 1 else f"-w{index}"
+        self.writers = {split: ShardWriter(out, f"{split}{prefix}", dtype, shard_tokens, chunk_tokens)
+                        for split in ("train", "valid")}
+        self.counts = {"documents": 0, "skipped_documents": 0, "tokens": 0, "bytes": 0}
+
+    def process(self, group: list[tuple[list[str], bool, bool]]) -> dict[str, int]:
+        """group: (lines, split, valid) per document, in input order; returns what it added to the counts."""
+        before = dict(self.counts)
+        batch: list[tuple[list[str], bool]] = []
+        size = 0
+        for lines, split, valid in group:
+            self.counts["bytes"] += sum(len(line.encode("utf-8")) for line in lines)
+            doc = sentences_of(lines, split)
+            batch.append((doc, valid))
+            size += len(doc)
+            if size >= self.batch_sentences:
+                self._write(batch)
+                batch, size = [], 0
+        if batch:
+            self._write(batch)
+        return {key: self.counts[key] - before[key] for key in self.counts}
+
+    def _write(self, batch: list[tuple[list[str], bool]]) -> None:
+        flat = [s for doc, _ in batch for s in doc]
+        ids = encode_sentences(self.tokenizer, flat) if flat else []
+        position = 0
+        for doc, valid in batch:
+            sentences = [np.asarray(x, dtype=np.int64) for x in ids[position:position + len(doc)]]
+            position += len(doc)
+            sentences = [s for s in sentences if len(s)]
+            if len(sentences) < self.min_sentences:
+                self.counts["skipped_documents"] += 1
+                continue
+            self.writers["valid" if valid else "train"].add_document(sentences)
+            self.counts["documents"] += 1
+            self.counts["tokens"] += sum(len(s) for s in sentences)
+
+    def finish(self) -> dict[str, Any]:
+        return {"splits": {split: writer.close() for split, writer in self.writers.items()}, "counts": self.counts}
+
+
+def _groups(documents: Iterator[tuple[list[str], bool]], valid_fraction: float, seed: int, group_chars: int,
+            max_documents: int | None) -> Iterator[list[tuple[list[str], bool, bool]]]:
+    """Documents in groups of about `group_chars` characters, each with its split drawn here, in input order:
+    document i is held out when the i-th draw of `seed`'s generator is below `valid_fraction`, whatever the
+    number of workers (and whether or not it is later skipped)."""
+    rng = np.random.default_rng(seed)
+    group: list[tuple[list[str], bool, bool]] = []
+    chars = 0
+    for number, (lines, split) in enumerate(documents):
+        if max_documents is not None and number >= max_documents:
+            break
+        group.append((lines, split, bool(valid_fraction) and rng.random() < valid_fraction))
+        chars += sum(map(len, lines))
+        if chars >= group_chars:
+            yield group
+            group, chars = [], 0
+    if group:
+        yield group
+
+
 def prepare_corpus(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -279,10 +373,16 @@ def prepare_corpus(
     min_sentences: int = 1,
     seed: int = 0,
     progress: bool = True,
+    workers: int | str = 1,
+    group_chars: int = 1 << 16,
 ) -> dict[str, Any]:
     """Tokenize the inputs into shards under `out_dir`; returns the header (also written to corpus.json).
 
     `valid_fraction` of the documents (chosen at random with `seed`) go to the held-out `valid` split.
+    `workers` > 1 (or "auto": one per core): this process reads the inputs and deals groups of `group_chars`
+    characters of raw text round robin to worker processes, each splitting, tokenizing and writing shards of its
+    own; only counts and shard lists come back. The folder holds the same documents and tokens for any number of
+    workers (one worker keeps input order; with several, each worker's shards keep the order of its groups).
     """
     from tqdm.auto import tqdm
 
@@ -290,6 +390,7 @@ def prepare_corpus(
         raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not 0.0 <= valid_fraction < 1.0:
         raise UserError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    workers = resolve_workers(workers)
     out = require_output_folder(out_dir, "output folder")
     out.mkdir(parents=True, exist_ok=True)
     if (out / HEADER).exists():
@@ -298,50 +399,31 @@ def prepare_corpus(
         old.unlink()
     vocab_size = len(tokenizer)  # includes added tokens
     dtype = token_dtype(vocab_size)
-    writers = {split: ShardWriter(out, split, dtype, shard_tokens, chunk_tokens) for split in ("train", "valid")}
-    rng = np.random.default_rng(seed)
-    counts = {"documents": 0, "skipped_documents": 0, "tokens": 0}
+    make_worker = functools.partial(_CorpusWorker, out, tokenizer, dtype, shard_tokens, chunk_tokens,
+                                    batch_sentences, min_sentences, workers)
+    groups = _groups(iter_raw_documents(inputs, fmt, text_field), valid_fraction, seed, group_chars, max_documents)
+    totals = {"documents": 0, "skipped_documents": 0, "tokens": 0, "bytes": 0}
+    bar = None
 
-    def flush_batch(docs: list[list[str]]) -> None:
-        flat = [s for doc in docs for s in doc]
-        ids = encode_sentences(tokenizer, flat) if flat else []
-        position = 0
-        for doc in docs:
-            sentences = [np.asarray(x, dtype=np.int64) for x in ids[position:position + len(doc)]]
-            position += len(doc)
-            sentences = [s for s in sentences if len(s)]
-            if len(sentences) < min_sentences:
-                counts["skipped_documents"] += 1
-                continue
-            split = "valid" if valid_fraction and rng.random() < valid_fraction else "train"
-            writers[split].add_document(sentences)
-            counts["documents"] += 1
-            counts["tokens"] += sum(len(s) for s in sentences)
+    def report(counts: dict[str, int]) -> None:
+        nonlocal bar
+        if bar is None:  # made after the workers start (no tqdm thread in a forked process)
+            bar = tqdm(desc="prepare-corpus", unit="B", unit_scale=True, disable=not progress, dynamic_ncols=True)
+        for key, value in counts.items():
+            totals[key] += value
+        bar.update(counts["bytes"])
+        bar.set_postfix(docs=f"{totals['documents']:,}", tokens=f"{totals['tokens']:,}", refresh=False)
 
-    batch: list[list[str]] = []
-    batch_size = 0
-    bar = tqdm(desc="prepare-corpus", unit="doc", disable=not progress, dynamic_ncols=True)
-    seen = 0
-    for doc in iter_documents(inputs, fmt, text_field):
-        if max_documents is not None and seen >= max_documents:
-            break
-        seen += 1
-        batch.append(doc)
-        batch_size += len(doc)
-        if batch_size >= batch_sentences:
-            flush_batch(batch)
-            bar.update(len(batch))
-            bar.set_postfix(tokens=f"{counts['tokens']:,}", refresh=False)
-            batch, batch_size = [], 0
-    if batch:
-        flush_batch(batch)
-        bar.update(len(batch))
-        bar.set_postfix(tokens=f"{counts['tokens']:,}", refresh=False)
-    bar.close()
+    try:
+        results = run_workers(make_worker, groups, workers, report)
+    finally:
+        if bar is not None:
+            bar.close()
+    counts = {key: sum(r["counts"][key] for r in results) for key in ("documents", "skipped_documents", "tokens")}
     if counts["documents"] == 0:
         raise UserError(f"no documents with text found in {', '.join(map(str, inputs))}; check --format and the files")
 
-    splits = {split: writer.close() for split, writer in writers.items()}
+    splits = {split: [shard for r in results for shard in r["splits"][split]] for split in ("train", "valid")}
     tokenizer.save_pretrained(out / "tokenizer")
     header = {
         "format": FORMAT_NAME,
@@ -361,7 +443,6 @@ def prepare_corpus(
     tmp.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / HEADER)
     return header
-
 
 # ------------------------------------------------------------------ reading shards
 class Shard:
