@@ -158,3 +158,13 @@ def test_task_models_load_in_huggingface(demo):
         got = BertForQuestionAnswering.from_pretrained(folder).eval()(**encoded)
     torch.testing.assert_close(got.start_logits, expected.start_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.end_logits, expected.end_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_console_reads_like_the_report_and_says_which_data(demo):
+    printed, summary = demo["printed"], demo["summary"]
+    assert printed.count("\n") < 80  # per step: header, command, result lines (the bars are on stderr)
+    assert "Training Loss" not in printed and "{'loss'" not in printed  # the Trainer's rows are in metrics.jsonl
+    assert summary["data_source"] == "shared"  # ../shared/data is beside this checkout
+    assert "seeded slices of real English data read from" in printed
+    for task in ("sentiment", "ner", "qa"):  # what each fine-tuning taught: its learning curve
+        assert summary["learning_curves"][task], task

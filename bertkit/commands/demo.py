@@ -1,4 +1,4 @@
-"""`bertkit demo`: the seeds' journey end to end on bundled samples (`bertkit.demo`)."""
+"""`bertkit demo`: the seeds' journey end to end on real data (`bertkit.demo`)."""
 from __future__ import annotations
 
 import argparse
@@ -17,10 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="every step from the tiny BERT pretrained from scratch here (no pretrained encoder)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the Trainer's per-step rows and the library's warnings (by default they go "
+                             "to each run's metrics.jsonl and to the report)")
 
 
 def run(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, quick=args.quick, device=args.device, seed=args.seed, model=args.model,
-                       pretrained=args.pretrained)
+                       pretrained=args.pretrained, verbose=args.verbose)
     print(f"\ndone in {summary['timings_s']['total']:.0f} s. The report: {summary['report']}")
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from bertkit.tasks import registry
 from bertkit.tasks.evaluation import format_report
 from bertkit.train.arguments import TrainingArguments
+from bertkit.train.console import console_mode
 from bertkit.train.recipes import RECIPE_DEFAULTS, RecipeOptions, recipe_arguments
 from bertkit.utils.cli_flags import add_dataclass_arguments, dataclass_values
 
@@ -76,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
     common.add_argument("--train", required=True, help="training file")
     common.add_argument("--eval", help="evaluation file (default: hold out part of --train)")
+    common.add_argument("--verbose", action="store_true",
+                        help="print the Trainer's table row at every logging step, not only at each evaluation "
+                             "(so does an explicit --logging-steps); metrics.jsonl has every row either way")
     for name in registry.fine_tunable_tasks():  # one sub-command per task of the registry
         spec = registry.get_task(name)
         sub = tasks.add_parser(name, parents=[common], help=spec.summary, description=spec.summary)
@@ -119,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
     require_output_folder(training.output_dir, "--output")
     recipe = registry.resolve(registry.get_task(args.task).recipe)
     settings = {name: getattr(args, name) for name in task_settings(recipe) if hasattr(args, name)}
-    result = recipe(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
-                    options=RecipeOptions(**dataclass_values(args, RecipeOptions)), tokenizer_dir=args.tokenizer,
-                    max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples, **settings)
+    # the console: a progress bar and a row per evaluation; a row per logging step only when asked for
+    asked = getattr(args, "verbose", False) or "logging_steps" in dataclass_values(args, TrainingArguments)
+    with console_mode("rows" if asked else "summary"):
+        result = recipe(model_dir=args.model, train_file=args.train, eval_file=args.eval, args=training,
+                        options=RecipeOptions(**dataclass_values(args, RecipeOptions)), tokenizer_dir=args.tokenizer,
+                        max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+                        **settings)
     print(format_report(args.task, result["eval"]))
     print(f"best {result['metric_for_best']}={result['best_metric']} at step {result['best_step']} "
           f"({result['steps']} steps, {result['train_runtime']:.1f}s); model saved to {training.output_dir}")

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from bertkit.train import distributed as dist_utils
+from bertkit.train.console import console_mode
 from bertkit.train.pretrain_recipe import PretrainConfig, pretrain
 from bertkit.utils.cli_flags import add_dataclass_arguments, dataclass_values
 
@@ -17,6 +18,9 @@ from bertkit.utils.cli_flags import add_dataclass_arguments, dataclass_values
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON file of options (keys as the flags, e.g. {\"max_steps\": 1000}); flags override it")
     add_dataclass_arguments(parser, PretrainConfig, aliases={"out": ["--output", "--out"]})
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the training metrics every --log-every steps too, not only a line per evaluation "
+                             "(metrics.jsonl has every row either way)")
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
@@ -28,6 +32,7 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = pretrain(config_from_args(args))
+    with console_mode("rows" if getattr(args, "verbose", False) else "summary"):
+        path = pretrain(config_from_args(args))
     dist_utils.print0(f"checkpoint: {path}")
     return 0

@@ -1,4 +1,6 @@
-"""Seeded slices of the real data (SST-2, CoNLL-2003, SQuAD), written as task files under --output/data."""
+"""Seeded slices of real data, written as task files under --output/data: from ../shared/data beside the checkout
+(SST-2, CoNLL-2003, SQuAD: `SLICES`) or, without it, from the slices shipped in the package (NSMC, KLUE-NER, SQuAD:
+`SHIPPED_SLICES`, made by benchmarks/make_demo_slices.py; licences in bertkit/samples/PROVENANCE.md)."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +10,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bertkit.demo.plan import TASKS, TaskSize
+from bertkit.demo.plan import SHIPPED, TASKS, TaskSize
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"])")
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
 
 
 def write_sentiment_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
@@ -28,10 +37,7 @@ def write_sentiment_slice(data: Path, folder: Path, size: TaskSize, seed: int) -
     dev = rng.sample(dev, min(size.eval, len(dev)))
     paths = folder / "sentiment_train.tsv", folder / "sentiment_dev.tsv"
     for path, part in zip(paths, (train, dev)):
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(["text", "label"])
-            writer.writerows(part)
+        write_tsv(path, part)
     return *paths, (f"{len(train)} SST-2 training sentences of 6+ words and {len(dev)} SST-2 dev sentences, seeded "
                     f"samples from {data / 'en-sentiment-sst2'}")
 
@@ -99,8 +105,80 @@ def write_qa_slice(data: Path, folder: Path, size: TaskSize, seed: int) -> tuple
 
 
 SLICES = {"sentiment": write_sentiment_slice, "ner": write_ner_slice, "qa": write_qa_slice}
+
+
+def write_shipped_sentiment(folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """NSMC (Korean movie reviews, CC0): seeded samples of the shipped training and held-out reviews."""
+    from bertkit.files import open_text
+
+    rng = random.Random(seed)
+
+    def reviews(name: str, n: int) -> list[tuple[str, str]]:
+        with open_text(SHIPPED / name) as f:
+            rows = [(r["text"], r["label"]) for r in csv.DictReader(f, delimiter="\t")]
+        return rng.sample(rows, min(n, len(rows)))
+
+    train, dev = reviews("nsmc_train.tsv.xz", size.train), reviews("nsmc_heldout.tsv.xz", size.eval)
+    paths = folder / "sentiment_train.tsv", folder / "sentiment_dev.tsv"
+    for path, part in zip(paths, (train, dev)):
+        write_tsv(path, part)
+    return *paths, (f"{len(train)} NSMC training reviews and {len(dev)} held-out ones (Korean movie reviews of other "
+                    f"movies; seeded samples) from the slices shipped in {SHIPPED}")
+
+
+def klue_sentences(path: Path) -> list[list[str]]:
+    """The sentences of a KLUE-NER file, each as its lines: the `## id<TAB>marked sentence` comment, then one
+    `character<TAB>tag` line per character, spaces left out (a space has no word piece, so it could not carry the
+    I- tag of an entity that spans it)."""
+    from bertkit.files import open_text
+
+    with open_text(path) as f:
+        blocks = f.read().split("\n\n")
+    return [[line for line in block.split("\n") if line and not line.startswith(" \t")]
+            for block in blocks if block.strip()]
+
+
+def write_shipped_ner(folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """KLUE-NER v1.1 (Korean, CC BY-SA 4.0): seeded samples of the shipped sentences, one character per line."""
+    rng = random.Random(seed)
+    parts = [rng.sample(sentences, min(n, len(sentences))) for sentences, n in (
+        (klue_sentences(SHIPPED / "klue_ner_train.tsv.xz"), size.train),
+        (klue_sentences(SHIPPED / "klue_ner_heldout.tsv.xz"), size.eval))]
+    paths = folder / "ner_train.conll", folder / "ner_dev.conll"
+    for path, part in zip(paths, parts):
+        path.write_text("\n\n".join("\n".join(lines) for lines in part) + "\n", encoding="utf-8")
+    return *paths, (f"{len(parts[0])} KLUE-NER training sentences and {len(parts[1])} from its dev set (Korean; one "
+                    f"character per line, tags PS person, LC location, OG organization, DT date, TI time, QT "
+                    f"quantity; seeded samples) from the slices shipped in {SHIPPED}")
+
+
+def write_shipped_qa(folder: Path, size: TaskSize, seed: int) -> tuple[Path, Path, str]:
+    """SQuAD v1.1 (CC BY-SA 4.0): seeded samples of the shipped questions; the held-out ones come from other
+    articles (the contexts are already cut to the answer's sentence and its neighbours)."""
+    from bertkit.files import open_text
+
+    rng = random.Random(seed)
+    parts = []
+    for name, n in (("squad_train.json.xz", size.train), ("squad_heldout.json.xz", size.eval)):
+        with open_text(SHIPPED / name) as f:
+            articles = json.load(f)["data"]
+        questions = [(a["title"], p) for a in articles for p in a["paragraphs"]]  # one question per paragraph
+        picked: dict[str, list] = {}
+        for title, paragraph in rng.sample(questions, min(n, len(questions))):
+            picked.setdefault(title, []).append(paragraph)
+        parts.append(({"version": "1.1", "data": [{"title": t, "paragraphs": p} for t, p in picked.items()]},
+                      sum(len(p) for p in picked.values())))
+    paths = folder / "qa_train.json", folder / "qa_dev.json"
+    for path, (squad, _) in zip(paths, parts):
+        path.write_text(json.dumps(squad, ensure_ascii=False, indent=1), encoding="utf-8")
+    return *paths, (f"{parts[0][1]} SQuAD v1.1 training questions and {parts[1][1]} held-out ones (other articles; "
+                    f"seeded samples) from the slices shipped in {SHIPPED}, each context cut to the answer's sentence "
+                    "and the sentences either side")
+
+
+SHIPPED_SLICES = {"sentiment": write_shipped_sentiment, "ner": write_shipped_ner, "qa": write_shipped_qa}
 BUNDLED = {"sentiment": (TASKS / "sentiment_train.tsv", TASKS / "sentiment_dev.tsv",
-                         "the bundled sample: 44 training and 16 evaluation SST-2 sentences"),
+                         "the bundled sample: 44 training and 16 evaluation sentences written by hand"),
            "ner": (TASKS / "ner_train.conll", TASKS / "ner_dev.conll",
                    "the bundled sample: 18 training and 6 evaluation sentences written by hand"),
            "qa": (TASKS / "qa_train.json", TASKS / "qa_dev.json",

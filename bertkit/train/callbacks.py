@@ -92,26 +92,3 @@ class EarlyStoppingCallback(TrainerCallback):
         else:
             self.bad_evaluations += 1
             control.should_training_stop = self.bad_evaluations >= self.patience
-
-
-class ConsoleTable:
-    """The small table HF prints during training: Epoch | Training Loss | Validation Loss | metrics, under the
-    progress bar (written through it, so the bar stays whole)."""
-
-    def __init__(self) -> None:
-        self.columns: list[str] | None = None
-
-    def row(self, progress: Any, state: TrainerState, args: Any, train: dict | None,
-            evaluation: dict | None) -> None:
-        by_epoch = (args.eval_strategy if evaluation is not None else args.logging_strategy) == "epoch"
-        cells = {("Epoch" if by_epoch else "Step"): round(state.epoch) if by_epoch else state.global_step,
-                 "Training Loss": f"{train['loss']:.6f}" if train else "No log"}
-        if evaluation is not None:
-            for key, value in evaluation.items():
-                if key.startswith("eval_") and not key.endswith(("_runtime", "_per_second")):
-                    name = "Validation Loss" if key == "eval_loss" else key[5:].replace("_", " ").title()
-                    cells[name] = f"{value:.6f}" if isinstance(value, float) else value
-        if self.columns is None:
-            self.columns = list(cells)
-            progress.write("\t".join(self.columns))
-        progress.write("\t".join(str(cells.get(c, "")) for c in self.columns))

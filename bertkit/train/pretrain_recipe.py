@@ -43,6 +43,7 @@ from bertkit.model.inference import PRECISIONS, autocast, resolve_precision
 from bertkit.tokenizer import BertTokenizer
 from bertkit.train import distributed as dist_utils
 from bertkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from bertkit.train.console import pretrain_lines
 from bertkit.train.metrics_log import MetricsLogger
 from bertkit.train.optim import OPTIMIZERS, build_optimizer, linear_warmup_decay, optimizer_step
 
@@ -360,6 +361,7 @@ def _pretrain(config: PretrainConfig, ctx: dist_utils.DistContext) -> Path:
                dynamic_ncols=True)
     window: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
+    print_rows, print_evaluations = pretrain_lines()  # the console's mode (train/console.py)
     while step < config.max_steps:
         micro = []
         for _ in range(config.grad_accum):
@@ -379,11 +381,13 @@ def _pretrain(config: PretrainConfig, ctx: dist_utils.DistContext) -> Path:
             row.update(lr=lr, epoch=epoch)
             logger.log(step=step, split="train", **row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", mlm_acc=f"{row['mlm_acc']:.3f}")
+            if print_rows and ctx.is_main:
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
             window, window_start, window_steps = {}, time.perf_counter(), 0
         if eval_loader is not None and (step % config.eval_every == 0 or step == config.max_steps):
             metrics = evaluate(objective, eval_loader, device, precision)
             logger.log(step=step, split="eval", **metrics)
-            if ctx.is_main:
+            if ctx.is_main and print_evaluations:
                 bar.write(f"step {step}: " + ", ".join(f"eval {k} {v:.4f}" for k, v in metrics.items()))
         if step % config.save_every == 0 or step == config.max_steps:
             extra = {"epoch": epoch, "consumed": consumed}

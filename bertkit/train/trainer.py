@@ -53,7 +53,6 @@ from bertkit.train import data_parallel
 from bertkit.train import distributed as dist_utils
 from bertkit.train.arguments import NO_EFFECT, TrainingArguments, set_seed
 from bertkit.train.callbacks import (
-    ConsoleTable,
     EvalPrediction,
     PredictionOutput,
     TrainerCallback,
@@ -62,6 +61,7 @@ from bertkit.train.callbacks import (
     TrainOutput,
 )
 from bertkit.train.checkpoint import checkpoint_name, load_checkpoint, load_model_weights, prune_checkpoints, resume_path, save_checkpoint
+from bertkit.train.console import TrainerConsole
 from bertkit.train.hf_trainer_files import hf_trainer_state, resumed_state
 from bertkit.train.losses import label_smoothed_loss, loss_of
 from bertkit.train.metrics_log import MetricsLogger
@@ -148,7 +148,7 @@ class Trainer:
         self._tokens_per_row: float | None = None  # token-level labels: mean labelled tokens per training row
         self._logger: MetricsLogger | None = None  # the metrics.jsonl of the run in progress
         self._progress: Any = None  # its progress bar
-        self._table = ConsoleTable()  # the rows printed under it
+        self._table = TrainerConsole()  # the rows printed under it (train/console.py)
         self._step_lr: float | None = None  # the learning rate the last step used
         unset = self.args.bf16 is None and not self.args.fp16  # the device's fast choice (fp16 only when asked)
         self.precision = resolve_precision(None, self.device).replace("fp16", "fp32") if unset else \
@@ -247,7 +247,7 @@ class Trainer:
             raise TypeError(f"Trainer.train() got unexpected argument(s): {', '.join(sorted(kwargs))}")
         run = self._prepare_run(resume_from_checkpoint)
         log_dir = Path(self.args.logging_dir or self.args.output_dir)
-        self._table = ConsoleTable()
+        self._table = TrainerConsole()
         self._training = True
         self._call("on_train_begin")
         run.started = time.perf_counter()
@@ -419,8 +419,7 @@ class Trainer:
         logs["epoch"] = round(self.state.epoch, 4)
         self._progress.set_postfix(loss=f"{logs['loss']:.4f}")
         self.log(logs)
-        if self.args.eval_strategy == "no":
-            self._table.row(self._progress, self.state, self.args, logs, None)
+        self._table.row(self._progress, self.state, self.args, logs, None)  # printed as the console's mode says
 
     def log(self, logs: dict[str, float]) -> None:
         """Append to log_history and metrics.jsonl (HF's Trainer.log)."""
