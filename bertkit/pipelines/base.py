@@ -56,7 +56,7 @@ from bertkit.errors import MissingFileError, UserError
 from bertkit.files import require_folder
 from bertkit.hub import resolve_folder
 from bertkit.model.bert import padding_outputs_unused
-from bertkit.model.inference import as_float32, autocast, is_torch_module, resolve_device, resolve_precision
+from bertkit.model.inference import as_float32, autocast, is_torch_module, resolve_device, resolve_precision, task_precision
 
 # what the model's forward takes from an encoding (which may also carry offsets, overflow maps, ...)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -221,7 +221,8 @@ class Pipeline:
             self.model = loaded
         self.backend = "torch" if is_torch_module(loaded) else "onnxruntime"
         # bf16 autocast where the device runs it natively ("auto", said once); "fp32" opts out
-        self.precision = resolve_precision(precision, self.device) if self.backend == "torch" else "fp32"
+        self.precision = resolve_precision(task_precision(self.task or "", precision), self.device) \
+            if self.backend == "torch" else "fp32"
         self.batch_size = batch_size
         self.check_parameters(params)
         self.default_params = params

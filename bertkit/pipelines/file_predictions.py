@@ -128,7 +128,7 @@ def predict_qa_file(model: Any, tokenizer: Any, source: Path, output: Path, sett
                     top_k: int = 1, **options: Any) -> list:
     """SQuAD JSON -> {id: answer} + answers.nbest.json; {"question", "context"} per JSONL line -> the answer(s)."""
     from bertkit.data.collators import PaddingCollator
-    from bertkit.model.inference import predict
+    from bertkit.model.inference import predict, task_precision
     from bertkit.tasks.qa import postprocess, prepare_features, read_squad
 
     if source.suffix.lower() == ".jsonl":
@@ -151,7 +151,8 @@ def predict_qa_file(model: Any, tokenizer: Any, source: Path, output: Path, sett
     examples = read_squad(source)
     keys = ("max_seq_length", "doc_stride", "max_query_length")
     features = prepare_features(examples, tokenizer, with_positions=False, **{k: settings[k] for k in keys if k in settings})
-    out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size, progress=True)
+    out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size,
+                  precision=task_precision("question-answering"), progress=True)
     answers, nbest = postprocess(examples, features, out["start_logits"], out["end_logits"],
                                  settings.get("n_best_size", 20), settings.get("max_answer_length", 30),
                                  settings.get("version_2_with_negative", False))

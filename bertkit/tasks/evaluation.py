@@ -91,12 +91,13 @@ def evaluate_qa(model: Any, tokenizer: Any, examples: Sequence, max_seq_length: 
                 version_2_with_negative: bool = False, batch_size: int = 64) -> dict[str, Any]:
     """Official SQuAD exact_match and f1 (percent), loss, and the answers (id -> text)."""
     from bertkit.data.collators import PaddingCollator
-    from bertkit.model.inference import predict
+    from bertkit.model.inference import predict, task_precision
     from bertkit.tasks.metrics import squad_metrics
     from bertkit.tasks.qa import gold_answers, postprocess, prepare_features
 
     features = prepare_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
-    out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size)
+    out = predict(model, features, PaddingCollator(tokenizer.pad_token_id), batch_size,
+                  precision=task_precision("question-answering"))
     answers, _ = postprocess(examples, features, out["start_logits"], out["end_logits"], n_best_size,
                              max_answer_length, version_2_with_negative)
     result = squad_metrics(answers, gold_answers(examples))
