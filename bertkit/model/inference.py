@@ -88,7 +88,7 @@ FP32_TASKS = ("question-answering",)
 def task_precision(task: str, precision: str | None = None) -> str | None:
     """The precision a task's predictions run in: the one asked for (argument or BERTKIT_PRECISION), else "auto",
     except for FP32_TASKS, which stay fp32 unless asked."""
-    if precision is None and os.environ.get("BERTKIT_PRECISION", "auto").strip().lower() in ("", "auto"):
+    if precision is None and default_precision() == "auto":  # nothing asked for, here or in the environment
         return "fp32" if task in FP32_TASKS else None
     return precision
 
